@@ -1,0 +1,40 @@
+//! Async Coder's schema, as an ordered list of migrations that run unchanged on SQLite and Postgres.
+//!
+//! Rules for a new migration: add a file `mYYYYMMDD_NNNNNN_what.rs`, append it to
+//! [`Migrator::migrations`], write a `down` that undoes exactly its `up`, and never edit a migration
+//! that has landed. Foreign keys are declared inside `CREATE TABLE` because SQLite cannot add them later.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_accounts;
+mod m20261127_000002_projects_and_files;
+mod m20261127_000003_conversations;
+mod m20261127_000004_usage_and_credentials;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_accounts::Migration),
+            Box::new(m20261127_000002_projects_and_files::Migration),
+            Box::new(m20261127_000003_conversations::Migration),
+            Box::new(m20261127_000004_usage_and_credentials::Migration),
+        ]
+    }
+}
+
+/// Every table the migrations create, in creation order. Tests use it to check up and down.
+pub const TABLES: &[&str] = &[
+    "users",
+    "sessions",
+    "audit_log",
+    "projects",
+    "files",
+    "file_revisions",
+    "conversations",
+    "messages",
+    "api_usage",
+    "provider_credentials",
+];

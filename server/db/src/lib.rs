@@ -1,0 +1,226 @@
+//! Async Coder's persistence layer: the SeaORM entities ([`tables`]), typed ids ([`ids`]) and the
+//! [`Database`] handle the rest of the server goes through. It knows nothing of HTTP or Leptos.
+//!
+//! The same migrations and queries run on SQLite (the embedded default) and on Postgres.
+
+pub mod ids;
+pub mod tables;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
+
+pub use sea_orm;
+
+/// Everything that can go wrong in this crate. The text is for logs, never for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unsupported database URL (expected sqlite://... or postgres://...): {0}")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error("database query failed: {0}")]
+    Query(#[from] sea_orm::DbErr),
+}
+
+/// Which database engine a [`Database`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Connection pool figures, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatistics {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// The database of one Async Coder instance: a connection pool and the queries on it.
+#[derive(Clone, Debug)]
+pub struct Database {
+    connection: DatabaseConnection,
+    backend: Backend,
+    max_connections: u32,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`). For SQLite the folder of
+    /// the file is created when missing. Does not migrate: call [`Database::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let backend = backend_of(url)?;
+        if backend == Backend::Sqlite
+            && let Some(folder) = sqlite_folder(url)
+        {
+            std::fs::create_dir_all(&folder).map_err(|source| Error::CreateFolder {
+                path: folder.clone(),
+                source,
+            })?;
+        }
+        let max_connections = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let connection = sea_orm::Database::connect(options)
+            .await
+            .map_err(Error::Connect)?;
+        if backend == Backend::Sqlite {
+            // Readers do not block the writer, and the writer does not block readers.
+            connection
+                .execute_unprepared("PRAGMA journal_mode = WAL;")
+                .await
+                .map_err(Error::Connect)?;
+        }
+        Ok(Self {
+            connection,
+            backend,
+            max_connections,
+        })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::up(&self.connection, None)
+            .await
+            .map_err(Error::Migrate)
+    }
+
+    /// Names of the migrations applied to this database, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>, Error> {
+        let applied = Migrator::get_applied_migrations(&self.connection)
+            .await
+            .map_err(Error::Migrate)?;
+        Ok(applied
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect())
+    }
+
+    /// Answers `Ok` when the database answers a query.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.connection.ping().await.map_err(Error::Query)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    pub fn pool_statistics(&self) -> PoolStatistics {
+        let (size, idle) = match self.connection.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        PoolStatistics {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max: self.max_connections,
+        }
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(self) -> Result<(), Error> {
+        self.connection.close().await.map_err(Error::Query)
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, Error> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(Error::UnsupportedUrl(format!("{scheme}:...")))
+    }
+}
+
+/// The folder an SQLite URL's file lives in, when it names a file in a folder.
+fn sqlite_folder(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+/// The SQLite URL for the database file inside a data folder.
+pub fn sqlite_url_in(data_directory: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_directory.join("async-coder.db").display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_backends_and_refuses_others() {
+        assert_eq!(backend_of("sqlite://data/a.db?mode=rwc").ok(), Some(Backend::Sqlite));
+        assert_eq!(backend_of("sqlite::memory:").ok(), Some(Backend::Sqlite));
+        assert_eq!(backend_of("postgres://u@h/db").ok(), Some(Backend::Postgres));
+        assert_eq!(backend_of("postgresql://u@h/db").ok(), Some(Backend::Postgres));
+        let error = backend_of("mysql://root:secret@h/db").map(|_| ()).unwrap_err();
+        // The refusal names the scheme but never echoes credentials.
+        assert!(error.to_string().contains("mysql:"));
+        assert!(!error.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn finds_the_sqlite_folder() {
+        assert_eq!(sqlite_folder("sqlite://data/a.db?mode=rwc"), Some(PathBuf::from("data")));
+        assert_eq!(sqlite_folder("sqlite:///var/lib/ac/a.db"), Some(PathBuf::from("/var/lib/ac")));
+        assert_eq!(sqlite_folder("sqlite://a.db"), None);
+        assert_eq!(sqlite_folder("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_url_in(Path::new("/srv/data")),
+            "sqlite:///srv/data/async-coder.db?mode=rwc"
+        );
+    }
+}

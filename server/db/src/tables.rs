@@ -1,0 +1,13 @@
+//! SeaORM entities, one module per table. Entities stay inside the server: only `app::types`
+//! crosses the wire.
+
+pub mod api_usage;
+pub mod audit_log;
+pub mod conversations;
+pub mod file_revisions;
+pub mod files;
+pub mod messages;
+pub mod projects;
+pub mod provider_credentials;
+pub mod sessions;
+pub mod users;
