@@ -1,0 +1,87 @@
+//! Async Coder's user interface, its server functions and the wire types both sides share.
+//!
+//! Compiled twice: with feature `ssr` into the server (rendering pages, running server functions)
+//! and with feature `hydrate` into the browser's WebAssembly (making the rendered page live).
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod pages;
+pub mod preferences;
+pub mod types;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::StaticSegment;
+use leptos_router::components::{Route, Router, Routes};
+
+use crate::components::{ToastRegion, provide_toaster};
+use crate::pages::{ErrorPage, LandingPage, NotFoundPage, SettingsPage};
+
+/// The HTML document around the app, rendered on the server only. The theme and font size come
+/// from the request's cookies, so the first paint is already right (no flash of the wrong theme).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    let preferences = api::settings::preferences_of_request();
+    #[cfg(not(feature = "ssr"))]
+    let preferences = types::Preferences::default();
+    view! {
+        <!DOCTYPE html>
+        <html
+            lang="en"
+            data-theme=preferences.theme.as_str()
+            data-editor-font-size=preferences.editor_font_size.to_string()
+            style=format!("--editor-font-size: {}px", preferences.editor_font_size)
+        >
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <meta name="theme-color" content="#4f46e5"/>
+                <link rel="manifest" href="/manifest.webmanifest"/>
+                <link rel="icon" href="/icons/icon.svg" type="image/svg+xml"/>
+                <link rel="icon" href="/favicon.ico" sizes="32x32"/>
+                <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
+                <script src="/sw-register.js" defer></script>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: providers, routes and the toast region.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_toaster();
+    preferences::provide_preferences();
+    // Effects run only in the browser, after hydration: the end-to-end tests wait for this mark.
+    Effect::new(move |_| {
+        if let Some(root) = document().document_element()
+            && let Err(error) = root.set_attribute("data-hydrated", "true")
+        {
+            leptos::logging::error!("could not mark the page hydrated: {error:?}");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/async-coder.css"/>
+        <Title text="Async Coder"/>
+        <Router>
+            <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
+                <Routes fallback=|| view! { <NotFoundPage/> }>
+                    <Route path=StaticSegment("") view=LandingPage/>
+                    <Route path=StaticSegment("settings") view=SettingsPage/>
+                </Routes>
+            </ErrorBoundary>
+        </Router>
+        <ToastRegion/>
+    }
+}

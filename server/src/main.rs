@@ -1,1 +1,94 @@
-fn main(){}
+//! `server`: runs Async Coder. See `server --help` for every option.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use server::config::{Config, LogFormat};
+use server::{AppState, Metrics};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let started = Instant::now();
+    let config = Config::parse();
+    init_logging(config.log_format);
+    match run(config, started).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
+    let leptos_options = config.leptos_options()?;
+    let database_url = config.database_url();
+    let database = db::Database::connect(&database_url).await?;
+    database.migrate().await?;
+    tracing::info!(
+        backend = database.backend().name(),
+        migrations = database.applied_migrations().await?.len(),
+        "database ready"
+    );
+
+    let address = leptos_options.site_addr;
+    let state = AppState {
+        leptos_options,
+        database: database.clone(),
+        metrics: Metrics::install(),
+    };
+    let router = server::router(state);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+    tracing::info!(
+        "listening on http://{address} (started in {} ms)",
+        started.elapsed().as_millis()
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    database.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before the process ends.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

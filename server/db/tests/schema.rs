@@ -1,6 +1,8 @@
 //! The schema on both databases: every migration up and down, and every entity written and read
 //! back, so that entities and migrations cannot drift apart.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use chrono::{SubsecRound, Utc};
 use db::ids::*;
 use db::sea_orm::{

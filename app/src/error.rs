@@ -1,0 +1,109 @@
+//! The one error type of the app's server functions and pages. What it displays is safe to show a
+//! person: internal failures carry only a reference, and their details go to the server's log.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// The request was understood but its content is wrong; the text says what to change.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Please sign in to continue.")]
+    Unauthorized,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    #[error("That page or item does not exist.")]
+    NotFound,
+    #[error("Too many requests; wait a moment and try again.")]
+    RateLimited,
+    /// Something failed on the server. Only the reference reaches the browser.
+    #[error("Something went wrong on our side. If it keeps happening, report reference {reference}.")]
+    Internal { reference: String },
+    /// The browser could not reach the server, or could not read its answer.
+    #[error("Could not reach the server; check your connection and try again.")]
+    Unreachable,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Unreachable => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Logs `error` in full under a fresh reference and returns an error that shows only the
+    /// reference.
+    #[cfg(feature = "ssr")]
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        tracing::error!(%reference, %error, "internal error");
+        AppError::Internal { reference }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(detail) => {
+                AppError::BadRequest(format!("The request's fields could not be read: {detail}"))
+            }
+            ServerFnErrorErr::MissingArg(name) => {
+                AppError::BadRequest(format!("The request is missing the field \"{name}\"."))
+            }
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Deserialization(_) => {
+                AppError::Unreachable
+            }
+            #[cfg(feature = "ssr")]
+            other => AppError::internal(other),
+            #[cfg(not(feature = "ssr"))]
+            _ => AppError::Internal { reference: "in the browser".into() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_the_kind_of_error() {
+        assert_eq!(AppError::BadRequest("x".into()).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
+        assert_eq!(AppError::Unauthorized.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            AppError::Internal { reference: "r".into() }.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn internal_errors_show_a_reference_and_never_the_detail() {
+        let error = AppError::internal("connection to 10.0.0.7:5432 refused; password=hunter2");
+        let shown = error.to_string();
+        assert!(!shown.contains("10.0.0.7") && !shown.contains("hunter2"), "{shown}");
+        let AppError::Internal { reference } = &error else {
+            panic!("expected an internal error");
+        };
+        assert_eq!(reference.len(), 12);
+        assert!(shown.contains(reference.as_str()));
+        let serialized = serde_json::to_string(&error).unwrap();
+        assert!(!serialized.contains("hunter2"));
+
+        let from_server_fn = AppError::from_server_fn_error(ServerFnErrorErr::ServerError(
+            "disk /var/lib/secret full".into(),
+        ));
+        assert!(!from_server_fn.to_string().contains("/var/lib/secret"));
+    }
+}

@@ -1,0 +1,11 @@
+//! One module per route.
+
+mod error;
+mod landing;
+mod not_found;
+mod settings;
+
+pub use error::ErrorPage;
+pub use landing::LandingPage;
+pub use not_found::NotFoundPage;
+pub use settings::SettingsPage;

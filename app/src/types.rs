@@ -1,0 +1,175 @@
+//! Wire types: the only data that crosses between server and browser.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The colour scheme a person chose. `System` follows the operating system's setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    Light,
+    Dark,
+    #[default]
+    System,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::Light, Theme::Dark, Theme::System];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+            Theme::System => "system",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::Light => "Light",
+            Theme::Dark => "Dark",
+            Theme::System => "System",
+        }
+    }
+
+    /// The theme the header's toggle switches to next.
+    pub fn next(self) -> Theme {
+        match self {
+            Theme::Light => Theme::Dark,
+            Theme::Dark => Theme::System,
+            Theme::System => Theme::Light,
+        }
+    }
+}
+
+impl fmt::Display for Theme {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Unknown theme \"{0}\": choose light, dark or system.")]
+pub struct UnknownTheme(pub String);
+
+impl FromStr for Theme {
+    type Err = UnknownTheme;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "light" => Ok(Theme::Light),
+            "dark" => Ok(Theme::Dark),
+            "system" => Ok(Theme::System),
+            other => Err(UnknownTheme(other.chars().take(40).collect())),
+        }
+    }
+}
+
+/// The smallest and largest editor font sizes offered, in CSS pixels.
+pub const EDITOR_FONT_SIZES: std::ops::RangeInclusive<u8> = 10..=24;
+pub const DEFAULT_EDITOR_FONT_SIZE: u8 = 14;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidFontSize {
+    #[error("Enter the font size as a whole number of pixels.")]
+    NotANumber,
+    #[error("The font size must be between 10 and 24 pixels.")]
+    OutOfRange,
+}
+
+/// Parses an editor font size typed by a person.
+pub fn parse_editor_font_size(text: &str) -> Result<u8, InvalidFontSize> {
+    let size: u32 = text.trim().parse().map_err(|_| InvalidFontSize::NotANumber)?;
+    u8::try_from(size)
+        .ok()
+        .filter(|size| EDITOR_FONT_SIZES.contains(size))
+        .ok_or(InvalidFontSize::OutOfRange)
+}
+
+/// A visitor's display preferences. Kept in cookies so that the server renders the page in the
+/// right theme on the first byte (no flash), signed in or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub theme: Theme,
+    pub editor_font_size: u8,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            theme: Theme::System,
+            editor_font_size: DEFAULT_EDITOR_FONT_SIZE,
+        }
+    }
+}
+
+pub const THEME_COOKIE: &str = "theme";
+pub const EDITOR_FONT_SIZE_COOKIE: &str = "editor_font_size";
+
+impl Preferences {
+    /// Reads the preferences from a `Cookie` request header; anything missing or invalid falls
+    /// back to its default.
+    pub fn from_cookie_header(header: &str) -> Self {
+        let mut preferences = Self::default();
+        for pair in header.split(';') {
+            let Some((name, value)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            match name {
+                THEME_COOKIE => {
+                    if let Ok(theme) = value.parse() {
+                        preferences.theme = theme;
+                    }
+                }
+                EDITOR_FONT_SIZE_COOKIE => {
+                    if let Ok(size) = parse_editor_font_size(value) {
+                        preferences.editor_font_size = size;
+                    }
+                }
+                _ => {}
+            }
+        }
+        preferences
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn themes_parse_and_print() {
+        for theme in Theme::ALL {
+            assert_eq!(theme.as_str().parse::<Theme>(), Ok(theme));
+        }
+        let error = "purple".parse::<Theme>().unwrap_err();
+        assert_eq!(error.to_string(), "Unknown theme \"purple\": choose light, dark or system.");
+        assert_eq!(Theme::Light.next().next().next(), Theme::Light);
+    }
+
+    #[test]
+    fn font_sizes_are_checked() {
+        assert_eq!(parse_editor_font_size(" 16 "), Ok(16));
+        assert_eq!(parse_editor_font_size("10"), Ok(10));
+        assert_eq!(parse_editor_font_size("24"), Ok(24));
+        assert_eq!(parse_editor_font_size("9"), Err(InvalidFontSize::OutOfRange));
+        assert_eq!(parse_editor_font_size("300"), Err(InvalidFontSize::OutOfRange));
+        assert_eq!(parse_editor_font_size("12px"), Err(InvalidFontSize::NotANumber));
+        assert_eq!(parse_editor_font_size(""), Err(InvalidFontSize::NotANumber));
+    }
+
+    #[test]
+    fn preferences_come_from_cookies_and_ignore_garbage() {
+        assert_eq!(Preferences::from_cookie_header(""), Preferences::default());
+        assert_eq!(
+            Preferences::from_cookie_header("a=b; theme=dark; editor_font_size=18"),
+            Preferences { theme: Theme::Dark, editor_font_size: 18 }
+        );
+        assert_eq!(
+            Preferences::from_cookie_header("theme=<script>; editor_font_size=99; junk"),
+            Preferences::default()
+        );
+    }
+}

@@ -1,0 +1,47 @@
+// Playwright runs against the release server, started on a free port with a fresh database by
+// scripts/test (E2E_PORT, E2E_DATA_DIR, E2E_SERVER_BIN), in Debian's Chromium.
+import { defineConfig } from "@playwright/test";
+import path from "node:path";
+
+const port = Number(process.env.E2E_PORT || 3100);
+const root = path.resolve(__dirname, "..");
+const serverBin = process.env.E2E_SERVER_BIN || path.join(root, "target/release/server");
+const dataDir = process.env.E2E_DATA_DIR || path.join(root, "target/e2e-data");
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [["list"]],
+  outputDir: path.join(root, "target/e2e-results"),
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    trace: "retain-on-failure",
+    screenshot: "only-on-failure",
+    launchOptions: {
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  webServer: {
+    command: `"${serverBin}" --site-addr 127.0.0.1:${port} --data-dir "${dataDir}"`,
+    cwd: root,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 30_000,
+    stdout: "ignore",
+    stderr: "pipe",
+  },
+});

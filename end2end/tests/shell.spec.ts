@@ -1,0 +1,87 @@
+import { test, expect, hydrated } from "./fixtures";
+
+test("the landing page's text is in the server's HTML, before any script runs", async ({ request, browser }) => {
+  const response = await request.get("/");
+  expect(response.status()).toBe(200);
+  const html = await response.text();
+  expect(html).toContain("Your AI coding workspace, on your own server.");
+  expect(html).toContain("Seven ways to work with AI");
+  expect(html).toContain('data-theme="system"');
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto("/");
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Your AI coding workspace, on your own server.");
+  await expect(page.getByText("Async", { exact: true })).toBeVisible();
+  await context.close();
+});
+
+test("the page hydrates: the theme toggle changes the page and survives a reload", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  const html = page.locator("html");
+  await expect(html).toHaveAttribute("data-theme", "system");
+
+  const toggle = page.locator("#theme-toggle");
+  await toggle.click();
+  await expect(html).toHaveAttribute("data-theme", "light");
+  await toggle.click();
+  await expect(html).toHaveAttribute("data-theme", "dark");
+  const darkBackground = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  expect(darkBackground).toBe("rgb(11, 17, 32)");
+
+  // The server renders the saved theme itself: right from the first byte, no flash.
+  await expect
+    .poll(async () => (await page.context().cookies()).find((cookie) => cookie.name === "theme")?.value)
+    .toBe("dark");
+  const response = await page.reload();
+  expect(await response!.text()).toContain('data-theme="dark"');
+  await expect(html).toHaveAttribute("data-theme", "dark");
+  await hydrated(page);
+  await expect(toggle).toHaveAttribute("data-theme-choice", "dark");
+});
+
+test("an unknown address gets the 404 page with status 404", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response!.status()).toBe(404);
+  await expect(page.getByRole("heading", { name: "This page does not exist" })).toBeVisible();
+  await hydrated(page);
+  await page.getByRole("link", { name: "Go to the home page" }).click();
+  await expect(page.getByRole("heading", { level: 1 })).toHaveText("Your AI coding workspace, on your own server.");
+});
+
+test("the app is installable: Chromium's own check finds no errors", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+  });
+  const session = await page.context().newCDPSession(page);
+  const { installabilityErrors } = await session.send("Page.getInstallabilityErrors");
+  expect(installabilityErrors).toEqual([]);
+  const manifest = await session.send("Page.getAppManifest");
+  expect(manifest.errors).toEqual([]);
+});
+
+test("the service worker caches the static shell", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  const cached = await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    const names = await caches.keys();
+    const cache = await caches.open(names.find((name) => name.startsWith("async-coder-shell-"))!);
+    return (await cache.keys()).map((request) => new URL(request.url).pathname).sort();
+  });
+  expect(cached).toEqual(
+    expect.arrayContaining(["/", "/pkg/async-coder.css", "/pkg/async-coder.js", "/pkg/async-coder_bg.wasm", "/manifest.webmanifest"]),
+  );
+});
+
+test("health, readiness and metrics answer", async ({ request }) => {
+  expect((await request.get("/healthz")).status()).toBe(200);
+  const ready = await request.get("/readyz");
+  expect(ready.status()).toBe(200);
+  const metrics = await (await request.get("/metrics")).text();
+  expect(metrics).toContain("http_requests_total");
+  expect(metrics).toContain('db_pool_connections{backend="sqlite"}');
+});

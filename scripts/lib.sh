@@ -1,0 +1,61 @@
+# Shared set-up for scripts/run and scripts/test: installs what is missing, says what it does.
+# Sourced, not run. Everything here is idempotent: a second run installs nothing.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CARGO_LEPTOS_VERSION=0.3.10
+WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen crate pinned in Cargo.toml
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+
+say() { printf '\033[1;34m==>\033[0m \033[1m%s\033[0m\n' "$*" >&2; }
+warn() { printf '\033[1;33m!!!\033[0m \033[1m%s\033[0m\n' "$*" >&2; }
+die() { printf '\033[1;31mxxx\033[0m \033[1m%s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_rust_tools() {
+  command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup first (https://rustup.rs)."
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "Adding the Rust target wasm32-unknown-unknown (for the browser half of the app)"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
+    say "Installing cargo-leptos $CARGO_LEPTOS_VERSION (once; about 15 minutes on 2 cores)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    # Without --locked: its lockfile pins a crate version the registry no longer offers.
+    say "Installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (once; about 2 minutes)"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
+ensure_node_packages() {
+  if ! command -v npm >/dev/null; then
+    say "Installing Node.js and npm from Debian"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+  fi
+  if [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ] || [ ! -x "$ROOT/node_modules/.bin/playwright" ] \
+    || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+    say "Installing node packages (binaryen's wasm-opt, Playwright, Monaco)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund)
+  fi
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "Installing Debian's Chromium (for the browser tests)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  fi
+}
+
+build_release() {
+  say "Building the release server and WebAssembly bundle (cargo leptos build --release)"
+  (cd "$ROOT" && cargo leptos build --release)
+}

@@ -1,0 +1,134 @@
+//! Command-line flags, each with an environment variable as fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use leptos::config::LeptosOptions;
+
+/// Defaults for the site when no Leptos.toml is found next to the server.
+const EMBEDDED_LEPTOS_TOML: &str = include_str!("../../Leptos.toml");
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "server",
+    version,
+    about = "Async Coder: a self-hostable, multi-user AI coding workspace in the browser.",
+    after_help = "Log verbosity follows RUST_LOG (for example RUST_LOG=debug or RUST_LOG=server=debug,info)."
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", value_name = "ADDRESS:PORT")]
+    pub site_addr: Option<SocketAddr>,
+
+    /// Folder of the built site (pkg/ with the WebAssembly, the stylesheet and public assets).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", value_name = "FOLDER")]
+    pub site_root: Option<String>,
+
+    /// Leptos site configuration; missing file means built-in defaults.
+    #[arg(long, env = "ASYNC_CODER_LEPTOS_CONFIG", default_value = "Leptos.toml", value_name = "FILE")]
+    pub leptos_config: PathBuf,
+
+    /// Folder for the embedded database and other local state; created on first start.
+    #[arg(long, env = "ASYNC_CODER_DATA_DIR", default_value = "data", value_name = "FOLDER")]
+    pub data_dir: PathBuf,
+
+    /// Database to use: `sqlite://path/file.db?mode=rwc` or `postgres://user:password@host:5432/name`.
+    /// Defaults to an SQLite file in the data folder.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log line format.
+    #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the Leptos configuration {path}: {message}")]
+    Leptos { path: PathBuf, message: String },
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| db::sqlite_url_in(&self.data_dir))
+    }
+
+    /// The site options: the Leptos.toml file (or the built-in defaults when it is missing),
+    /// overridden by `LEPTOS_*` environment variables, overridden by flags.
+    pub fn leptos_options(&self) -> Result<LeptosOptions, ConfigError> {
+        let text = match std::fs::read_to_string(&self.leptos_config) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                EMBEDDED_LEPTOS_TOML.to_owned()
+            }
+            Err(error) => {
+                return Err(ConfigError::Leptos {
+                    path: self.leptos_config.clone(),
+                    message: error.to_string(),
+                });
+            }
+        };
+        let mut options = leptos::config::get_config_from_str(&text).map_err(|error| {
+            ConfigError::Leptos {
+                path: self.leptos_config.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        if let Some(site_addr) = self.site_addr {
+            options.site_addr = site_addr;
+        }
+        if let Some(site_root) = &self.site_root {
+            options.site_root = site_root.as_str().into();
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_is_documented_and_parses() {
+        let config = Config::try_parse_from([
+            "server",
+            "--site-addr",
+            "127.0.0.1:4000",
+            "--site-root",
+            "/srv/site",
+            "--data-dir",
+            "/srv/data",
+            "--log-format",
+            "json",
+            "--leptos-config",
+            "/nonexistent/Leptos.toml",
+        ])
+        .unwrap();
+        assert_eq!(config.database_url(), "sqlite:///srv/data/async-coder.db?mode=rwc");
+        assert_eq!(config.log_format, LogFormat::Json);
+        let options = config.leptos_options().unwrap();
+        assert_eq!(options.site_addr.to_string(), "127.0.0.1:4000");
+        assert_eq!(&*options.site_root, "/srv/site");
+        assert_eq!(&*options.output_name, "async-coder");
+        assert_eq!(&*options.site_pkg_dir, "pkg");
+    }
+
+    #[test]
+    fn a_bad_flag_is_a_clear_error() {
+        let error = Config::try_parse_from(["server", "--site-addr", "not-an-address"]).unwrap_err();
+        assert!(error.to_string().contains("--site-addr"), "{error}");
+        let error = Config::try_parse_from(["server", "--log-format", "xml"]).unwrap_err();
+        assert!(error.to_string().contains("text") && error.to_string().contains("json"), "{error}");
+    }
+}

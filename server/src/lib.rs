@@ -1,0 +1,48 @@
+//! The Async Coder server: the axum router around the Leptos app, health and metrics endpoints,
+//! and the layers every response goes through. The binary (`main.rs`) adds configuration,
+//! logging, the database and graceful shutdown.
+
+#![recursion_limit = "256"]
+
+pub mod config;
+mod health;
+mod http_layers;
+mod metrics;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use leptos::config::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+pub use crate::metrics::Metrics;
+
+/// What every request handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub database: db::Database,
+    pub metrics: Metrics,
+}
+
+/// The whole HTTP surface: Leptos pages and server functions, static files, `/healthz`,
+/// `/readyz`, `/metrics`, wrapped in the common layers.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with extra routes merged in before the common layers (tests use it to check that
+/// the layers also guard routes added later).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let routes = generate_route_list(app::App);
+    let leptos_options = state.leptos_options.clone();
+    let router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .merge(extra)
+        .leptos_routes(&state, routes, move || app::shell(leptos_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state.clone());
+    http_layers::apply(router, state.metrics)
+}
