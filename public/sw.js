@@ -11,7 +11,7 @@ const SHELL = [
   "/",
   "/pkg/async-coder.css",
   "/pkg/async-coder.js",
-  "/pkg/async-coder_bg.wasm",
+  "/pkg/async-coder.wasm",
   "/manifest.webmanifest",
   "/icons/icon.svg",
   "/icons/icon-192.png",

@@ -23,7 +23,7 @@ function sizes(file) {
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const budget = 200 * 1024;
 let total = { raw: 0, gzip: 0, brotli: 0 };
-for (const name of ["async-coder_bg.wasm", "async-coder.js", "async-coder.css"]) {
+for (const name of ["async-coder.wasm", "async-coder.js", "async-coder.css"]) {
   const s = sizes(join(pkg, name));
   total = { raw: total.raw + s.raw, gzip: total.gzip + s.gzip, brotli: total.brotli + s.brotli };
   console.log(`${name.padEnd(22)} raw ${kb(s.raw).padStart(10)}  gzip ${kb(s.gzip).padStart(10)}  brotli ${kb(s.brotli).padStart(10)}`);

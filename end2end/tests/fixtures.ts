@@ -1,22 +1,31 @@
-// Every test fails if the page logs a console error or throws.
+// Every test fails if the page logs a console error or throws, unless the test said it expects
+// that exact error (see `allowConsoleError`).
 import { test as base, expect, Page } from "@playwright/test";
 
-export const test = base.extend<{ consoleErrors: string[] }>({
-  consoleErrors: [
+type ConsoleWatch = { errors: string[]; allowed: RegExp[] };
+
+export const test = base.extend<{ console: ConsoleWatch }>({
+  console: [
     async ({ page }, use) => {
-      const errors: string[] = [];
+      const watch: ConsoleWatch = { errors: [], allowed: [] };
       page.on("console", (message) => {
-        if (message.type() === "error") errors.push(message.text());
+        if (message.type() === "error") watch.errors.push(`${message.text()} (${message.location().url})`);
       });
-      page.on("pageerror", (error) => errors.push(error.message));
-      await use(errors);
-      expect(errors, "console errors").toEqual([]);
+      page.on("pageerror", (error) => watch.errors.push(error.message));
+      await use(watch);
+      const unexpected = watch.errors.filter((error) => !watch.allowed.some((pattern) => pattern.test(error)));
+      expect(unexpected, "console errors").toEqual([]);
     },
     { auto: true },
   ],
 });
 
 export { expect };
+
+/** Declares a console error the test provokes on purpose (such as the browser's note on a 404). */
+export function allowConsoleError(watch: ConsoleWatch, pattern: RegExp) {
+  watch.allowed.push(pattern);
+}
 
 /** Waits until the WebAssembly app has hydrated the server-rendered page. */
 export async function hydrated(page: Page) {

@@ -6,17 +6,17 @@ test.beforeEach(async ({ page }) => {
 });
 
 test("the theme select applies at once, says so, and is remembered", async ({ page }) => {
-  const select = page.getByLabel("Theme");
+  const select = page.getByRole("combobox", { name: "Theme" });
   await expect(select).toHaveValue("system");
   await select.selectOption("dark");
   await expect(page.locator("html")).toHaveAttribute("data-theme", "dark");
   await expect(page.getByRole("status").filter({ hasText: "Theme set to Dark." })).toBeVisible();
   await page.reload();
-  await expect(page.getByLabel("Theme")).toHaveValue("dark");
+  await expect(page.getByRole("combobox", { name: "Theme" })).toHaveValue("dark");
 });
 
 test("the select works from the keyboard", async ({ page }) => {
-  const select = page.getByLabel("Theme");
+  const select = page.getByRole("combobox", { name: "Theme" });
   await select.focus();
   await expect(select).toBeFocused();
   // Options are light, dark, system; the current one is system, the last.
@@ -68,7 +68,7 @@ test("the reset dialog traps focus, closes on Escape and gives focus back", asyn
 });
 
 test("reset goes back to the defaults after confirmation", async ({ page }) => {
-  await page.getByLabel("Theme").selectOption("light");
+  await page.getByRole("combobox", { name: "Theme" }).selectOption("light");
   await expect(page.locator("html")).toHaveAttribute("data-theme", "light");
   await page.getByRole("button", { name: "Reset preferences…" }).click();
   const dialog = page.getByRole("dialog", { name: "Reset preferences?" });

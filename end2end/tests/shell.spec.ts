@@ -1,4 +1,8 @@
-import { test, expect, hydrated } from "./fixtures";
+import { chromium } from "@playwright/test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test, expect, hydrated, allowConsoleError } from "./fixtures";
 
 test("the landing page's text is in the server's HTML, before any script runs", async ({ request, browser }) => {
   const response = await request.get("/");
@@ -41,7 +45,9 @@ test("the page hydrates: the theme toggle changes the page and survives a reload
   await expect(toggle).toHaveAttribute("data-theme-choice", "dark");
 });
 
-test("an unknown address gets the 404 page with status 404", async ({ page }) => {
+test("an unknown address gets the 404 page with status 404", async ({ page, console }) => {
+  // Chromium logs the document's own 404 status as a console error.
+  allowConsoleError(console, /status of 404 \(Not Found\) \(http:\/\/[^/]+\/no\/such\/page\)$/);
   const response = await page.goto("/no/such/page");
   expect(response!.status()).toBe(404);
   await expect(page.getByRole("heading", { name: "This page does not exist" })).toBeVisible();
@@ -50,17 +56,38 @@ test("an unknown address gets the 404 page with status 404", async ({ page }) =>
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Your AI coding workspace, on your own server.");
 });
 
-test("the app is installable: Chromium's own check finds no errors", async ({ page }) => {
-  await page.goto("/");
-  await hydrated(page);
-  await page.evaluate(async () => {
-    await navigator.serviceWorker.ready;
+test("the app is installable: Chromium's own check finds no errors", async ({ browserName, baseURL }, testInfo) => {
+  // Installability is never granted in incognito, and every ordinary Playwright context is one:
+  // use a persistent profile, as a person's browser would.
+  const profile = mkdtempSync(path.join(tmpdir(), "async-coder-pwa-"));
+  const launch = testInfo.project.use.launchOptions!;
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: launch.executablePath,
+    args: launch.args,
+    baseURL,
   });
-  const session = await page.context().newCDPSession(page);
-  const { installabilityErrors } = await session.send("Page.getInstallabilityErrors");
-  expect(installabilityErrors).toEqual([]);
-  const manifest = await session.send("Page.getAppManifest");
-  expect(manifest.errors).toEqual([]);
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const errors: string[] = [];
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(message.text());
+    });
+    await page.goto("/");
+    await hydrated(page);
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    const session = await context.newCDPSession(page);
+    const { installabilityErrors } = await session.send("Page.getInstallabilityErrors");
+    expect(installabilityErrors).toEqual([]);
+    const manifest = await session.send("Page.getAppManifest");
+    expect(manifest.errors).toEqual([]);
+    expect(errors).toEqual([]);
+    expect(browserName).toBe("chromium");
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
 });
 
 test("the service worker caches the static shell", async ({ page }) => {
@@ -73,7 +100,7 @@ test("the service worker caches the static shell", async ({ page }) => {
     return (await cache.keys()).map((request) => new URL(request.url).pathname).sort();
   });
   expect(cached).toEqual(
-    expect.arrayContaining(["/", "/pkg/async-coder.css", "/pkg/async-coder.js", "/pkg/async-coder_bg.wasm", "/manifest.webmanifest"]),
+    expect.arrayContaining(["/", "/pkg/async-coder.css", "/pkg/async-coder.js", "/pkg/async-coder.wasm", "/manifest.webmanifest"]),
   );
 });
 

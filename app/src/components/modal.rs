@@ -57,6 +57,34 @@ pub fn Modal(
         }
     };
 
+    // Tab from the last control goes to the first, Shift+Tab from the first to the last: focus
+    // never leaves the dialog (the native one lets it escape to the browser's own controls).
+    let on_keydown = move |event: leptos::ev::KeyboardEvent| {
+        if event.key() != "Tab" {
+            return;
+        }
+        let Some(element) = dialog.get_untracked() else {
+            return;
+        };
+        let focusable = focusable_elements(&element);
+        let (Some(first), Some(last)) = (focusable.first(), focusable.last()) else {
+            return;
+        };
+        let active = document().active_element();
+        let at_edge = if event.shift_key() {
+            active.as_ref() == Some(first.as_ref())
+        } else {
+            active.as_ref() == Some(last.as_ref())
+        };
+        if at_edge {
+            event.prevent_default();
+            let target = if event.shift_key() { last } else { first };
+            if let Err(error) = target.focus() {
+                leptos::logging::error!("could not move focus: {error:?}");
+            }
+        }
+    };
+
     view! {
         <dialog
             node_ref=dialog
@@ -65,6 +93,7 @@ pub fn Modal(
             aria-labelledby=title_id.clone()
             on:close=on_close
             on:click=on_click
+            on:keydown=on_keydown
         >
             <div class="modal-content">
                 <header class="modal-header">
@@ -82,4 +111,18 @@ pub fn Modal(
             </div>
         </dialog>
     }
+}
+
+const FOCUSABLE: &str = "button:not([disabled]), [href], input:not([disabled]), select:not([disabled]), \
+                         textarea:not([disabled]), [tabindex]:not([tabindex=\"-1\"])";
+
+/// The elements inside `container` that Tab can reach, in document order.
+fn focusable_elements(container: &leptos::web_sys::HtmlElement) -> Vec<leptos::web_sys::HtmlElement> {
+    let Ok(nodes) = container.query_selector_all(FOCUSABLE) else {
+        return Vec::new();
+    };
+    (0..nodes.length())
+        .filter_map(|index| nodes.item(index))
+        .filter_map(|node| node.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+        .collect()
 }
