@@ -20,7 +20,9 @@ pub enum AppError {
     #[error("Too many requests; wait a moment and try again.")]
     RateLimited,
     /// Something failed on the server. Only the reference reaches the browser.
-    #[error("Something went wrong on our side. If it keeps happening, report reference {reference}.")]
+    #[error(
+        "Something went wrong on our side. If it keeps happening, report reference {reference}."
+    )]
     Internal { reference: String },
     /// The browser could not reach the server, or could not read its answer.
     #[error("Could not reach the server; check your connection and try again.")]
@@ -67,7 +69,9 @@ impl FromServerFnError for AppError {
             #[cfg(feature = "ssr")]
             other => AppError::internal(other),
             #[cfg(not(feature = "ssr"))]
-            _ => AppError::Internal { reference: "in the browser".into() },
+            _ => AppError::Internal {
+                reference: "in the browser".into(),
+            },
         }
     }
 }
@@ -78,11 +82,17 @@ mod tests {
 
     #[test]
     fn statuses_match_the_kind_of_error() {
-        assert_eq!(AppError::BadRequest("x".into()).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            AppError::BadRequest("x".into()).status(),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
         assert_eq!(AppError::Unauthorized.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
-            AppError::Internal { reference: "r".into() }.status(),
+            AppError::Internal {
+                reference: "r".into()
+            }
+            .status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
@@ -92,7 +102,10 @@ mod tests {
     fn internal_errors_show_a_reference_and_never_the_detail() {
         let error = AppError::internal("connection to 10.0.0.7:5432 refused; password=hunter2");
         let shown = error.to_string();
-        assert!(!shown.contains("10.0.0.7") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("10.0.0.7") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         let AppError::Internal { reference } = &error else {
             panic!("expected an internal error");
         };

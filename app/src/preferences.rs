@@ -53,7 +53,10 @@ fn initial_preferences() -> Preferences {
 fn initial_preferences() -> Preferences {
     let mut preferences = Preferences::default();
     if let Some(root) = document().document_element() {
-        if let Some(theme) = root.get_attribute("data-theme").and_then(|text| text.parse().ok()) {
+        if let Some(theme) = root
+            .get_attribute("data-theme")
+            .and_then(|text| text.parse().ok())
+        {
             preferences.theme = theme;
         }
         if let Some(size) = root
@@ -77,12 +80,18 @@ pub fn choose_theme(theme: Theme, announce: bool) {
         match set_theme(theme.as_str().to_owned()).await {
             Ok(saved) => {
                 if announce {
-                    toaster.show(ToastKind::Success, format!("Theme set to {}.", saved.label()));
+                    toaster.show(
+                        ToastKind::Success,
+                        format!("Theme set to {}.", saved.label()),
+                    );
                 }
             }
             Err(error) => {
                 state.theme.set(previous);
-                toaster.show(ToastKind::Error, format!("The theme was not saved. {error}"));
+                toaster.show(
+                    ToastKind::Error,
+                    format!("The theme was not saved. {error}"),
+                );
             }
         }
     });

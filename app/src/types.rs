@@ -81,7 +81,10 @@ pub enum InvalidFontSize {
 
 /// Parses an editor font size typed by a person.
 pub fn parse_editor_font_size(text: &str) -> Result<u8, InvalidFontSize> {
-    let size: u32 = text.trim().parse().map_err(|_| InvalidFontSize::NotANumber)?;
+    let size: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| InvalidFontSize::NotANumber)?;
     u8::try_from(size)
         .ok()
         .filter(|size| EDITOR_FONT_SIZES.contains(size))
@@ -145,7 +148,10 @@ mod tests {
             assert_eq!(theme.as_str().parse::<Theme>(), Ok(theme));
         }
         let error = "purple".parse::<Theme>().unwrap_err();
-        assert_eq!(error.to_string(), "Unknown theme \"purple\": choose light, dark or system.");
+        assert_eq!(
+            error.to_string(),
+            "Unknown theme \"purple\": choose light, dark or system."
+        );
         assert_eq!(Theme::Light.next().next().next(), Theme::Light);
     }
 
@@ -154,9 +160,18 @@ mod tests {
         assert_eq!(parse_editor_font_size(" 16 "), Ok(16));
         assert_eq!(parse_editor_font_size("10"), Ok(10));
         assert_eq!(parse_editor_font_size("24"), Ok(24));
-        assert_eq!(parse_editor_font_size("9"), Err(InvalidFontSize::OutOfRange));
-        assert_eq!(parse_editor_font_size("300"), Err(InvalidFontSize::OutOfRange));
-        assert_eq!(parse_editor_font_size("12px"), Err(InvalidFontSize::NotANumber));
+        assert_eq!(
+            parse_editor_font_size("9"),
+            Err(InvalidFontSize::OutOfRange)
+        );
+        assert_eq!(
+            parse_editor_font_size("300"),
+            Err(InvalidFontSize::OutOfRange)
+        );
+        assert_eq!(
+            parse_editor_font_size("12px"),
+            Err(InvalidFontSize::NotANumber)
+        );
         assert_eq!(parse_editor_font_size(""), Err(InvalidFontSize::NotANumber));
     }
 
@@ -165,7 +180,10 @@ mod tests {
         assert_eq!(Preferences::from_cookie_header(""), Preferences::default());
         assert_eq!(
             Preferences::from_cookie_header("a=b; theme=dark; editor_font_size=18"),
-            Preferences { theme: Theme::Dark, editor_font_size: 18 }
+            Preferences {
+                theme: Theme::Dark,
+                editor_font_size: 18
+            }
         );
         assert_eq!(
             Preferences::from_cookie_header("theme=<script>; editor_font_size=99; junk"),

@@ -10,10 +10,18 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm_migration::sea_orm::{Database, DatabaseConnection};
 
 #[derive(Parser)]
-#[command(name = "migrations", version, about = "Apply, roll back and list Async Coder's schema migrations")]
+#[command(
+    name = "migrations",
+    version,
+    about = "Apply, roll back and list Async Coder's schema migrations"
+)]
 struct Cli {
     /// Database to migrate: `sqlite://path/to/file.db?mode=rwc` or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/async-coder.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/async-coder.db?mode=rwc"
+    )]
     database_url: String,
 
     #[command(subcommand)]
@@ -70,7 +78,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     let mut output = String::new();
     for migration in migrations {
-        output.push_str(&format!("{:<10} {}\n", format!("{:?}", migration.status()), migration.name()));
+        output.push_str(&format!(
+            "{:<10} {}\n",
+            format!("{:?}", migration.status()),
+            migration.name()
+        ));
     }
     eprint!("{output}");
     Ok(())

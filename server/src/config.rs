@@ -26,11 +26,21 @@ pub struct Config {
     pub site_root: Option<String>,
 
     /// Leptos site configuration; missing file means built-in defaults.
-    #[arg(long, env = "ASYNC_CODER_LEPTOS_CONFIG", default_value = "Leptos.toml", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "ASYNC_CODER_LEPTOS_CONFIG",
+        default_value = "Leptos.toml",
+        value_name = "FILE"
+    )]
     pub leptos_config: PathBuf,
 
     /// Folder for the embedded database and other local state; created on first start.
-    #[arg(long, env = "ASYNC_CODER_DATA_DIR", default_value = "data", value_name = "FOLDER")]
+    #[arg(
+        long,
+        env = "ASYNC_CODER_DATA_DIR",
+        default_value = "data",
+        value_name = "FOLDER"
+    )]
     pub data_dir: PathBuf,
 
     /// Database to use: `sqlite://path/file.db?mode=rwc` or `postgres://user:password@host:5432/name`.
@@ -79,12 +89,11 @@ impl Config {
                 });
             }
         };
-        let mut options = leptos::config::get_config_from_str(&text).map_err(|error| {
-            ConfigError::Leptos {
+        let mut options =
+            leptos::config::get_config_from_str(&text).map_err(|error| ConfigError::Leptos {
                 path: self.leptos_config.clone(),
                 message: error.to_string(),
-            }
-        })?;
+            })?;
         if let Some(site_addr) = self.site_addr {
             options.site_addr = site_addr;
         }
@@ -115,7 +124,10 @@ mod tests {
             "/nonexistent/Leptos.toml",
         ])
         .unwrap();
-        assert_eq!(config.database_url(), "sqlite:///srv/data/async-coder.db?mode=rwc");
+        assert_eq!(
+            config.database_url(),
+            "sqlite:///srv/data/async-coder.db?mode=rwc"
+        );
         assert_eq!(config.log_format, LogFormat::Json);
         let options = config.leptos_options().unwrap();
         assert_eq!(options.site_addr.to_string(), "127.0.0.1:4000");
@@ -126,9 +138,13 @@ mod tests {
 
     #[test]
     fn a_bad_flag_is_a_clear_error() {
-        let error = Config::try_parse_from(["server", "--site-addr", "not-an-address"]).unwrap_err();
+        let error =
+            Config::try_parse_from(["server", "--site-addr", "not-an-address"]).unwrap_err();
         assert!(error.to_string().contains("--site-addr"), "{error}");
         let error = Config::try_parse_from(["server", "--log-format", "xml"]).unwrap_err();
-        assert!(error.to_string().contains("text") && error.to_string().contains("json"), "{error}");
+        assert!(
+            error.to_string().contains("text") && error.to_string().contains("json"),
+            "{error}"
+        );
     }
 }

@@ -21,11 +21,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
         Ok(Ok(())) => (StatusCode::OK, "ready"),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready: database unavailable")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: database unavailable",
+            )
         }
         Err(_elapsed) => {
             tracing::warn!("not ready: the database did not answer within {READINESS_TIMEOUT:?}");
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready: database unavailable")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: database unavailable",
+            )
         }
     }
 }

@@ -41,7 +41,10 @@ impl Metrics {
             if let Err(error) = ::metrics::set_global_recorder(recorder) {
                 tracing::warn!(%error, "another metrics recorder is installed");
             }
-            ::metrics::describe_counter!(REQUESTS, "HTTP requests answered, by method, route and status");
+            ::metrics::describe_counter!(
+                REQUESTS,
+                "HTTP requests answered, by method, route and status"
+            );
             ::metrics::describe_histogram!(
                 REQUEST_DURATION,
                 ::metrics::Unit::Seconds,

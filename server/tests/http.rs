@@ -25,16 +25,31 @@ fn state(database: &TestDatabase) -> AppState {
     }
 }
 
-async fn send(router: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn send(
+    router: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = router.clone().oneshot(request).await.expect("a response");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.expect("the body").to_bytes();
-    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 fn get_request(path: &str) -> Request<Body> {
-    Request::builder().uri(path).body(Body::empty()).expect("a request")
+    Request::builder()
+        .uri(path)
+        .body(Body::empty())
+        .expect("a request")
 }
 
 #[tokio::test]
@@ -43,10 +58,23 @@ async fn health_and_readiness_answer_on_every_backend() {
         let database = TestDatabase::migrated(backend).await;
         let router = server::router(state(&database));
         let (status, headers, body) = send(&router, get_request("/healthz")).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "{backend:?}");
-        assert_eq!(headers.get(header::X_CONTENT_TYPE_OPTIONS).map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "ok"),
+            "{backend:?}"
+        );
+        assert_eq!(
+            headers
+                .get(header::X_CONTENT_TYPE_OPTIONS)
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..])
+        );
         let (status, _, body) = send(&router, get_request("/readyz")).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"), "{backend:?}");
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "ready"),
+            "{backend:?}"
+        );
     }
 }
 
@@ -57,13 +85,19 @@ async fn readiness_fails_when_the_database_goes_away_and_says_nothing_internal()
     }
     let database = TestDatabase::migrated(Backend::Postgres).await;
     let router = server::router(state(&database));
-    assert_eq!(send(&router, get_request("/readyz")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&router, get_request("/readyz")).await.0,
+        StatusCode::OK
+    );
     database.drop_postgres_database().await;
     let (status, _, body) = send(&router, get_request("/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body, "not ready: database unavailable");
     // Liveness does not depend on the database.
-    assert_eq!(send(&router, get_request("/healthz")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&router, get_request("/healthz")).await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -75,15 +109,32 @@ async fn metrics_count_requests_by_route_and_report_the_pool() {
     send(&router, get_request("/no/such/page/123")).await;
     let (status, headers, body) = send(&router, get_request("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/plain"));
-    assert!(body.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#), "{body}");
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    assert!(
+        body.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#),
+        "{body}"
+    );
     assert!(body.contains(r#"route="/settings",status="200""#), "{body}");
     // Unknown paths share one label instead of creating a series per URL.
     assert!(body.contains(r#"route="fallback",status="404""#), "{body}");
     assert!(!body.contains("/no/such/page/123"));
-    assert!(body.contains("http_request_duration_seconds_bucket"), "{body}");
-    assert!(body.contains(r#"db_pool_connections{backend="sqlite"}"#), "{body}");
-    assert!(body.contains(r#"db_pool_max_connections{backend="sqlite"} 8"#), "{body}");
+    assert!(
+        body.contains("http_request_duration_seconds_bucket"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"db_pool_connections{backend="sqlite"}"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"db_pool_max_connections{backend="sqlite"} 8"#),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -92,9 +143,17 @@ async fn pages_are_rendered_on_the_server_in_the_visitors_theme() {
     let router = server::router(state(&database));
     let (status, headers, body) = send(&router, get_request("/")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/html"));
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
     assert!(body.contains("Your AI coding workspace, on your own server."));
-    assert!(body.contains(r#"<html lang="en" data-theme="system""#), "{body}");
+    assert!(
+        body.contains(r#"<html lang="en" data-theme="system""#),
+        "{body}"
+    );
     assert!(body.contains(r#"<link rel="manifest" href="/manifest.webmanifest">"#));
 
     let request = Request::builder()
@@ -104,7 +163,10 @@ async fn pages_are_rendered_on_the_server_in_the_visitors_theme() {
         .expect("a request");
     let (status, _, body) = send(&router, request).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.contains(r#"data-theme="dark" data-editor-font-size="20""#), "{body}");
+    assert!(
+        body.contains(r#"data-theme="dark" data-editor-font-size="20""#),
+        "{body}"
+    );
     assert!(body.contains("<h1>Settings</h1>"));
 
     // A forged cookie falls back to the default instead of reaching the HTML.
@@ -143,11 +205,17 @@ async fn the_theme_server_function_sets_a_cookie_and_refuses_bad_input() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, r#""dark""#);
     let cookie = headers[header::SET_COOKIE].to_str().unwrap_or_default();
-    assert!(cookie.starts_with("theme=dark; Path=/;") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.starts_with("theme=dark; Path=/;") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
 
     let (status, headers, body) = send(&router, post("/api/settings/theme", "theme=purple")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, r#"{"BadRequest":"Unknown theme \"purple\": choose light, dark or system."}"#);
+    assert_eq!(
+        body,
+        r#"{"BadRequest":"Unknown theme \"purple\": choose light, dark or system."}"#
+    );
     assert!(headers.get(header::SET_COOKIE).is_none());
 
     let (status, _, body) = send(&router, post("/api/settings/editor-font-size", "size=abc")).await;
@@ -156,28 +224,41 @@ async fn the_theme_server_function_sets_a_cookie_and_refuses_bad_input() {
 
     let (status, headers, body) = send(&router, post("/api/settings/reset", "")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let cleared: Vec<_> = headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let cleared: Vec<_> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     assert_eq!(cleared.len(), 2, "{cleared:?}");
-    assert!(cleared.iter().all(|cookie| cookie.contains("Max-Age=0")), "{cleared:?}");
+    assert!(
+        cleared.iter().all(|cookie| cookie.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_handler_gets_a_generic_error_page_and_the_server_keeps_serving() {
     let database = TestDatabase::migrated(Backend::Sqlite).await;
-    let extra = Router::new().route(
-        "/test-only/panic",
-        get(|| async {
-            #[allow(clippy::panic)]
-            {
-                panic!("secret internal detail: db password is hunter2")
-            }
-        }),
-    );
+    async fn explode() -> &'static str {
+        panic!("secret internal detail: db password is hunter2")
+    }
+    let extra = Router::new().route("/test-only/panic", get(explode));
     let router = server::router_with(state(&database), extra);
     let (status, headers, body) = send(&router, get_request("/test-only/panic")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(headers[header::CONTENT_TYPE].to_str().unwrap_or_default().starts_with("text/html"));
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
     assert!(body.contains("Something went wrong"), "{body}");
-    assert!(!body.contains("hunter2") && !body.contains("secret internal detail"), "{body}");
-    assert_eq!(send(&router, get_request("/healthz")).await.0, StatusCode::OK);
+    assert!(
+        !body.contains("hunter2") && !body.contains("secret internal detail"),
+        "{body}"
+    );
+    assert_eq!(
+        send(&router, get_request("/healthz")).await.0,
+        StatusCode::OK
+    );
 }

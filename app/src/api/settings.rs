@@ -9,11 +9,9 @@ use crate::types::{Preferences, Theme};
 /// `POST /api/settings/theme`: remembers the theme and returns it.
 #[server(prefix = "/api", endpoint = "settings/theme")]
 pub async fn set_theme(theme: String) -> Result<Theme, AppError> {
-    let theme: Theme = theme
-        .parse()
-        .map_err(|error: crate::types::UnknownTheme| {
-            super::reject(AppError::BadRequest(error.to_string()))
-        })?;
+    let theme: Theme = theme.parse().map_err(|error: crate::types::UnknownTheme| {
+        super::reject(AppError::BadRequest(error.to_string()))
+    })?;
     cookies::remember(crate::types::THEME_COOKIE, theme.as_str())?;
     Ok(theme)
 }
@@ -55,7 +53,9 @@ mod cookies {
     }
 
     pub fn forget(name: &str) -> Result<(), AppError> {
-        set(&format!("{name}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly"))
+        set(&format!(
+            "{name}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly"
+        ))
     }
 
     fn set(cookie: &str) -> Result<(), AppError> {

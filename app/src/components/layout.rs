@@ -44,7 +44,11 @@ pub fn ThemeToggle() -> impl IntoView {
     let preferences = use_preferences();
     let label = move || {
         let theme = preferences.theme.get();
-        format!("Theme: {}. Switch to {}.", theme.label(), theme.next().label())
+        format!(
+            "Theme: {}. Switch to {}.",
+            theme.label(),
+            theme.next().label()
+        )
     };
     let icon = move || match preferences.theme.get() {
         Theme::Light => "☀",

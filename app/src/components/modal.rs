@@ -46,12 +46,13 @@ pub fn Modal(
     // A click whose target is the dialog itself landed on the backdrop (the content fills a
     // child element).
     let on_click = move |event: leptos::ev::MouseEvent| {
-        let on_backdrop = event
-            .target()
-            .zip(dialog.get_untracked())
-            .is_some_and(|(target, element)| {
-                target.dyn_ref::<leptos::web_sys::Element>() == Some(element.as_ref())
-            });
+        let on_backdrop =
+            event
+                .target()
+                .zip(dialog.get_untracked())
+                .is_some_and(|(target, element)| {
+                    target.dyn_ref::<leptos::web_sys::Element>() == Some(element.as_ref())
+                });
         if on_backdrop {
             open.set(false);
         }
@@ -117,7 +118,9 @@ const FOCUSABLE: &str = "button:not([disabled]), [href], input:not([disabled]), 
                          textarea:not([disabled]), [tabindex]:not([tabindex=\"-1\"])";
 
 /// The elements inside `container` that Tab can reach, in document order.
-fn focusable_elements(container: &leptos::web_sys::HtmlElement) -> Vec<leptos::web_sys::HtmlElement> {
+fn focusable_elements(
+    container: &leptos::web_sys::HtmlElement,
+) -> Vec<leptos::web_sys::HtmlElement> {
     let Ok(nodes) = container.query_selector_all(FOCUSABLE) else {
         return Vec::new();
     };

@@ -44,7 +44,8 @@ impl Toaster {
     }
 
     pub fn dismiss(&self, id: u64) {
-        self.toasts.update(|toasts| toasts.retain(|toast| toast.id != id));
+        self.toasts
+            .update(|toasts| toasts.retain(|toast| toast.id != id));
     }
 }
 

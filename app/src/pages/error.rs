@@ -16,7 +16,9 @@ pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
                 error
                     .downcast_ref::<AppError>()
                     .cloned()
-                    .unwrap_or(AppError::Internal { reference: "none".into() })
+                    .unwrap_or(AppError::Internal {
+                        reference: "none".into(),
+                    })
             })
             .collect::<Vec<_>>()
     };

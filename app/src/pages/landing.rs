@@ -9,13 +9,34 @@ struct Mode {
 }
 
 const MODES: [Mode; 7] = [
-    Mode { name: "Chat", summary: "Talk through an idea with a model that sees your project." },
-    Mode { name: "Ask", summary: "Read-only questions about the codebase, answered from the code itself." },
-    Mode { name: "Debug", summary: "Paste errors, logs or failing test output; get the cause and a fix." },
-    Mode { name: "Documentation", summary: "Write and update docs that match what the code really does." },
-    Mode { name: "Architect", summary: "Plan a change across files before a single line is written." },
-    Mode { name: "Review", summary: "Comments on a diff or a set of files, like a careful colleague." },
-    Mode { name: "Async", summary: "An agent works on a task in the background and hands back a change set to review." },
+    Mode {
+        name: "Chat",
+        summary: "Talk through an idea with a model that sees your project.",
+    },
+    Mode {
+        name: "Ask",
+        summary: "Read-only questions about the codebase, answered from the code itself.",
+    },
+    Mode {
+        name: "Debug",
+        summary: "Paste errors, logs or failing test output; get the cause and a fix.",
+    },
+    Mode {
+        name: "Documentation",
+        summary: "Write and update docs that match what the code really does.",
+    },
+    Mode {
+        name: "Architect",
+        summary: "Plan a change across files before a single line is written.",
+    },
+    Mode {
+        name: "Review",
+        summary: "Comments on a diff or a set of files, like a careful colleague.",
+    },
+    Mode {
+        name: "Async",
+        summary: "An agent works on a task in the background and hands back a change set to review.",
+    },
 ];
 
 /// The public front page: what Async Coder is, for someone who has never seen it.

@@ -39,11 +39,17 @@ pub fn SettingsPage() -> impl IntoView {
             match save.await {
                 Ok(size) => {
                     font_size_text.set(size.to_string());
-                    toaster.show(ToastKind::Success, format!("Editor font size set to {size} px."));
+                    toaster.show(
+                        ToastKind::Success,
+                        format!("Editor font size set to {size} px."),
+                    );
                 }
                 Err(error) => {
                     font_size_error.set(Some(error.to_string()));
-                    toaster.show(ToastKind::Error, format!("The font size was not saved. {error}"));
+                    toaster.show(
+                        ToastKind::Error,
+                        format!("The font size was not saved. {error}"),
+                    );
                 }
             }
             saving.set(false);

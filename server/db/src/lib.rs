@@ -202,11 +202,22 @@ mod tests {
 
     #[test]
     fn recognises_backends_and_refuses_others() {
-        assert_eq!(backend_of("sqlite://data/a.db?mode=rwc").ok(), Some(Backend::Sqlite));
+        assert_eq!(
+            backend_of("sqlite://data/a.db?mode=rwc").ok(),
+            Some(Backend::Sqlite)
+        );
         assert_eq!(backend_of("sqlite::memory:").ok(), Some(Backend::Sqlite));
-        assert_eq!(backend_of("postgres://u@h/db").ok(), Some(Backend::Postgres));
-        assert_eq!(backend_of("postgresql://u@h/db").ok(), Some(Backend::Postgres));
-        let error = backend_of("mysql://root:secret@h/db").map(|_| ()).unwrap_err();
+        assert_eq!(
+            backend_of("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            backend_of("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        let error = backend_of("mysql://root:secret@h/db")
+            .map(|_| ())
+            .unwrap_err();
         // The refusal names the scheme but never echoes credentials.
         assert!(error.to_string().contains("mysql:"));
         assert!(!error.to_string().contains("secret"));
@@ -214,8 +225,14 @@ mod tests {
 
     #[test]
     fn finds_the_sqlite_folder() {
-        assert_eq!(sqlite_folder("sqlite://data/a.db?mode=rwc"), Some(PathBuf::from("data")));
-        assert_eq!(sqlite_folder("sqlite:///var/lib/ac/a.db"), Some(PathBuf::from("/var/lib/ac")));
+        assert_eq!(
+            sqlite_folder("sqlite://data/a.db?mode=rwc"),
+            Some(PathBuf::from("data"))
+        );
+        assert_eq!(
+            sqlite_folder("sqlite:///var/lib/ac/a.db"),
+            Some(PathBuf::from("/var/lib/ac"))
+        );
         assert_eq!(sqlite_folder("sqlite://a.db"), None);
         assert_eq!(sqlite_folder("sqlite::memory:"), None);
         assert_eq!(

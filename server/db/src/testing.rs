@@ -165,7 +165,10 @@ mod tests {
             replace_database_name("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
             "postgres://postgres@127.0.0.1:5432/t1"
         );
-        assert_eq!(replace_database_name("postgres://u@h", "t1"), "postgres://u@h/t1");
+        assert_eq!(
+            replace_database_name("postgres://u@h", "t1"),
+            "postgres://u@h/t1"
+        );
         assert_eq!(
             replace_database_name("postgres://u@h/x?sslmode=disable", "t1"),
             "postgres://u@h/t1?sslmode=disable"

@@ -23,7 +23,10 @@ async fn table_names(database: &Database) -> Vec<String> {
         }
     };
     let rows = connection
-        .query_all_raw(Statement::from_string(connection.get_database_backend(), sql))
+        .query_all_raw(Statement::from_string(
+            connection.get_database_backend(),
+            sql,
+        ))
         .await
         .expect("listing tables");
     rows.iter()
@@ -37,13 +40,23 @@ async fn every_migration_goes_up_and_down_on_every_backend() {
     for backend in backends() {
         let test_database = TestDatabase::empty(backend).await;
         let database = &test_database.database;
-        assert!(table_names(database).await.is_empty(), "{backend:?}: fresh database has tables");
+        assert!(
+            table_names(database).await.is_empty(),
+            "{backend:?}: fresh database has tables"
+        );
 
         database.migrate().await.expect("migrating up");
         let mut expected: Vec<String> = TABLES.iter().map(|name| (*name).to_owned()).collect();
         expected.sort();
-        assert_eq!(table_names(database).await, expected, "{backend:?}: tables after up");
-        let applied = database.applied_migrations().await.expect("applied migrations");
+        assert_eq!(
+            table_names(database).await,
+            expected,
+            "{backend:?}: tables after up"
+        );
+        let applied = database
+            .applied_migrations()
+            .await
+            .expect("applied migrations");
         assert_eq!(applied.len(), Migrator::migrations().len(), "{backend:?}");
 
         // Migrating again is a no-op.
@@ -56,13 +69,23 @@ async fn every_migration_goes_up_and_down_on_every_backend() {
                 .await
                 .unwrap_or_else(|error| panic!("{backend:?}: down failed: {error}"));
             remaining -= 1;
-            assert_eq!(database.applied_migrations().await.expect("applied").len(), remaining);
+            assert_eq!(
+                database.applied_migrations().await.expect("applied").len(),
+                remaining
+            );
         }
-        assert!(table_names(database).await.is_empty(), "{backend:?}: tables left after down");
+        assert!(
+            table_names(database).await.is_empty(),
+            "{backend:?}: tables left after down"
+        );
 
         // And the whole way up again.
         database.migrate().await.expect("migrating up after down");
-        assert_eq!(table_names(database).await, expected, "{backend:?}: tables after re-up");
+        assert_eq!(
+            table_names(database).await,
+            expected,
+            "{backend:?}: tables after re-up"
+        );
     }
 }
 
@@ -87,7 +110,11 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        user.clone().into_active_model().insert(connection).await.expect("insert user");
+        user.clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert user");
 
         let session = sessions::Model {
             id: SessionId::new(),
@@ -99,7 +126,12 @@ async fn every_entity_round_trips_on_every_backend() {
             last_seen_at: now,
             expires_at: now,
         };
-        session.clone().into_active_model().insert(connection).await.expect("insert session");
+        session
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert session");
 
         let project = projects::Model {
             id: ProjectId::new(),
@@ -110,7 +142,12 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        project.clone().into_active_model().insert(connection).await.expect("insert project");
+        project
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert project");
 
         let file = files::Model {
             id: FileId::new(),
@@ -122,12 +159,23 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        file.clone().into_active_model().insert(connection).await.expect("insert file");
+        file.clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert file");
 
         // (project, path) is unique.
-        let duplicate = files::Model { id: FileId::new(), ..file.clone() };
+        let duplicate = files::Model {
+            id: FileId::new(),
+            ..file.clone()
+        };
         assert!(
-            duplicate.into_active_model().insert(connection).await.is_err(),
+            duplicate
+                .into_active_model()
+                .insert(connection)
+                .await
+                .is_err(),
             "{backend:?}: a second file at the same path was accepted"
         );
 
@@ -140,7 +188,12 @@ async fn every_entity_round_trips_on_every_backend() {
             source: file_revisions::RevisionSource::User,
             created_at: now,
         };
-        revision.clone().into_active_model().insert(connection).await.expect("insert revision");
+        revision
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert revision");
 
         let conversation = conversations::Model {
             id: ConversationId::new(),
@@ -151,7 +204,12 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        conversation.clone().into_active_model().insert(connection).await.expect("conversation");
+        conversation
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("conversation");
 
         let message = messages::Model {
             id: MessageId::new(),
@@ -163,7 +221,12 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        message.clone().into_active_model().insert(connection).await.expect("insert message");
+        message
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert message");
 
         let usage = api_usage::Model {
             id: ApiUsageId::new(),
@@ -181,7 +244,12 @@ async fn every_entity_round_trips_on_every_backend() {
             cost_micros: 12_345_678_901,
             created_at: now,
         };
-        usage.clone().into_active_model().insert(connection).await.expect("insert usage");
+        usage
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert usage");
 
         let credential = provider_credentials::Model {
             id: ProviderCredentialId::new(),
@@ -196,7 +264,12 @@ async fn every_entity_round_trips_on_every_backend() {
             created_at: now,
             updated_at: now,
         };
-        credential.clone().into_active_model().insert(connection).await.expect("credential");
+        credential
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("credential");
 
         let audit = audit_log::Model {
             id: AuditLogId::new(),
@@ -208,27 +281,125 @@ async fn every_entity_round_trips_on_every_backend() {
             detail: Some(serde_json::json!({"method": "password"})),
             created_at: now,
         };
-        audit.clone().into_active_model().insert(connection).await.expect("insert audit");
+        audit
+            .clone()
+            .into_active_model()
+            .insert(connection)
+            .await
+            .expect("insert audit");
 
-        assert_eq!(users::Entity::find_by_id(user.id).one(connection).await.expect("q"), Some(user.clone()));
-        assert_eq!(sessions::Entity::find_by_id(session.id).one(connection).await.expect("q"), Some(session));
-        assert_eq!(projects::Entity::find_by_id(project.id).one(connection).await.expect("q"), Some(project.clone()));
-        assert_eq!(files::Entity::find_by_id(file.id).one(connection).await.expect("q"), Some(file));
-        assert_eq!(file_revisions::Entity::find_by_id(revision.id).one(connection).await.expect("q"), Some(revision));
-        assert_eq!(conversations::Entity::find_by_id(conversation.id).one(connection).await.expect("q"), Some(conversation));
-        assert_eq!(messages::Entity::find_by_id(message.id).one(connection).await.expect("q"), Some(message));
-        assert_eq!(api_usage::Entity::find_by_id(usage.id).one(connection).await.expect("q"), Some(usage));
-        assert_eq!(provider_credentials::Entity::find_by_id(credential.id).one(connection).await.expect("q"), Some(credential));
-        assert_eq!(audit_log::Entity::find_by_id(audit.id).one(connection).await.expect("q"), Some(audit.clone()));
+        assert_eq!(
+            users::Entity::find_by_id(user.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(user.clone())
+        );
+        assert_eq!(
+            sessions::Entity::find_by_id(session.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(session)
+        );
+        assert_eq!(
+            projects::Entity::find_by_id(project.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(project.clone())
+        );
+        assert_eq!(
+            files::Entity::find_by_id(file.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(file)
+        );
+        assert_eq!(
+            file_revisions::Entity::find_by_id(revision.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(revision)
+        );
+        assert_eq!(
+            conversations::Entity::find_by_id(conversation.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(conversation)
+        );
+        assert_eq!(
+            messages::Entity::find_by_id(message.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(message)
+        );
+        assert_eq!(
+            api_usage::Entity::find_by_id(usage.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(usage)
+        );
+        assert_eq!(
+            provider_credentials::Entity::find_by_id(credential.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(credential)
+        );
+        assert_eq!(
+            audit_log::Entity::find_by_id(audit.id)
+                .one(connection)
+                .await
+                .expect("q"),
+            Some(audit.clone())
+        );
 
         // Deleting the user removes what is theirs and keeps the audit trail (actor set to null).
         user.delete(connection).await.expect("delete user");
-        assert_eq!(projects::Entity::find().count(connection).await.expect("count"), 0);
-        assert_eq!(files::Entity::find().count(connection).await.expect("count"), 0);
-        assert_eq!(messages::Entity::find().count(connection).await.expect("count"), 0);
-        assert_eq!(api_usage::Entity::find().count(connection).await.expect("count"), 0);
-        assert_eq!(provider_credentials::Entity::find().count(connection).await.expect("count"), 0);
-        let kept = audit_log::Entity::find_by_id(audit.id).one(connection).await.expect("q");
+        assert_eq!(
+            projects::Entity::find()
+                .count(connection)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            files::Entity::find()
+                .count(connection)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            messages::Entity::find()
+                .count(connection)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            api_usage::Entity::find()
+                .count(connection)
+                .await
+                .expect("count"),
+            0
+        );
+        assert_eq!(
+            provider_credentials::Entity::find()
+                .count(connection)
+                .await
+                .expect("count"),
+            0
+        );
+        let kept = audit_log::Entity::find_by_id(audit.id)
+            .one(connection)
+            .await
+            .expect("q");
         assert_eq!(kept.map(|entry| entry.actor_id), Some(None), "{backend:?}");
     }
 }
@@ -239,7 +410,10 @@ async fn ping_and_pool_statistics_report_a_live_database() {
         let test_database = TestDatabase::migrated(backend).await;
         test_database.database.ping().await.expect("ping");
         let statistics = test_database.database.pool_statistics();
-        assert!(statistics.size >= 1 && statistics.size <= statistics.max, "{statistics:?}");
+        assert!(
+            statistics.size >= 1 && statistics.size <= statistics.max,
+            "{statistics:?}"
+        );
     }
 }
 
@@ -256,6 +430,9 @@ async fn a_dropped_postgres_database_fails_the_ping() {
 
 #[tokio::test]
 async fn an_unsupported_url_is_a_clear_error() {
-    let error = Database::connect("mysql://root@127.0.0.1/test").await.map(|_| ()).unwrap_err();
+    let error = Database::connect("mysql://root@127.0.0.1/test")
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(error.to_string().contains("expected sqlite://"), "{error}");
 }
