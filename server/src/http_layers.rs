@@ -13,12 +13,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::metrics::{self, Metrics};
+use crate::metrics;
 
 /// Largest request body accepted, in bytes.
 const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
 
-pub fn apply(router: Router, _metrics: Metrics) -> Router {
+pub fn apply(router: Router) -> Router {
     router
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
@@ -50,7 +50,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    let reference = uuid_like_reference();
+    let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     tracing::error!(%reference, panic = detail, "a request handler panicked");
     let page = ERROR_PAGE.replace("{reference}", &reference);
     let mut response = Response::new(Body::from(page));
@@ -60,15 +60,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
-}
-
-fn uuid_like_reference() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    format!("{:012x}", nanos & 0xffff_ffff_ffff)
 }
 
 const ERROR_PAGE: &str = r#"<!DOCTYPE html>

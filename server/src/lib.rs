@@ -45,6 +45,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .with_state(state.clone());
-    http_layers::apply(router, state.metrics)
+        .with_state(state);
+    http_layers::apply(router)
 }
