@@ -17,8 +17,14 @@ pub enum AppError {
     Forbidden,
     #[error("That page or item does not exist.")]
     NotFound,
-    #[error("Too many requests; wait a moment and try again.")]
-    RateLimited,
+    /// The request clashes with what exists (an email already registered, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// Sign-in refused; the text never says whether the email exists.
+    #[error("{0}")]
+    SignInRefused(String),
+    #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
+    RateLimited { retry_after_seconds: u64 },
     /// Something failed on the server. Only the reference reaches the browser.
     #[error(
         "Something went wrong on our side. If it keeps happening, report reference {reference}."
@@ -36,7 +42,9 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Unreachable => StatusCode::BAD_GATEWAY,
         }

@@ -18,13 +18,15 @@ use leptos_router::StaticSegment;
 use leptos_router::components::{Route, Router, Routes};
 
 use crate::components::{ToastRegion, provide_toaster};
-use crate::pages::{ErrorPage, LandingPage, NotFoundPage, SettingsPage};
+use crate::pages::{ErrorPage, LandingPage, NotFoundPage, SettingsPage, SignInPage, SignUpPage};
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
 /// from the request's cookies, so the first paint is already right (no flash of the wrong theme).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     let preferences = api::settings::preferences_of_request();
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     #[cfg(not(feature = "ssr"))]
     let preferences = types::Preferences::default();
     view! {
@@ -56,12 +58,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The page's Content-Security-Policy: scripts only from this origin or carrying this
+/// response's nonce (Leptos' hydration script), WebAssembly allowed, no framing.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let (Some(response), Some(nonce)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        leptos::nonce::use_nonce(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; font-src 'self' data:; \
+         connect-src 'self'; worker-src 'self' blob:; manifest-src 'self'; frame-ancestors 'none'; \
+         base-uri 'self'; form-action 'self'; object-src 'none'",
+        nonce.as_inner()
+    );
+    match http::HeaderValue::from_str(&policy) {
+        Ok(value) => response.insert_header(http::header::CONTENT_SECURITY_POLICY, value),
+        Err(error) => tracing::error!(%error, "the Content-Security-Policy is not a header value"),
+    }
+}
+
 /// The application: providers, routes and the toast region.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_toaster();
     preferences::provide_preferences();
+    components::provide_session();
     // Effects run only in the browser, after hydration: the end-to-end tests wait for this mark.
     Effect::new(move |_| {
         if let Some(root) = document().document_element()
@@ -79,6 +105,8 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFoundPage/> }>
                     <Route path=StaticSegment("") view=LandingPage/>
                     <Route path=StaticSegment("settings") view=SettingsPage/>
+                    <Route path=StaticSegment("sign-in") view=SignInPage/>
+                    <Route path=StaticSegment("sign-up") view=SignUpPage/>
                 </Routes>
             </ErrorBoundary>
         </Router>

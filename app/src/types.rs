@@ -191,3 +191,30 @@ mod tests {
         );
     }
 }
+
+/// What a signed-in person may do beyond their own data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    User,
+    Admin,
+}
+
+/// The plan of an account. Visitors who are not signed in are "public" and have no account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserTier {
+    Free,
+    Premium,
+    Enterprise,
+}
+
+/// The signed-in person, as the browser sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: UserRole,
+    pub tier: UserTier,
+}

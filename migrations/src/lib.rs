@@ -10,6 +10,7 @@ mod m20261127_000001_accounts;
 mod m20261127_000002_projects_and_files;
 mod m20261127_000003_conversations;
 mod m20261127_000004_usage_and_credentials;
+mod m20261127_000005_audit_user_agent;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_projects_and_files::Migration),
             Box::new(m20261127_000003_conversations::Migration),
             Box::new(m20261127_000004_usage_and_credentials::Migration),
+            Box::new(m20261127_000005_audit_user_agent::Migration),
         ]
     }
 }

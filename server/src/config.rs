@@ -48,6 +48,16 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Reverse proxies whose `X-Forwarded-For` header is trusted (comma-separated addresses).
+    /// Without it, the client address is the connection's peer.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDRESSES"
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

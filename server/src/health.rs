@@ -17,7 +17,7 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: 200 when the database answers within two seconds, 503 otherwise. The reason is
 /// logged, never returned.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match tokio::time::timeout(READINESS_TIMEOUT, state.database.ping()).await {
+    match tokio::time::timeout(READINESS_TIMEOUT, state.services.database.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready"),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: the database does not answer");

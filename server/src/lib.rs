@@ -8,21 +8,26 @@ pub mod config;
 mod health;
 mod http_layers;
 mod metrics;
+pub mod request_guards;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::middleware;
 use axum::routing::get;
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
 pub use crate::metrics::Metrics;
+pub use crate::request_guards::TrustedProxies;
 
 /// What every request handler can reach.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub database: db::Database,
+    pub services: services::Services,
     pub metrics: Metrics,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The whole HTTP surface: Leptos pages and server functions, static files, `/healthz`,
@@ -36,15 +41,29 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let routes = generate_route_list(app::App);
     let leptos_options = state.leptos_options.clone();
+    // Server functions and pages reach the use cases through Leptos' context.
+    let context = {
+        let services = state.services.clone();
+        move || provide_context(services.clone())
+    };
+    let trusted_proxies = state.trusted_proxies.clone();
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .merge(extra)
-        .leptos_routes(&state, routes, move || app::shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
-        .with_state(state);
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
+        .with_state(state)
+        .layer(middleware::from_fn(request_guards::same_origin_only))
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            request_guards::resolve_client_address,
+        ));
     http_layers::apply(router)
 }

@@ -46,8 +46,11 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let address = leptos_options.site_addr;
     let state = AppState {
         leptos_options,
-        database: database.clone(),
+        services: services::Services::new(database.clone()),
         metrics: Metrics::install(),
+        trusted_proxies: server::TrustedProxies(std::sync::Arc::new(
+            config.trusted_proxies.clone(),
+        )),
     };
     let router = server::router(state);
     let listener = tokio::net::TcpListener::bind(address)
@@ -57,9 +60,12 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         "listening on http://{address} (started in {} ms)",
         started.elapsed().as_millis()
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     database.close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -78,8 +78,8 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let pool = state.database.pool_statistics();
-    let backend = state.database.backend().name();
+    let pool = state.services.database.pool_statistics();
+    let backend = state.services.database.backend().name();
     ::metrics::gauge!("db_pool_connections", "backend" => backend).set(f64::from(pool.size));
     ::metrics::gauge!("db_pool_idle_connections", "backend" => backend).set(f64::from(pool.idle));
     ::metrics::gauge!("db_pool_max_connections", "backend" => backend).set(f64::from(pool.max));

@@ -20,8 +20,9 @@ fn state(database: &TestDatabase) -> AppState {
             .output_name("async-coder")
             .site_root("target/site")
             .build(),
-        database: database.database.clone(),
+        services: services::Services::new(database.database.clone()),
         metrics: Metrics::install(),
+        trusted_proxies: server::TrustedProxies::default(),
     }
 }
 

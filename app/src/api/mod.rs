@@ -1,6 +1,9 @@
 //! Server functions, one module per area. Every server function has an explicit, stable endpoint
 //! `/api/<area>/<action>` (listed in ARCHITECTURE.md): they are public HTTP endpoints.
 
+pub mod auth;
+#[cfg(feature = "ssr")]
+pub(crate) mod request;
 pub mod settings;
 
 /// Sets the HTTP status of the server function's response from the error, and returns it.
@@ -8,6 +11,32 @@ pub mod settings;
 pub(crate) fn reject(error: crate::error::AppError) -> crate::error::AppError {
     if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(error.status());
+        if let crate::error::AppError::RateLimited {
+            retry_after_seconds,
+        } = &error
+            && let Ok(value) = http::HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.insert_header(http::header::RETRY_AFTER, value);
+        }
     }
     error
+}
+
+/// Turns a use case's refusal into the app's error (internal details go to the log only).
+#[cfg(feature = "ssr")]
+pub(crate) fn reject_service_error(error: services::Error) -> crate::error::AppError {
+    use crate::error::AppError;
+    let app_error = match error {
+        services::Error::Invalid(message) => AppError::BadRequest(message),
+        services::Error::EmailTaken => AppError::Conflict(error.to_string()),
+        services::Error::SignInFailed | services::Error::AccountDisabled => {
+            AppError::SignInRefused(error.to_string())
+        }
+        services::Error::Unauthorized => AppError::Unauthorized,
+        services::Error::RateLimited { retry_after } => AppError::RateLimited {
+            retry_after_seconds: u64::try_from(retry_after.num_seconds()).unwrap_or(1).max(1),
+        },
+        services::Error::Internal(detail) => AppError::internal(detail),
+    };
+    reject(app_error)
 }

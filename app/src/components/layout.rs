@@ -17,6 +17,7 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                 </a>
                 <div class="header-actions">
                     <ThemeToggle/>
+                    <super::AccountMenu/>
                 </div>
             </header>
             <div class="app-body">

@@ -6,6 +6,7 @@ mod input;
 mod layout;
 mod modal;
 mod select;
+mod session;
 mod toast;
 
 pub use button::{Button, ButtonVariant};
@@ -14,4 +15,5 @@ pub use input::Input;
 pub use layout::{AppLayout, ThemeToggle};
 pub use modal::Modal;
 pub use select::Select;
+pub use session::{AccountMenu, Session, provide_session};
 pub use toast::{ToastKind, ToastRegion, Toaster, provide_toaster, use_toaster};

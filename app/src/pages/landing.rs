@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
 
-use crate::components::ThemeToggle;
+use crate::components::{AccountMenu, ThemeToggle};
 
 struct Mode {
     name: &'static str,
@@ -57,6 +57,7 @@ pub fn LandingPage() -> impl IntoView {
                 <nav class="landing-nav" aria-label="Site">
                     <a href="/settings">"Settings"</a>
                     <ThemeToggle/>
+                    <AccountMenu/>
                 </nav>
             </header>
             <main id="main" class="landing-main">

@@ -1,10 +1,12 @@
 //! One module per route.
 
+mod auth;
 mod error;
 mod landing;
 mod not_found;
 mod settings;
 
+pub use auth::{SignInPage, SignUpPage};
 pub use error::ErrorPage;
 pub use landing::LandingPage;
 pub use not_found::NotFoundPage;

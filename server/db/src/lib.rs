@@ -4,6 +4,7 @@
 //! The same migrations and queries run on SQLite (the embedded default) and on Postgres.
 
 pub mod ids;
+pub mod queries;
 pub mod tables;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
+pub use queries::{NewAuditEntry, NewUser};
 pub use sea_orm;
 
 /// Everything that can go wrong in this crate. The text is for logs, never for clients.
@@ -30,6 +32,8 @@ pub enum Error {
     Connect(#[source] sea_orm::DbErr),
     #[error("migrating the database failed: {0}")]
     Migrate(#[source] sea_orm::DbErr),
+    #[error("an account with this email exists already")]
+    EmailTaken,
     #[error("database query failed: {0}")]
     Query(#[from] sea_orm::DbErr),
 }

@@ -278,6 +278,7 @@ async fn every_entity_round_trips_on_every_backend() {
             target_type: Some("user".into()),
             target_id: Some(user.id.to_string()),
             ip_address: None,
+            user_agent: Some("Mozilla/5.0".into()),
             detail: Some(serde_json::json!({"method": "password"})),
             created_at: now,
         };

@@ -13,6 +13,7 @@ pub struct Model {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
     pub detail: Option<Json>,
     pub created_at: DateTimeUtc,
 }

@@ -1,0 +1,146 @@
+//! What server functions know of their request: the services, the client, the session cookie.
+
+use http::HeaderValue;
+use http::header::{COOKIE, HOST, SET_COOKIE, USER_AGENT};
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+use services::{
+    AuthenticatedUser, ClientAddress, ExposeSecret, RequestMeta, Services, SessionToken,
+};
+
+use crate::error::AppError;
+use crate::types::{CurrentUser, UserRole, UserTier};
+
+/// Name of the session cookie: `__Host-` prefixed (Secure, no Domain, Path=/) everywhere except
+/// plain http on a loopback address, where browsers would drop a Secure cookie.
+const SECURE_COOKIE: &str = "__Host-session";
+const LOOPBACK_COOKIE: &str = "session";
+
+pub fn services() -> Result<Services, AppError> {
+    use_context::<Services>()
+        .ok_or_else(|| AppError::internal("no Services in the server function's context"))
+}
+
+fn parts() -> Option<http::request::Parts> {
+    use_context::<http::request::Parts>()
+}
+
+pub fn meta() -> RequestMeta {
+    let parts = parts();
+    RequestMeta {
+        ip: parts
+            .as_ref()
+            .and_then(|parts| parts.extensions.get::<ClientAddress>())
+            .map(|address| address.0),
+        user_agent: parts
+            .as_ref()
+            .and_then(|parts| parts.headers.get(USER_AGENT))
+            .and_then(|value| value.to_str().ok())
+            .map(|agent| agent.chars().take(300).collect()),
+    }
+}
+
+/// Whether this request came over plain http to a loopback host (the only case where the
+/// session cookie is not `Secure`).
+fn on_loopback() -> bool {
+    let host = parts()
+        .and_then(|parts| {
+            parts
+                .headers
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
+        _ => host,
+    };
+    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn session_token() -> Option<String> {
+    let parts = parts()?;
+    let header = parts.headers.get(COOKIE)?.to_str().ok()?;
+    let mut loopback_token = None;
+    for pair in header.split(';') {
+        let Some((name, value)) = pair.trim().split_once('=') else {
+            continue;
+        };
+        if name == SECURE_COOKIE {
+            return Some(value.to_owned());
+        }
+        if name == LOOPBACK_COOKIE {
+            loopback_token = Some(value.to_owned());
+        }
+    }
+    loopback_token.filter(|_| on_loopback())
+}
+
+pub async fn current_user() -> Result<Option<AuthenticatedUser>, AppError> {
+    let Some(token) = session_token() else {
+        return Ok(None);
+    };
+    services()?
+        .authenticate(&token)
+        .await
+        .map_err(super::reject_service_error)
+}
+
+/// The signed-in user, or 401.
+pub async fn require_user() -> Result<AuthenticatedUser, AppError> {
+    current_user()
+        .await?
+        .ok_or_else(|| super::reject(AppError::Unauthorized))
+}
+
+fn set_cookie(value: String) -> Result<(), AppError> {
+    let response =
+        use_context::<ResponseOptions>().ok_or_else(|| AppError::internal("no ResponseOptions"))?;
+    let header = HeaderValue::from_str(&value).map_err(AppError::internal)?;
+    response.append_header(SET_COOKIE, header);
+    Ok(())
+}
+
+pub fn set_session_cookie(token: &SessionToken) -> Result<(), AppError> {
+    let secret = token.0.expose_secret();
+    if on_loopback() {
+        set_cookie(format!(
+            "{LOOPBACK_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax"
+        ))
+    } else {
+        set_cookie(format!(
+            "{SECURE_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax"
+        ))
+    }
+}
+
+pub fn clear_session_cookie() -> Result<(), AppError> {
+    if on_loopback() {
+        set_cookie(format!(
+            "{LOOPBACK_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        ))
+    } else {
+        set_cookie(format!(
+            "{SECURE_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+        ))
+    }
+}
+
+pub fn to_wire(user: &AuthenticatedUser) -> CurrentUser {
+    use db::tables::users::{Role, Tier};
+    CurrentUser {
+        id: user.id.to_string(),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        role: match user.role {
+            Role::Admin => UserRole::Admin,
+            Role::User => UserRole::User,
+        },
+        tier: match user.tier {
+            Tier::Free => UserTier::Free,
+            Tier::Premium => UserTier::Premium,
+            Tier::Enterprise => UserTier::Enterprise,
+        },
+    }
+}

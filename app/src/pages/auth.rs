@@ -1,0 +1,125 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::auth::{sign_in, sign_up};
+use crate::components::{AppLayout, Button, Card, Input};
+
+/// After signing in or up, a full load renders every part of the page for the signed-in person.
+fn go_home() {
+    if let Err(error) = window().location().set_href("/") {
+        leptos::logging::error!("could not leave the page: {error:?}");
+    }
+}
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let submit = move || {
+        pending.set(true);
+        error.set(None);
+        let request = sign_in(email.get_untracked(), password.get_untracked());
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(_) => go_home(),
+                Err(refusal) => {
+                    error.set(Some(refusal.to_string()));
+                    pending.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <Title text="Sign in · Async Coder"/>
+        <AppLayout>
+            <div class="page narrow">
+                <h1>"Sign in"</h1>
+                <Card>
+                    <form
+                        novalidate
+                        on:submit=move |event| {
+                            event.prevent_default();
+                            submit();
+                        }
+                    >
+                        <Input id="sign-in-email" label="Email" kind="email" value=email autocomplete="email"/>
+                        <Input
+                            id="sign-in-password"
+                            label="Password"
+                            kind="password"
+                            value=password
+                            autocomplete="current-password"
+                        />
+                        <p class="form-error" role="alert" hidden=move || error.with(Option::is_none)>
+                            {move || error.get().unwrap_or_default()}
+                        </p>
+                        <Button kind="submit" id="sign-in-submit" disabled=pending>"Sign in"</Button>
+                    </form>
+                </Card>
+                <p>"New here? " <a href="/sign-up">"Create an account"</a></p>
+            </div>
+        </AppLayout>
+    }
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let submit = move || {
+        pending.set(true);
+        error.set(None);
+        let request = sign_up(
+            email.get_untracked(),
+            name.get_untracked(),
+            password.get_untracked(),
+        );
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(_) => go_home(),
+                Err(refusal) => {
+                    error.set(Some(refusal.to_string()));
+                    pending.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <Title text="Create an account · Async Coder"/>
+        <AppLayout>
+            <div class="page narrow">
+                <h1>"Create an account"</h1>
+                <Card>
+                    <form
+                        novalidate
+                        on:submit=move |event| {
+                            event.prevent_default();
+                            submit();
+                        }
+                    >
+                        <Input id="sign-up-name" label="Name" value=name autocomplete="name"/>
+                        <Input id="sign-up-email" label="Email" kind="email" value=email autocomplete="email"/>
+                        <Input
+                            id="sign-up-password"
+                            label="Password"
+                            kind="password"
+                            value=password
+                            autocomplete="new-password"
+                            hint="8 to 128 characters; common passwords are refused."
+                        />
+                        <p class="form-error" role="alert" hidden=move || error.with(Option::is_none)>
+                            {move || error.get().unwrap_or_default()}
+                        </p>
+                        <Button kind="submit" id="sign-up-submit" disabled=pending>"Create account"</Button>
+                    </form>
+                </Card>
+                <p>"Have an account? " <a href="/sign-in">"Sign in"</a></p>
+            </div>
+        </AppLayout>
+    }
+}

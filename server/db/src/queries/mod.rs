@@ -1,0 +1,9 @@
+//! Queries, one module per aggregate, each an `impl Database` block. Every query that reads a
+//! user's data takes the owner's id and filters on it.
+
+mod audit;
+mod sessions;
+mod users;
+
+pub use audit::NewAuditEntry;
+pub use users::NewUser;

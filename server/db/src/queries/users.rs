@@ -1,0 +1,77 @@
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, SqlErr, TransactionTrait,
+};
+
+use crate::ids::UserId;
+use crate::tables::users::{self, Role, Tier};
+use crate::{Backend, Database, Error};
+
+/// What sign-up stores. Role and tier are not chosen by the caller: the first account of the
+/// instance becomes its admin, every other one starts as a free user.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// Already normalised (trimmed, lower case).
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl Database {
+    /// Creates a user. Fails with [`Error::EmailTaken`] when the email is registered already.
+    pub async fn create_user(
+        &self,
+        new_user: NewUser,
+        now: DateTime<Utc>,
+    ) -> Result<users::Model, Error> {
+        let transaction = self.connection().begin().await?;
+        if self.backend() == Backend::Postgres {
+            // Two first sign-ups at once must not both become admin.
+            transaction
+                .execute_unprepared("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+        }
+        let existing = users::Entity::find().count(&transaction).await?;
+        let role = if existing == 0 {
+            Role::Admin
+        } else {
+            Role::User
+        };
+        let model = users::ActiveModel {
+            id: Set(UserId::new()),
+            email: Set(new_user.email),
+            name: Set(new_user.name),
+            password_hash: Set(new_user.password_hash),
+            role: Set(role),
+            tier: Set(Tier::Free),
+            avatar_url: Set(None),
+            preferences: Set(None),
+            disabled_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let inserted = match model.insert(&transaction).await {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    return Err(Error::EmailTaken);
+                }
+                return Err(error.into());
+            }
+        };
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<users::Model>, Error> {
+        Ok(users::Entity::find()
+            .filter(users::Column::Email.eq(email))
+            .one(self.connection())
+            .await?)
+    }
+
+    pub async fn find_user(&self, id: UserId) -> Result<Option<users::Model>, Error> {
+        Ok(users::Entity::find_by_id(id).one(self.connection()).await?)
+    }
+}

@@ -1,0 +1,315 @@
+//! Accounts and sessions: sign-up, sign-in, sign-out, and turning a session token back into a
+//! signed-in user.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use db::ids::{SessionId, UserId};
+use db::tables::users::{self, Role, Tier};
+use db::{NewAuditEntry, NewUser};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::rate_limit::{FailurePolicy, WindowPolicy};
+use crate::{Error, RequestMeta, Services, passwords, tokens};
+
+/// A session token as handed to the browser (in a cookie). Never logged, never stored in clear.
+pub struct SessionToken(pub SecretString);
+
+/// The user a request acts for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedUser {
+    pub id: UserId,
+    pub session_id: SessionId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub tier: Tier,
+}
+
+pub struct SignUp {
+    pub email: String,
+    pub name: String,
+    pub password: SecretString,
+}
+
+const SIGN_IN_PER_ACCOUNT_AND_ADDRESS: FailurePolicy = FailurePolicy {
+    free: 5,
+    cap: StdDuration::from_secs(15 * 60),
+};
+const SIGN_IN_PER_ADDRESS: FailurePolicy = FailurePolicy {
+    free: 30,
+    cap: StdDuration::from_secs(15 * 60),
+};
+const SIGN_UPS_PER_ADDRESS: WindowPolicy = WindowPolicy {
+    limit: 10,
+    window: StdDuration::from_secs(3600),
+};
+/// A session is written back (last seen) at most this often.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
+fn rate_limited(wait: StdDuration) -> Error {
+    Error::RateLimited {
+        retry_after: Duration::seconds(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) + 1),
+    }
+}
+
+fn client_address(meta: &RequestMeta) -> String {
+    meta.ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Lower-cased, trimmed, checked for the shape of an address.
+pub fn normalise_email(email: &str) -> Result<String, Error> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::Invalid(
+            "Enter an email address such as ada@example.com.".into(),
+        ))
+    }
+}
+
+fn check_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    match name.chars().count() {
+        0 => Err(Error::Invalid("Enter your name.".into())),
+        1..=100 => Ok(name.to_owned()),
+        _ => Err(Error::Invalid(
+            "The name must have at most 100 characters.".into(),
+        )),
+    }
+}
+
+impl Services {
+    async fn audit(&self, entry: NewAuditEntry, meta: &RequestMeta) -> Result<(), Error> {
+        let entry = NewAuditEntry {
+            ip_address: meta.ip.map(|ip| ip.to_string()),
+            user_agent: meta.user_agent.clone(),
+            ..entry
+        };
+        self.database.record_audit(entry, Utc::now()).await?;
+        Ok(())
+    }
+
+    async fn open_session(
+        &self,
+        user: &users::Model,
+        meta: &RequestMeta,
+    ) -> Result<(AuthenticatedUser, SessionToken), Error> {
+        let token = tokens::generate()?;
+        let now = Utc::now();
+        let session = self
+            .database
+            .create_session(
+                user.id,
+                tokens::hash(&token),
+                meta.ip.map(|ip| ip.to_string()),
+                meta.user_agent.clone(),
+                now,
+                now + self.sessions.absolute_timeout,
+            )
+            .await?;
+        Ok((
+            AuthenticatedUser {
+                id: user.id,
+                session_id: session.id,
+                email: user.email.clone(),
+                name: user.name.clone(),
+                role: user.role,
+                tier: user.tier,
+            },
+            SessionToken(SecretString::from(token)),
+        ))
+    }
+
+    /// Creates an account and signs it in. The first account of the instance becomes its admin.
+    pub async fn sign_up(
+        &self,
+        input: SignUp,
+        meta: &RequestMeta,
+    ) -> Result<(AuthenticatedUser, SessionToken), Error> {
+        self.limiter
+            .hit(
+                &format!("sign-up|{}", client_address(meta)),
+                SIGN_UPS_PER_ADDRESS,
+            )
+            .map_err(rate_limited)?;
+        let email = normalise_email(&input.email)?;
+        let name = check_name(&input.name)?;
+        passwords::check_policy(&input.password)?;
+        let password_hash = passwords::hash(input.password).await?;
+        let user = self
+            .database
+            .create_user(
+                NewUser {
+                    email,
+                    name,
+                    password_hash,
+                },
+                Utc::now(),
+            )
+            .await?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.sign_up",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                detail: Some(json!({ "role": user.role, "tier": user.tier })),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await?;
+        self.open_session(&user, meta).await
+    }
+
+    /// Signs in with email and password. A wrong email and a wrong password get the same answer,
+    /// in the same time. Repeated failures are slowed down per account and client address, and
+    /// per client address.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(AuthenticatedUser, SessionToken), Error> {
+        let email = email.trim().to_lowercase();
+        let address = client_address(meta);
+        let address_key = format!("sign-in|{address}");
+        let account_key = format!("sign-in|{address}|{email}");
+        self.limiter.check(&address_key).map_err(rate_limited)?;
+        self.limiter.check(&account_key).map_err(rate_limited)?;
+
+        let user = self.database.find_user_by_email(&email).await?;
+        let stored_hash = user
+            .as_ref()
+            .map(|user| user.password_hash.clone())
+            .unwrap_or_else(|| passwords::DECOY_HASH.clone());
+        let password_matches = passwords::verify(password, stored_hash).await?;
+
+        let Some(user) = user.filter(|_| password_matches) else {
+            self.limiter
+                .record_failure(&account_key, SIGN_IN_PER_ACCOUNT_AND_ADDRESS);
+            self.limiter
+                .record_failure(&address_key, SIGN_IN_PER_ADDRESS);
+            let known = self.database.find_user_by_email(&email).await?;
+            self.audit(
+                NewAuditEntry {
+                    actor_id: known.as_ref().map(|user| user.id),
+                    action: "user.sign_in_failed",
+                    target_type: Some("user"),
+                    target_id: known.map(|user| user.id.to_string()),
+                    detail: Some(json!({ "email": email })),
+                    ..NewAuditEntry::default()
+                },
+                meta,
+            )
+            .await?;
+            return Err(Error::SignInFailed);
+        };
+        if user.disabled_at.is_some() {
+            return Err(Error::AccountDisabled);
+        }
+        self.limiter.clear(&account_key);
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.sign_in",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await?;
+        self.open_session(&user, meta).await
+    }
+
+    /// Ends one session.
+    pub async fn sign_out(
+        &self,
+        user: &AuthenticatedUser,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        self.database.delete_session(user.session_id).await?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.sign_out",
+                target_type: Some("session"),
+                target_id: Some(user.session_id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// The user a session token belongs to, if the session is still valid (not expired, not
+    /// idle too long, account not disabled). Expired sessions are deleted.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<AuthenticatedUser>, Error> {
+        let Some((session, user)) = self.database.find_session(&tokens::hash(token)).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let expired =
+            session.expires_at <= now || session.last_seen_at + self.sessions.idle_timeout <= now;
+        if expired || user.disabled_at.is_some() {
+            self.database.delete_session(session.id).await?;
+            return Ok(None);
+        }
+        let authenticated = AuthenticatedUser {
+            id: user.id,
+            session_id: session.id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+            tier: user.tier,
+        };
+        if now - session.last_seen_at >= TOUCH_EVERY {
+            self.database.touch_session(session, now).await?;
+        }
+        Ok(Some(authenticated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalise_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada@.com",
+            "a da@example.com",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(check_name("  Ada Lovelace ").unwrap(), "Ada Lovelace");
+        assert!(check_name("   ").is_err());
+        assert!(check_name(&"n".repeat(101)).is_err());
+    }
+}

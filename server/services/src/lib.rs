@@ -1,0 +1,94 @@
+//! Async Coder's use cases: what the server functions call. Each checks its input, authorizes,
+//! and goes through [`db::Database`]. Nothing here knows HTTP or Leptos: callers pass what they
+//! know of the request in a [`RequestMeta`].
+
+pub mod accounts;
+mod passwords;
+pub mod rate_limit;
+mod tokens;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::Duration;
+
+pub use accounts::{AuthenticatedUser, SessionToken};
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// The errors of the use cases. Their `Display` is safe to show a person, except `Internal`,
+/// whose text is for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("An account with this email exists already. Sign in instead.")]
+    EmailTaken,
+    #[error("The email or the password is wrong.")]
+    SignInFailed,
+    #[error("This account is disabled. Ask an administrator to enable it again.")]
+    AccountDisabled,
+    #[error("Please sign in to continue.")]
+    Unauthorized,
+    #[error("Too many attempts; try again in {} seconds.", retry_after.num_seconds().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<db::Error> for Error {
+    fn from(error: db::Error) -> Self {
+        match error {
+            db::Error::EmailTaken => Error::EmailTaken,
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What the caller knows of the request a use case serves, for audit rows and rate limits.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The client's address (the proxy's view already resolved by the server).
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// The client's address as the server resolved it (trusting `X-Forwarded-For` only from
+/// configured proxies). The server puts it in each request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// Session lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::days(7),
+            absolute_timeout: Duration::days(30),
+        }
+    }
+}
+
+/// Everything the use cases share: the database, the policies and the in-memory rate limiter.
+#[derive(Clone)]
+pub struct Services {
+    pub database: db::Database,
+    pub sessions: SessionPolicy,
+    pub limiter: Arc<rate_limit::RateLimiter>,
+}
+
+impl Services {
+    pub fn new(database: db::Database) -> Self {
+        Self {
+            database,
+            sessions: SessionPolicy::default(),
+            limiter: Arc::new(rate_limit::RateLimiter::default()),
+        }
+    }
+}

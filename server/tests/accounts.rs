@@ -1,0 +1,507 @@
+//! Accounts and the security baseline through the real router, on SQLite and Postgres.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use db::testing::{TestDatabase, backends};
+use http_body_util::BodyExt;
+use leptos::config::LeptosOptions;
+use server::{AppState, Metrics};
+use tower::ServiceExt;
+
+fn router_for(services: services::Services) -> Router {
+    server::router(AppState {
+        leptos_options: LeptosOptions::builder()
+            .output_name("async-coder")
+            .site_root("target/site")
+            .build(),
+        services,
+        metrics: Metrics::install(),
+        trusted_proxies: server::TrustedProxies::default(),
+    })
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    /// The session token a `Set-Cookie` handed out.
+    fn session_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|cookie| cookie.starts_with("session=") || cookie.starts_with("__Host-session="))
+            .map(|cookie| cookie.split(';').next().unwrap_or_default().to_owned())
+    }
+}
+
+/// A POST from our own page on the loopback host, from `address`.
+async fn post(
+    router: &Router,
+    path: &str,
+    form: &str,
+    cookie: Option<&str>,
+    address: &str,
+) -> Reply {
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://127.0.0.1:3000")
+        .header(header::USER_AGENT, "accounts-test/1.0")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    let mut request = builder.body(Body::from(form.to_owned())).unwrap();
+    let peer: SocketAddr = format!("{address}:40000").parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    send(router, request).await
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn json(reply: &Reply) -> serde_json::Value {
+    serde_json::from_str(&reply.body).unwrap_or_else(|error| panic!("{error}: {}", reply.body))
+}
+
+#[tokio::test]
+async fn sign_up_in_and_out_with_server_side_sessions() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = services::Services::new(database.database.clone());
+        let router = router_for(services);
+
+        // The first account becomes admin; role and tier sent by the client are ignored.
+        let first = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=Ada%40Example.com&name=Ada&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(first.status, StatusCode::OK, "{backend:?}: {}", first.body);
+        assert_eq!(json(&first)["role"], "admin");
+        assert_eq!(json(&first)["email"], "ada@example.com");
+        let second = post(&router, "/api/auth/sign-up", "email=bob%40example.com&name=Bob&password=correct+horse+battery+staple&role=admin&tier=enterprise", None, "127.0.0.1").await;
+        assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+        assert_eq!(
+            (json(&second)["role"].clone(), json(&second)["tier"].clone()),
+            ("user".into(), "free".into())
+        );
+
+        // The session cookie is HttpOnly and SameSite=Lax; on plain-http loopback it drops the
+        // `__Host-` prefix and `Secure`.
+        let set_cookie = second.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            set_cookie.starts_with("session=")
+                && set_cookie.contains("HttpOnly")
+                && set_cookie.contains("SameSite=Lax"),
+            "{set_cookie}"
+        );
+        let bob = second.session_cookie().unwrap();
+
+        let me = post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1").await;
+        assert_eq!(json(&me)["name"], "Bob");
+        let visitor = post(&router, "/api/auth/me", "", None, "127.0.0.1").await;
+        assert_eq!(visitor.body, "null");
+
+        // Taken email, bad input: clear messages, nothing created.
+        let taken = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=BOB%40example.com&name=Bob2&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(taken.status, StatusCode::CONFLICT);
+        let common = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=c%40example.com&name=C&password=password123",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(common.status, StatusCode::BAD_REQUEST);
+        assert!(common.body.contains("most common"), "{}", common.body);
+        let short = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=c%40example.com&name=C&password=abc",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        assert!(
+            short.body.contains("at least 8 characters"),
+            "{}",
+            short.body
+        );
+        let long = post(
+            &router,
+            "/api/auth/sign-up",
+            &format!("email=c%40example.com&name=C&password={}", "x".repeat(129)),
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        assert!(
+            long.body.contains("at most 128 characters"),
+            "{}",
+            long.body
+        );
+
+        // Wrong password and unknown email: the same answer.
+        let wrong = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=bob%40example.com&password=not+the+password",
+            None,
+            "127.0.0.2",
+        )
+        .await;
+        let unknown = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=nobody%40example.com&password=not+the+password",
+            None,
+            "127.0.0.2",
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            (wrong.status, wrong.body.clone()),
+            (unknown.status, unknown.body.clone())
+        );
+
+        // Signing in rotates the session: a new token, and the one sent along is ended.
+        let signed_in = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=bob%40example.com&password=correct+horse+battery+staple",
+            Some(&bob),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+        let rotated = signed_in.session_cookie().unwrap();
+        assert_ne!(rotated, bob);
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        assert_eq!(
+            json(&post(&router, "/api/auth/me", "", Some(&rotated), "127.0.0.1").await)["name"],
+            "Bob"
+        );
+
+        // Signing out ends the session on the server, whatever the browser keeps.
+        let out = post(
+            &router,
+            "/api/auth/sign-out",
+            "",
+            Some(&rotated),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+        assert!(
+            out.headers[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&rotated), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/auth/sign-out",
+                "",
+                Some(&rotated),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Every step left an audit row with address and user agent.
+        let bob_id = db::ids::UserId(json(&second)["id"].as_str().unwrap().parse().unwrap());
+        let actions: Vec<_> = database.database.audit_entries_of(bob_id).await.unwrap();
+        for action in [
+            "user.sign_up",
+            "user.sign_in_failed",
+            "user.sign_in",
+            "user.sign_out",
+        ] {
+            let entry = actions
+                .iter()
+                .find(|entry| entry.action == action)
+                .unwrap_or_else(|| panic!("{backend:?}: no {action}"));
+            assert!(
+                entry.ip_address.is_some()
+                    && entry.user_agent.as_deref() == Some("accounts-test/1.0"),
+                "{entry:?}"
+            );
+        }
+        // No password ever reaches the audit log.
+        assert!(
+            actions
+                .iter()
+                .all(|entry| !format!("{entry:?}").contains("horse"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_are_slowed_down_without_locking_out_the_real_user() {
+    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    let router = router_for(services::Services::new(database.database.clone()));
+    post(
+        &router,
+        "/api/auth/sign-up",
+        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
+        None,
+        "127.0.0.1",
+    )
+    .await;
+
+    let attacker = "198.51.100.7";
+    for _ in 0..6 {
+        let reply = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=ada%40example.com&password=guess+guess+guess",
+            None,
+            attacker,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    }
+    let limited = post(
+        &router,
+        "/api/auth/sign-in",
+        "email=ada%40example.com&password=correct+horse+battery+staple",
+        None,
+        attacker,
+    )
+    .await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    let retry_after: u64 = limited.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert!(
+        json(&limited)["RateLimited"]["retry_after_seconds"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{}",
+        limited.body
+    );
+
+    // The real user, elsewhere, still gets in.
+    let real = post(
+        &router,
+        "/api/auth/sign-in",
+        "email=ada%40example.com&password=correct+horse+battery+staple",
+        None,
+        "203.0.113.20",
+    )
+    .await;
+    assert_eq!(real.status, StatusCode::OK, "{}", real.body);
+
+    // Sign-ups are limited per address.
+    let mut statuses = Vec::new();
+    for number in 0..11 {
+        let form = format!(
+            "email=user{number}%40example.com&name=U&password=correct+horse+battery+staple"
+        );
+        statuses.push(
+            post(&router, "/api/auth/sign-up", &form, None, "192.0.2.50")
+                .await
+                .status,
+        );
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|status| *status == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_or_too_old() {
+    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    let mut services = services::Services::new(database.database.clone());
+    services.sessions.absolute_timeout = chrono::Duration::zero();
+    let router = router_for(services);
+    let reply = post(
+        &router,
+        "/api/auth/sign-up",
+        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
+        None,
+        "127.0.0.1",
+    )
+    .await;
+    let cookie = reply.session_cookie().unwrap();
+    assert_eq!(
+        post(&router, "/api/auth/me", "", Some(&cookie), "127.0.0.1")
+            .await
+            .body,
+        "null"
+    );
+
+    let mut services = services::Services::new(database.database.clone());
+    services.sessions.idle_timeout = chrono::Duration::zero();
+    let router = router_for(services);
+    let reply = post(
+        &router,
+        "/api/auth/sign-in",
+        "email=ada%40example.com&password=correct+horse+battery+staple",
+        None,
+        "127.0.0.1",
+    )
+    .await;
+    let cookie = reply.session_cookie().unwrap();
+    assert_eq!(
+        post(&router, "/api/auth/me", "", Some(&cookie), "127.0.0.1")
+            .await
+            .body,
+        "null"
+    );
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_pages_carry_a_policy() {
+    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    let router = router_for(services::Services::new(database.database.clone()));
+    let reply = post(
+        &router,
+        "/api/auth/sign-up",
+        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
+        None,
+        "127.0.0.1",
+    )
+    .await;
+    let cookie = reply.session_cookie().unwrap();
+
+    // A form on another site posting with the victim's cookie.
+    let forged = Request::builder()
+        .method("POST")
+        .uri("/api/auth/sign-out")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, forged).await.status, StatusCode::FORBIDDEN);
+    let fetch_metadata = Request::builder()
+        .method("POST")
+        .uri("/api/settings/theme")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("theme=dark"))
+        .unwrap();
+    assert_eq!(
+        send(&router, fetch_metadata).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let no_origin_with_cookie = Request::builder()
+        .method("POST")
+        .uri("/api/auth/sign-out")
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&router, no_origin_with_cookie).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The session survived all three.
+    assert_eq!(
+        json(&post(&router, "/api/auth/me", "", Some(&cookie), "127.0.0.1").await)["name"],
+        "Ada"
+    );
+
+    let page = send(
+        &router,
+        Request::builder().uri("/").body(Body::empty()).unwrap(),
+    )
+    .await;
+    let policy = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("script-src 'self' 'nonce-") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(
+        page.body.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the nonce"
+    );
+    let health = send(
+        &router,
+        Request::builder()
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        health.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}
