@@ -64,6 +64,17 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        let error = Self::from_server_fn_error_inner(value);
+        #[cfg(feature = "ssr")]
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(error.status());
+        }
+        error
+    }
+}
+
+impl AppError {
+    fn from_server_fn_error_inner(value: ServerFnErrorErr) -> Self {
         match value {
             ServerFnErrorErr::Args(detail) => {
                 AppError::BadRequest(format!("The request's fields could not be read: {detail}"))

@@ -18,7 +18,9 @@ use leptos_router::StaticSegment;
 use leptos_router::components::{Route, Router, Routes};
 
 use crate::components::{ToastRegion, provide_toaster};
-use crate::pages::{ErrorPage, LandingPage, NotFoundPage, SettingsPage, SignInPage, SignUpPage};
+use crate::pages::{
+    AccountPage, ErrorPage, LandingPage, NotFoundPage, SettingsPage, SignInPage, SignUpPage,
+};
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
 /// from the request's cookies, so the first paint is already right (no flash of the wrong theme).
@@ -105,6 +107,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFoundPage/> }>
                     <Route path=StaticSegment("") view=LandingPage/>
                     <Route path=StaticSegment("settings") view=SettingsPage/>
+                    <Route path=StaticSegment("account") view=AccountPage/>
                     <Route path=StaticSegment("sign-in") view=SignInPage/>
                     <Route path=StaticSegment("sign-up") view=SignUpPage/>
                 </Routes>

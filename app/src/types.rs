@@ -218,3 +218,11 @@ pub struct CurrentUser {
     pub role: UserRole,
     pub tier: UserTier,
 }
+
+/// What the account page shows and edits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub email: String,
+    pub name: String,
+    pub avatar_url: Option<String>,
+}

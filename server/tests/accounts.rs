@@ -505,3 +505,210 @@ async fn cross_site_requests_are_refused_and_pages_carry_a_policy() {
             .contains("frame-ancestors 'none'")
     );
 }
+
+#[tokio::test]
+async fn people_manage_their_own_account() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let router = router_for(services::Services::new(database.database.clone()));
+        let sign_up = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        let laptop = sign_up.session_cookie().unwrap();
+        let phone = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=ada%40example.com&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await
+        .session_cookie()
+        .unwrap();
+
+        // Without a session: 401 on every account endpoint.
+        for (path, form) in [
+            ("/api/account/profile", ""),
+            ("/api/account/update-profile", "name=X&avatar_url="),
+            (
+                "/api/account/change-password",
+                "current_password=a&new_password=b",
+            ),
+            ("/api/account/delete", "password=a"),
+        ] {
+            assert_eq!(
+                post(&router, path, form, None, "127.0.0.1").await.status,
+                StatusCode::UNAUTHORIZED,
+                "{path}"
+            );
+        }
+        // A malformed request is a 400, not a server error.
+        assert_eq!(
+            post(
+                &router,
+                "/api/account/update-profile",
+                "",
+                Some(&laptop),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+
+        // Profile.
+        let bad = post(
+            &router,
+            "/api/account/update-profile",
+            "name=Ada+L&avatar_url=javascript%3Aalert(1)",
+            Some(&laptop),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        let good = post(
+            &router,
+            "/api/account/update-profile",
+            "name=Ada+L&avatar_url=https%3A%2F%2Fexample.com%2Fa.png",
+            Some(&laptop),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(good.status, StatusCode::OK, "{}", good.body);
+        let profile = json(
+            &post(
+                &router,
+                "/api/account/profile",
+                "",
+                Some(&laptop),
+                "127.0.0.1",
+            )
+            .await,
+        );
+        assert_eq!(
+            (profile["name"].as_str(), profile["avatar_url"].as_str()),
+            (Some("Ada L"), Some("https://example.com/a.png"))
+        );
+
+        // Password change: needs the current password, follows the policy, ends every other session.
+        let wrong = post(
+            &router,
+            "/api/account/change-password",
+            "current_password=nope&new_password=another+long+passphrase",
+            Some(&laptop),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+        let weak = post(
+            &router,
+            "/api/account/change-password",
+            "current_password=correct+horse+battery+staple&new_password=12345678",
+            Some(&laptop),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+        let changed = post(
+            &router,
+            "/api/account/change-password",
+            "current_password=correct+horse+battery+staple&new_password=another+long+passphrase",
+            Some(&laptop),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        let fresh = changed.session_cookie().unwrap();
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&phone), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&laptop), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        assert_eq!(
+            json(&post(&router, "/api/auth/me", "", Some(&fresh), "127.0.0.1").await)["name"],
+            "Ada L"
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/auth/sign-in",
+                "email=ada%40example.com&password=correct+horse+battery+staple",
+                None,
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Deletion: needs the password; removes what the account owns.
+        let user_id = db::ids::UserId(json(&sign_up)["id"].as_str().unwrap().parse().unwrap());
+        let now = chrono::Utc::now();
+        let project = db::tables::projects::Model {
+            id: db::ids::ProjectId::new(),
+            owner_id: user_id,
+            name: "mine".into(),
+            description: None,
+            repository_url: None,
+            created_at: now,
+            updated_at: now,
+        };
+        db::sea_orm::ActiveModelTrait::insert(
+            db::sea_orm::IntoActiveModel::into_active_model(project),
+            database.database.connection(),
+        )
+        .await
+        .unwrap();
+        let refused = post(
+            &router,
+            "/api/account/delete",
+            "password=wrong",
+            Some(&fresh),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        let deleted = post(
+            &router,
+            "/api/account/delete",
+            "password=another+long+passphrase",
+            Some(&fresh),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&fresh), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        let remaining = db::sea_orm::PaginatorTrait::count(
+            <db::tables::projects::Entity as db::sea_orm::EntityTrait>::find(),
+            database.database.connection(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(remaining, 0, "{backend:?}");
+        assert!(
+            database
+                .database
+                .find_user(user_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}

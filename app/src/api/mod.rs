@@ -1,6 +1,7 @@
 //! Server functions, one module per area. Every server function has an explicit, stable endpoint
 //! `/api/<area>/<action>` (listed in ARCHITECTURE.md): they are public HTTP endpoints.
 
+pub mod account;
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub(crate) mod request;

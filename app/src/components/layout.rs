@@ -27,6 +27,9 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                             <A href="/">"Home"</A>
                         </li>
                         <li>
+                            <A href="/account">"Account"</A>
+                        </li>
+                        <li>
                             <A href="/settings">"Settings"</A>
                         </li>
                     </ul>

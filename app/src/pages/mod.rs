@@ -1,11 +1,13 @@
 //! One module per route.
 
+mod account;
 mod auth;
 mod error;
 mod landing;
 mod not_found;
 mod settings;
 
+pub use account::AccountPage;
 pub use auth::{SignInPage, SignUpPage};
 pub use error::ErrorPage;
 pub use landing::LandingPage;

@@ -256,6 +256,110 @@ impl Services {
         .await
     }
 
+    /// Changes name and avatar URL (empty for none; otherwise an https:// address).
+    pub async fn update_profile(
+        &self,
+        user: &AuthenticatedUser,
+        name: &str,
+        avatar_url: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let name = check_name(name)?;
+        let avatar_url = check_avatar_url(avatar_url)?;
+        self.database
+            .update_profile(user.id, name, avatar_url, Utc::now())
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.profile_changed",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await
+    }
+
+    async fn check_current_password(
+        &self,
+        user: &AuthenticatedUser,
+        password: SecretString,
+    ) -> Result<(), Error> {
+        let stored = self
+            .database
+            .find_user(user.id)
+            .await?
+            .ok_or(Error::Unauthorized)?
+            .password_hash;
+        if passwords::verify(password, stored).await? {
+            Ok(())
+        } else {
+            Err(Error::Invalid("The current password is wrong.".into()))
+        }
+    }
+
+    /// Changes the password after checking the current one, ends every session of the user and
+    /// opens a fresh one for this browser.
+    pub async fn change_password(
+        &self,
+        user: &AuthenticatedUser,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<SessionToken, Error> {
+        self.check_current_password(user, current).await?;
+        passwords::check_policy(&new)?;
+        let hash = passwords::hash(new).await?;
+        self.database
+            .update_password_hash(user.id, hash, Utc::now())
+            .await?;
+        self.database.delete_sessions_of_user(user.id).await?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.password_changed",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await?;
+        let account = self
+            .database
+            .find_user(user.id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        let (_, token) = self.open_session(&account, meta).await?;
+        Ok(token)
+    }
+
+    /// Deletes the account and everything it owns, after checking the password.
+    pub async fn delete_account(
+        &self,
+        user: &AuthenticatedUser,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        self.check_current_password(user, password).await?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "user.deleted",
+                target_type: Some("user"),
+                target_id: Some(user.id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await?;
+        self.database.delete_user(user.id).await?;
+        Ok(())
+    }
+
     /// The user a session token belongs to, if the session is still valid (not expired, not
     /// idle too long, account not disabled). Expired sessions are deleted.
     pub async fn authenticate(&self, token: &str) -> Result<Option<AuthenticatedUser>, Error> {
@@ -284,6 +388,27 @@ impl Services {
     }
 }
 
+fn check_avatar_url(url: &str) -> Result<Option<String>, Error> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let valid = url.len() <= 500
+        && url
+            .strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty())
+        && !url
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control());
+    if valid {
+        Ok(Some(url.to_owned()))
+    } else {
+        Err(Error::Invalid(
+            "The avatar must be an https:// address of at most 500 characters.".into(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +428,25 @@ mod tests {
             "a da@example.com",
         ] {
             assert!(normalise_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn avatar_urls_are_https_or_nothing() {
+        assert_eq!(check_avatar_url(" ").unwrap(), None);
+        assert_eq!(
+            check_avatar_url("https://example.com/a.png")
+                .unwrap()
+                .as_deref(),
+            Some("https://example.com/a.png")
+        );
+        for bad in [
+            "http://example.com/a.png",
+            "javascript:alert(1)",
+            "https://",
+            "https://a b",
+        ] {
+            assert!(check_avatar_url(bad).is_err(), "{bad}");
         }
     }
 

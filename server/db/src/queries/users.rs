@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, SqlErr, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, SqlErr, TransactionTrait,
 };
 
 use crate::ids::UserId;
@@ -73,5 +74,47 @@ impl Database {
 
     pub async fn find_user(&self, id: UserId) -> Result<Option<users::Model>, Error> {
         Ok(users::Entity::find_by_id(id).one(self.connection()).await?)
+    }
+
+    /// Changes name and avatar of `id`; `Ok(None)` when there is no such user.
+    pub async fn update_profile(
+        &self,
+        id: UserId,
+        name: String,
+        avatar_url: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<users::Model>, Error> {
+        let Some(user) = self.find_user(id).await? else {
+            return Ok(None);
+        };
+        let mut active = user.into_active_model();
+        active.name = Set(name);
+        active.avatar_url = Set(avatar_url);
+        active.updated_at = Set(now);
+        Ok(Some(active.update(self.connection()).await?))
+    }
+
+    pub async fn update_password_hash(
+        &self,
+        id: UserId,
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id))
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the user and, by cascade, their sessions, projects, files, conversations, usage
+    /// and provider credentials. Audit rows stay, with the actor set to null.
+    pub async fn delete_user(&self, id: UserId) -> Result<(), Error> {
+        users::Entity::delete_by_id(id)
+            .exec(self.connection())
+            .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,193 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::account::{change_password, delete_account, load_profile, update_profile};
+use crate::components::{
+    AppLayout, Button, ButtonVariant, Card, Input, Modal, ToastKind, use_toaster,
+};
+use crate::error::AppError;
+
+/// The signed-in person's account: profile, password, deletion.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let profile = Resource::new(|| (), |()| load_profile());
+    view! {
+        <Title text="Account · Async Coder"/>
+        <AppLayout>
+            <div class="page">
+                <h1>"Account"</h1>
+                <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match profile.await {
+                            Ok(profile) => view! { <AccountForms profile/> }.into_any(),
+                            Err(AppError::Unauthorized) => {
+                                view! {
+                                    <p>
+                                        "Sign in to see your account. "
+                                        <a href="/sign-in">"Sign in"</a>
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                            Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </div>
+        </AppLayout>
+    }
+}
+
+#[component]
+fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
+    let toaster = use_toaster();
+    let name = RwSignal::new(profile.name.clone());
+    let avatar_url = RwSignal::new(profile.avatar_url.clone().unwrap_or_default());
+    let profile_error = RwSignal::new(None::<String>);
+    let save_profile = move || {
+        let request = update_profile(name.get_untracked(), avatar_url.get_untracked());
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(()) => {
+                    profile_error.set(None);
+                    toaster.show(ToastKind::Success, "Profile saved.");
+                }
+                Err(error) => profile_error.set(Some(error.to_string())),
+            }
+        });
+    };
+
+    let current_password = RwSignal::new(String::new());
+    let new_password = RwSignal::new(String::new());
+    let password_error = RwSignal::new(None::<String>);
+    let save_password = move || {
+        let request = change_password(
+            current_password.get_untracked(),
+            new_password.get_untracked(),
+        );
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(()) => {
+                    password_error.set(None);
+                    current_password.set(String::new());
+                    new_password.set(String::new());
+                    toaster.show(
+                        ToastKind::Success,
+                        "Password changed. Every other session has been signed out.",
+                    );
+                }
+                Err(error) => password_error.set(Some(error.to_string())),
+            }
+        });
+    };
+
+    let confirm_delete = RwSignal::new(false);
+    let delete_password = RwSignal::new(String::new());
+    let delete_error = RwSignal::new(None::<String>);
+    let do_delete = move || {
+        let request = delete_account(delete_password.get_untracked());
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(()) => {
+                    if let Err(error) = window().location().set_href("/") {
+                        leptos::logging::error!("could not leave the page: {error:?}");
+                    }
+                }
+                Err(error) => delete_error.set(Some(error.to_string())),
+            }
+        });
+    };
+
+    view! {
+        <Card title="Profile" description=format!("Signed in as {}.", profile.email)>
+            <form
+                novalidate
+                on:submit=move |event| {
+                    event.prevent_default();
+                    save_profile();
+                }
+            >
+                <Input id="profile-name" label="Name" value=name autocomplete="name"/>
+                <Input
+                    id="profile-avatar"
+                    label="Avatar URL"
+                    value=avatar_url
+                    kind="url"
+                    hint="An https:// address of a picture, or empty."
+                />
+                <p class="form-error" role="alert" hidden=move || profile_error.with(Option::is_none)>
+                    {move || profile_error.get().unwrap_or_default()}
+                </p>
+                <Button kind="submit" id="save-profile">"Save profile"</Button>
+            </form>
+        </Card>
+        <Card title="Password" description="Changing it signs out every other session.">
+            <form
+                novalidate
+                on:submit=move |event| {
+                    event.prevent_default();
+                    save_password();
+                }
+            >
+                <Input
+                    id="current-password"
+                    label="Current password"
+                    kind="password"
+                    value=current_password
+                    autocomplete="current-password"
+                />
+                <Input
+                    id="new-password"
+                    label="New password"
+                    kind="password"
+                    value=new_password
+                    autocomplete="new-password"
+                    hint="8 to 128 characters; common passwords are refused."
+                />
+                <p class="form-error" role="alert" hidden=move || password_error.with(Option::is_none)>
+                    {move || password_error.get().unwrap_or_default()}
+                </p>
+                <Button kind="submit" id="change-password">"Change password"</Button>
+            </form>
+        </Card>
+        <Card title="Delete account" description="Removes your projects, conversations, keys and sessions. This cannot be undone.">
+            <Button
+                variant=ButtonVariant::Danger
+                id="delete-account"
+                on_click=Callback::new(move |_| confirm_delete.set(true))
+            >
+                "Delete account…"
+            </Button>
+        </Card>
+        <Modal id="confirm-delete" title="Delete your account?" open=confirm_delete>
+            <form
+                novalidate
+                on:submit=move |event| {
+                    event.prevent_default();
+                    do_delete();
+                }
+            >
+                <p>"Everything you own here is deleted. Enter your password to confirm."</p>
+                <Input
+                    id="delete-password"
+                    label="Password"
+                    kind="password"
+                    value=delete_password
+                    autocomplete="current-password"
+                    error=delete_error
+                />
+                <div class="modal-actions">
+                    <Button
+                        variant=ButtonVariant::Secondary
+                        on_click=Callback::new(move |_| confirm_delete.set(false))
+                    >
+                        "Cancel"
+                    </Button>
+                    <Button kind="submit" variant=ButtonVariant::Danger id="confirm-delete-button">
+                        "Delete for good"
+                    </Button>
+                </div>
+            </form>
+        </Modal>
+    }
+}

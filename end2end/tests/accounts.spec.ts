@@ -1,0 +1,71 @@
+import { test, expect, hydrated, allowConsoleError } from "./fixtures";
+
+const password = "correct horse battery staple";
+
+async function signUp(page, name: string, email: string) {
+  await page.goto("/sign-up");
+  await hydrated(page);
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.locator("#account-name")).toContainText(name);
+}
+
+test("sign up, sign out, sign in, and a wrong password gets a plain message", async ({ page, console }) => {
+  const email = `ada-${Date.now()}@example.com`;
+  await signUp(page, "Ada", email);
+  await expect(page).toHaveURL(/\/$/);
+
+  await page.locator("#sign-out").click();
+  await expect(page.locator("#sign-in-link")).toBeVisible();
+  await expect(page.locator("#account-name")).toHaveCount(0);
+
+  await page.goto("/sign-in");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("not my password at all");
+  // The browser notes the 401 of the refused sign-in in its console.
+  allowConsoleError(console, /status of 401 \(Unauthorized\) \(http:\/\/[^/]+\/api\/auth\/sign-in\)$/);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: "The email or the password is wrong." })).toBeVisible();
+
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.locator("#account-name")).toContainText("Ada");
+});
+
+test("sign-up explains what is wrong with a weak password", async ({ page, console }) => {
+  allowConsoleError(console, /status of 400 \(Bad Request\) \(http:\/\/[^/]+\/api\/auth\/sign-up\)$/);
+  await page.goto("/sign-up");
+  await hydrated(page);
+  await page.getByLabel("Name").fill("Weak");
+  await page.getByLabel("Email").fill(`weak-${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill("password1");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: "most common" })).toBeVisible();
+});
+
+test("a cross-site form post with a valid session cookie is refused", async ({ page, browser, baseURL }) => {
+  await signUp(page, "Grace", `grace-${Date.now()}@example.com`);
+  const cookies = await page.context().cookies();
+  expect(cookies.find((cookie) => cookie.name === "session")?.httpOnly).toBe(true);
+
+  // Another site's page submits a form to our sign-out endpoint. (SameSite=Lax already keeps the
+  // cookie off such a post in Chromium; the same-origin guard refuses it either way.)
+  const attackerPage = await page.context().newPage();
+  await attackerPage.route("http://attacker.test/", (route) =>
+    route.fulfill({
+      contentType: "text/html",
+      body: `<form id="f" method="POST" action="${baseURL}/api/auth/sign-out"></form><script>document.getElementById("f").submit()</script>`,
+    }),
+  );
+  const refused = attackerPage.waitForResponse((response) => response.url().endsWith("/api/auth/sign-out"));
+  await attackerPage.goto("http://attacker.test/");
+  expect((await refused).status()).toBe(403);
+  await attackerPage.close();
+
+  // Still signed in.
+  await page.reload();
+  await expect(page.locator("#account-name")).toContainText("Grace");
+});
