@@ -226,3 +226,64 @@ pub struct Profile {
     pub name: String,
     pub avatar_url: Option<String>,
 }
+
+/// The AI services a person can add credentials for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderChoice {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    OpenAiCompatible,
+}
+
+impl ProviderChoice {
+    pub const ALL: [ProviderChoice; 4] = [
+        ProviderChoice::OpenAi,
+        ProviderChoice::Anthropic,
+        ProviderChoice::Gemini,
+        ProviderChoice::OpenAiCompatible,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderChoice::OpenAi => "openai",
+            ProviderChoice::Anthropic => "anthropic",
+            ProviderChoice::Gemini => "gemini",
+            ProviderChoice::OpenAiCompatible => "openai_compatible",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderChoice::OpenAi => "OpenAI",
+            ProviderChoice::Anthropic => "Anthropic",
+            ProviderChoice::Gemini => "Google Gemini",
+            ProviderChoice::OpenAiCompatible => {
+                "Local server (OpenAI-compatible: Ollama, llama.cpp, vLLM)"
+            }
+        }
+    }
+}
+
+impl FromStr for ProviderChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ProviderChoice::ALL
+            .into_iter()
+            .find(|choice| choice.as_str() == text)
+            .ok_or_else(|| "Choose OpenAI, Anthropic, Google Gemini or a local server.".to_owned())
+    }
+}
+
+/// A stored provider credential as the browser sees it: the key itself never, only its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCredential {
+    pub id: String,
+    pub provider: ProviderChoice,
+    pub label: String,
+    pub base_url: Option<String>,
+    pub key_last_four: Option<String>,
+    pub status: String,
+}

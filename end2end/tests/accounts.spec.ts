@@ -69,3 +69,24 @@ test("a cross-site form post with a valid session cookie is refused", async ({ p
   await page.reload();
   await expect(page.locator("#account-name")).toContainText("Grace");
 });
+
+test("add and remove a provider key; the key is never shown again", async ({ page }) => {
+  await signUp(page, "Keys", `keys-${Date.now()}@example.com`);
+  await page.goto("/settings/providers");
+  await hydrated(page);
+  await expect(page.locator("#no-providers")).toContainText("No provider is configured yet");
+
+  await page.getByRole("combobox", { name: "Provider" }).selectOption("anthropic");
+  await page.getByLabel("API key").fill("sk-ant-e2e-secret-9876");
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Anthropic credential saved." })).toBeVisible();
+  const entry = page.locator(".credential").filter({ hasText: "Anthropic" });
+  await expect(entry).toContainText("key …9876");
+  await expect(page.getByLabel("API key")).toHaveValue("");
+
+  await page.reload();
+  await hydrated(page);
+  expect(await page.content()).not.toContain("sk-ant-e2e-secret");
+  await page.getByRole("button", { name: "Remove Anthropic default" }).click();
+  await expect(page.locator("#no-providers")).toBeVisible();
+});

@@ -46,7 +46,10 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let address = leptos_options.site_addr;
     let state = AppState {
         leptos_options,
-        services: services::Services::new(database.clone()),
+        services: services::Services::new(
+            database.clone(),
+            services::secrets::MasterKey::load_or_create(&config.data_dir)?,
+        ),
         metrics: Metrics::install(),
         trusted_proxies: server::TrustedProxies(std::sync::Arc::new(
             config.trusted_proxies.clone(),

@@ -88,7 +88,10 @@ fn json(reply: &Reply) -> serde_json::Value {
 async fn sign_up_in_and_out_with_server_side_sessions() {
     for backend in backends() {
         let database = TestDatabase::migrated(backend).await;
-        let services = services::Services::new(database.database.clone());
+        let services = services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        );
         let router = router_for(services);
 
         // The first account becomes admin; role and tier sent by the client are ignored.
@@ -288,7 +291,10 @@ async fn sign_up_in_and_out_with_server_side_sessions() {
 #[tokio::test]
 async fn repeated_failures_are_slowed_down_without_locking_out_the_real_user() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
-    let router = router_for(services::Services::new(database.database.clone()));
+    let router = router_for(services::Services::new(
+        database.database.clone(),
+        services::secrets::MasterKey::generate(1).unwrap(),
+    ));
     post(
         &router,
         "/api/auth/sign-up",
@@ -374,7 +380,10 @@ async fn repeated_failures_are_slowed_down_without_locking_out_the_real_user() {
 #[tokio::test]
 async fn sessions_end_when_idle_or_too_old() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
-    let mut services = services::Services::new(database.database.clone());
+    let mut services = services::Services::new(
+        database.database.clone(),
+        services::secrets::MasterKey::generate(1).unwrap(),
+    );
     services.sessions.absolute_timeout = chrono::Duration::zero();
     let router = router_for(services);
     let reply = post(
@@ -393,7 +402,10 @@ async fn sessions_end_when_idle_or_too_old() {
         "null"
     );
 
-    let mut services = services::Services::new(database.database.clone());
+    let mut services = services::Services::new(
+        database.database.clone(),
+        services::secrets::MasterKey::generate(1).unwrap(),
+    );
     services.sessions.idle_timeout = chrono::Duration::zero();
     let router = router_for(services);
     let reply = post(
@@ -416,7 +428,10 @@ async fn sessions_end_when_idle_or_too_old() {
 #[tokio::test]
 async fn cross_site_requests_are_refused_and_pages_carry_a_policy() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
-    let router = router_for(services::Services::new(database.database.clone()));
+    let router = router_for(services::Services::new(
+        database.database.clone(),
+        services::secrets::MasterKey::generate(1).unwrap(),
+    ));
     let reply = post(
         &router,
         "/api/auth/sign-up",
@@ -510,7 +525,10 @@ async fn cross_site_requests_are_refused_and_pages_carry_a_policy() {
 async fn people_manage_their_own_account() {
     for backend in backends() {
         let database = TestDatabase::migrated(backend).await;
-        let router = router_for(services::Services::new(database.database.clone()));
+        let router = router_for(services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        ));
         let sign_up = post(
             &router,
             "/api/auth/sign-up",

@@ -20,7 +20,10 @@ fn state(database: &TestDatabase) -> AppState {
             .output_name("async-coder")
             .site_root("target/site")
             .build(),
-        services: services::Services::new(database.database.clone()),
+        services: services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        ),
         metrics: Metrics::install(),
         trusted_proxies: server::TrustedProxies::default(),
     }

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod providers;
 #[cfg(feature = "ssr")]
 pub(crate) mod request;
 pub mod settings;
@@ -34,6 +35,7 @@ pub(crate) fn reject_service_error(error: services::Error) -> crate::error::AppE
             AppError::SignInRefused(error.to_string())
         }
         services::Error::Unauthorized => AppError::Unauthorized,
+        services::Error::NotFound => AppError::NotFound,
         services::Error::RateLimited { retry_after } => AppError::RateLimited {
             retry_after_seconds: u64::try_from(retry_after.num_seconds()).unwrap_or(1).max(1),
         },

@@ -24,13 +24,16 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                 <nav class="sidebar" aria-label="Main">
                     <ul>
                         <li>
-                            <A href="/">"Home"</A>
+                            <A href="/" exact=true>"Home"</A>
                         </li>
                         <li>
                             <A href="/account">"Account"</A>
                         </li>
                         <li>
-                            <A href="/settings">"Settings"</A>
+                            <A href="/settings/providers">"AI providers"</A>
+                        </li>
+                        <li>
+                            <A href="/settings" exact=true>"Settings"</A>
                         </li>
                     </ul>
                 </nav>

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod landing;
 mod not_found;
+mod providers;
 mod settings;
 
 pub use account::AccountPage;
@@ -12,4 +13,5 @@ pub use auth::{SignInPage, SignUpPage};
 pub use error::ErrorPage;
 pub use landing::LandingPage;
 pub use not_found::NotFoundPage;
+pub use providers::ProvidersPage;
 pub use settings::SettingsPage;

@@ -92,7 +92,11 @@ fn check_name(name: &str) -> Result<String, Error> {
 }
 
 impl Services {
-    async fn audit(&self, entry: NewAuditEntry, meta: &RequestMeta) -> Result<(), Error> {
+    pub(crate) async fn audit(
+        &self,
+        entry: NewAuditEntry,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
         let entry = NewAuditEntry {
             ip_address: meta.ip.map(|ip| ip.to_string()),
             user_agent: meta.user_agent.clone(),

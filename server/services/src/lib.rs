@@ -4,7 +4,9 @@
 
 pub mod accounts;
 mod passwords;
+pub mod providers;
 pub mod rate_limit;
+pub mod secrets;
 mod tokens;
 
 use std::net::IpAddr;
@@ -29,6 +31,8 @@ pub enum Error {
     AccountDisabled,
     #[error("Please sign in to continue.")]
     Unauthorized,
+    #[error("That item does not exist.")]
+    NotFound,
     #[error("Too many attempts; try again in {} seconds.", retry_after.num_seconds().max(1))]
     RateLimited { retry_after: Duration },
     #[error("internal error: {0}")]
@@ -81,14 +85,16 @@ pub struct Services {
     pub database: db::Database,
     pub sessions: SessionPolicy,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    pub master_key: Arc<secrets::MasterKey>,
 }
 
 impl Services {
-    pub fn new(database: db::Database) -> Self {
+    pub fn new(database: db::Database, master_key: secrets::MasterKey) -> Self {
         Self {
             database,
             sessions: SessionPolicy::default(),
             limiter: Arc::new(rate_limit::RateLimiter::default()),
+            master_key: Arc::new(master_key),
         }
     }
 }

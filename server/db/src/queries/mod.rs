@@ -2,8 +2,10 @@
 //! user's data takes the owner's id and filters on it.
 
 mod audit;
+mod credentials;
 mod sessions;
 mod users;
 
 pub use audit::NewAuditEntry;
+pub use credentials::NewCredential;
 pub use users::NewUser;

@@ -1,0 +1,167 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::providers::{list_credentials, remove_credential, save_credential};
+use crate::components::{
+    AppLayout, Button, ButtonVariant, Card, Input, Select, ToastKind, use_toaster,
+};
+use crate::error::AppError;
+use crate::types::ProviderChoice;
+
+/// Settings → AI providers: the person's keys and local servers.
+#[component]
+pub fn ProvidersPage() -> impl IntoView {
+    let toaster = use_toaster();
+    let credentials = Resource::new(|| (), |()| list_credentials());
+
+    let provider = RwSignal::new(ProviderChoice::OpenAi.as_str().to_owned());
+    let label = RwSignal::new(String::new());
+    let api_key = RwSignal::new(String::new());
+    let base_url = RwSignal::new(String::new());
+    let form_error = RwSignal::new(None::<String>);
+    let is_local = move || provider.get() == ProviderChoice::OpenAiCompatible.as_str();
+
+    let save = move || {
+        let request = save_credential(
+            provider.get_untracked(),
+            label.get_untracked(),
+            api_key.get_untracked(),
+            base_url.get_untracked(),
+        );
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(saved) => {
+                    form_error.set(None);
+                    api_key.set(String::new());
+                    toaster.show(
+                        ToastKind::Success,
+                        format!("{} credential saved.", saved.provider.label()),
+                    );
+                    credentials.refetch();
+                }
+                Err(error) => form_error.set(Some(error.to_string())),
+            }
+        });
+    };
+    let remove = move |id: String| {
+        leptos::task::spawn_local(async move {
+            match remove_credential(id).await {
+                Ok(()) => {
+                    toaster.show(ToastKind::Success, "Credential removed.");
+                    credentials.refetch();
+                }
+                Err(error) => {
+                    toaster.show(ToastKind::Error, format!("Nothing was removed. {error}"))
+                }
+            }
+        });
+    };
+
+    let options = ProviderChoice::ALL
+        .iter()
+        .map(|choice| (choice.as_str().to_owned(), choice.label().to_owned()))
+        .collect::<Vec<_>>();
+
+    view! {
+        <Title text="AI providers · Async Coder"/>
+        <AppLayout>
+            <div class="page">
+                <h1>"AI providers"</h1>
+                <Card title="Your credentials" description="Keys are encrypted on the server and never shown again; only their last four characters are.">
+                    <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match credentials.await {
+                                Ok(list) if list.is_empty() => {
+                                    view! {
+                                        <p id="no-providers">
+                                            "No provider is configured yet. Add a key below to use AI features."
+                                        </p>
+                                    }
+                                        .into_any()
+                                }
+                                Ok(list) => {
+                                    view! {
+                                        <ul class="credential-list">
+                                            {list
+                                                .into_iter()
+                                                .map(|credential| {
+                                                    let id = credential.id.clone();
+                                                    let detail = match (&credential.key_last_four, &credential.base_url) {
+                                                        (Some(end), Some(url)) => format!("{url} · key …{end}"),
+                                                        (Some(end), None) => format!("key …{end}"),
+                                                        (None, Some(url)) => url.clone(),
+                                                        (None, None) => String::new(),
+                                                    };
+                                                    view! {
+                                                        <li class="credential">
+                                                            <div>
+                                                                <strong>{credential.provider.label()}</strong>
+                                                                " · " {credential.label.clone()}
+                                                                <div class="credential-detail">{detail} " · " {credential.status.clone()}</div>
+                                                            </div>
+                                                            <Button
+                                                                variant=ButtonVariant::Secondary
+                                                                aria_label=format!("Remove {} {}", credential.provider.label(), credential.label)
+                                                                on_click=Callback::new(move |_| remove(id.clone()))
+                                                            >
+                                                                "Remove"
+                                                            </Button>
+                                                        </li>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </ul>
+                                    }
+                                        .into_any()
+                                }
+                                Err(AppError::Unauthorized) => {
+                                    view! {
+                                        <p>
+                                            "Sign in to manage your providers. "
+                                            <a href="/sign-in">"Sign in"</a>
+                                        </p>
+                                    }
+                                        .into_any()
+                                }
+                                Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </Card>
+                <Card title="Add or replace a credential" description="Saving under an existing provider and label replaces that key.">
+                    <form
+                        novalidate
+                        on:submit=move |event| {
+                            event.prevent_default();
+                            save();
+                        }
+                    >
+                        <Select
+                            id="provider"
+                            label="Provider"
+                            options=options
+                            value=provider
+                            on_change=Callback::new(move |value| provider.set(value))
+                        />
+                        <Input id="credential-label" label="Label" value=label hint="Optional, to tell several keys apart (default: default)."/>
+                        <div hidden=move || !is_local()>
+                            <Input id="base-url" label="Server address" value=base_url kind="url" placeholder="http://127.0.0.1:11434/v1"/>
+                        </div>
+                        <Input
+                            id="api-key"
+                            label="API key"
+                            kind="password"
+                            value=api_key
+                            autocomplete="off"
+                            hint="Optional for a local server."
+                        />
+                        <p class="form-error" role="alert" hidden=move || form_error.with(Option::is_none)>
+                            {move || form_error.get().unwrap_or_default()}
+                        </p>
+                        <Button kind="submit" id="save-credential">"Save"</Button>
+                    </form>
+                </Card>
+            </div>
+        </AppLayout>
+    }
+}

@@ -1,0 +1,250 @@
+//! Provider keys encrypted at rest: XChaCha20-Poly1305 under a master key, with associated data
+//! that binds each ciphertext to its user, provider, label and master-key version (a ciphertext
+//! copied to another row does not decrypt).
+//!
+//! The master key comes from `ASYNC_CODER_MASTER_KEY` (`v<version>:<base64 of 32 bytes>`) or from
+//! the key file in the data folder, created with mode 0600 on first start.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::Error;
+
+pub const MASTER_KEY_VARIABLE: &str = "ASYNC_CODER_MASTER_KEY";
+pub const MASTER_KEY_FILE: &str = "master.key";
+const NONCE_LENGTH: usize = 24;
+
+/// The key that encrypts every provider key. Never logged (its `Debug` shows only the version).
+pub struct MasterKey {
+    version: u32,
+    key: SecretBox<[u8; 32]>,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "MasterKey(v{})", self.version)
+    }
+}
+
+impl MasterKey {
+    pub fn generate(version: u32) -> Result<Self, Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|error| Error::Internal(format!("no randomness: {error}")))?;
+        Ok(Self {
+            version,
+            key: SecretBox::new(Box::new(key)),
+        })
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// `v<version>:<base64>`, the form of the environment variable and the key file.
+    pub fn encode(&self) -> SecretString {
+        SecretString::from(format!(
+            "v{}:{}",
+            self.version,
+            STANDARD.encode(self.key.expose_secret())
+        ))
+    }
+
+    pub fn decode(text: &str) -> Result<Self, Error> {
+        let invalid = || {
+            Error::Internal(
+                "the master key is not of the form v<number>:<base64 of 32 bytes>".into(),
+            )
+        };
+        let (version, encoded) = text.trim().split_once(':').ok_or_else(invalid)?;
+        let version: u32 = version
+            .strip_prefix('v')
+            .and_then(|number| number.parse().ok())
+            .ok_or_else(invalid)?;
+        let bytes = STANDARD.decode(encoded).map_err(|_| invalid())?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
+        Ok(Self {
+            version,
+            key: SecretBox::new(Box::new(key)),
+        })
+    }
+
+    /// From the environment variable if set, else from `<data folder>/master.key`, which is
+    /// created (mode 0600) when missing.
+    pub fn load_or_create(data_directory: &Path) -> Result<Self, Error> {
+        if let Ok(text) = std::env::var(MASTER_KEY_VARIABLE) {
+            return Self::decode(&text);
+        }
+        let path = data_directory.join(MASTER_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::decode(&text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate(1)?;
+                key.write_to(&path)?;
+                tracing::info!(path = %path.display(), "created a new master key file");
+                Ok(key)
+            }
+            Err(error) => Err(Error::Internal(format!(
+                "cannot read {}: {error}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Writes the key file with mode 0600 (replacing any older one).
+    pub fn write_to(&self, path: &Path) -> Result<(), Error> {
+        use std::io::Write;
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|error| {
+                Error::Internal(format!("cannot create {}: {error}", folder.display()))
+            })?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(|error| {
+            Error::Internal(format!("cannot write {}: {error}", path.display()))
+        })?;
+        file.write_all(self.encode().expose_secret().as_bytes())
+            .map_err(|error| Error::Internal(format!("cannot write {}: {error}", path.display())))
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.key.expose_secret().into())
+    }
+
+    /// Nonce followed by ciphertext.
+    pub fn encrypt(&self, plaintext: &SecretString, associated: &str) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LENGTH];
+        getrandom::fill(&mut nonce)
+            .map_err(|error| Error::Internal(format!("no randomness: {error}")))?;
+        let associated = self.associated_data(associated);
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.expose_secret().as_bytes(),
+                    aad: associated.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::Internal("encryption failed".into()))?;
+        let mut stored = nonce.to_vec();
+        stored.extend_from_slice(&ciphertext);
+        Ok(stored)
+    }
+
+    pub fn decrypt(&self, stored: &[u8], associated: &str) -> Result<SecretString, Error> {
+        if stored.len() <= NONCE_LENGTH {
+            return Err(Error::Internal("stored key too short".into()));
+        }
+        let (nonce, ciphertext) = stored.split_at(NONCE_LENGTH);
+        let associated = self.associated_data(associated);
+        let plaintext = self
+            .cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: associated.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                Error::Internal("a stored key does not decrypt with this master key".into())
+            })?;
+        String::from_utf8(plaintext)
+            .map(SecretString::from)
+            .map_err(|_| Error::Internal("a stored key is not text".into()))
+    }
+
+    fn associated_data(&self, binding: &str) -> String {
+        format!(
+            "async-coder provider key|{binding}|master v{}",
+            self.version
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_only_with_the_same_binding_and_master_key() {
+        let master = MasterKey::generate(1).unwrap();
+        let secret = SecretString::from("sk-test-1234567890".to_owned());
+        let stored = master.encrypt(&secret, "user-a|openai|default").unwrap();
+        assert!(!String::from_utf8_lossy(&stored).contains("sk-test"));
+        assert_eq!(
+            master
+                .decrypt(&stored, "user-a|openai|default")
+                .unwrap()
+                .expose_secret(),
+            "sk-test-1234567890"
+        );
+        assert!(
+            master.decrypt(&stored, "user-b|openai|default").is_err(),
+            "bound to the user"
+        );
+        assert!(
+            master.decrypt(&stored, "user-a|anthropic|default").is_err(),
+            "bound to the provider"
+        );
+        let other = MasterKey::generate(1).unwrap();
+        assert!(other.decrypt(&stored, "user-a|openai|default").is_err());
+        let reencoded = MasterKey::decode(master.encode().expose_secret()).unwrap();
+        assert_eq!(
+            reencoded
+                .decrypt(&stored, "user-a|openai|default")
+                .unwrap()
+                .expose_secret(),
+            "sk-test-1234567890"
+        );
+        let next_version = MasterKey {
+            version: 2,
+            key: SecretBox::new(Box::new(*master.key.expose_secret())),
+        };
+        assert!(
+            next_version
+                .decrypt(&stored, "user-a|openai|default")
+                .is_err(),
+            "bound to the key version"
+        );
+        assert!(!format!("{master:?}").contains(&STANDARD.encode(master.key.expose_secret())));
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_with_mode_0600() {
+        let folder = std::env::temp_dir().join(format!("async-coder-key-{}", std::process::id()));
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder).unwrap();
+        }
+        let first = MasterKey::load_or_create(&folder).unwrap();
+        let second = MasterKey::load_or_create(&folder).unwrap();
+        assert_eq!(
+            first.encode().expose_secret(),
+            second.encode().expose_secret()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(folder.join(MASTER_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&folder).unwrap();
+        assert!(MasterKey::decode("v1:not-base64!").is_err());
+        assert!(MasterKey::decode("nonsense").is_err());
+    }
+}
