@@ -47,6 +47,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         move || provide_context(services.clone())
     };
     let trusted_proxies = state.trusted_proxies.clone();
+    let services = state.services.clone();
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -60,6 +61,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             _,
         >(context, app::shell))
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            services,
+            request_guards::authenticate_api,
+        ))
         .layer(middleware::from_fn(request_guards::same_origin_only))
         .layer(middleware::from_fn_with_state(
             trusted_proxies,

@@ -84,6 +84,52 @@ fn is_same_origin(headers: &HeaderMap) -> bool {
     headers.get(header::COOKIE).is_none()
 }
 
+/// Middleware: every `/api/` endpoint outside [`app::api::PUBLIC_ENDPOINTS`] needs a valid
+/// session, checked here before the request body is read; the signed-in user then rides along
+/// in the request's extensions for the server function.
+pub async fn authenticate_api(
+    State(services): State<services::Services>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let public = app::api::PUBLIC_ENDPOINTS.contains(&path);
+    let user = match app::api::request::session_token_of(request.headers()) {
+        Some(token) => match services.authenticate(&token).await {
+            Ok(user) => user,
+            Err(error) => {
+                tracing::error!(%error, "looking up a session failed");
+                return error_response(app::error::AppError::Internal {
+                    reference: "session lookup".into(),
+                });
+            }
+        },
+        None => None,
+    };
+    match user {
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        None if public => next.run(request).await,
+        None => error_response(app::error::AppError::Unauthorized),
+    }
+}
+
+/// An error answered the way server functions answer theirs (JSON `AppError`).
+fn error_response(error: app::error::AppError) -> Response {
+    let body = serde_json::to_string(&error).unwrap_or_else(|_| "\"Unauthorized\"".to_owned());
+    (
+        error.status(),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,3 +266,22 @@ async fn a_panicking_handler_gets_a_generic_error_page_and_the_server_keeps_serv
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let database = TestDatabase::migrated(Backend::Sqlite).await;
+    let router = server::router(state(&database));
+    let body = format!(
+        "email=a%40example.com&password={}",
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/auth/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .expect("a request");
+    let (status, _, _) = send(&router, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -5,8 +5,20 @@ pub mod account;
 pub mod auth;
 pub mod providers;
 #[cfg(feature = "ssr")]
-pub(crate) mod request;
+pub mod request;
 pub mod settings;
+
+/// The server functions a visitor may call without signing in. Every other `/api/` endpoint is
+/// refused with 401 before its request is even read (the server enforces this list; the
+/// isolation test walks every registered endpoint against it).
+pub const PUBLIC_ENDPOINTS: &[&str] = &[
+    "/api/auth/sign-up",
+    "/api/auth/sign-in",
+    "/api/auth/me",
+    "/api/settings/theme",
+    "/api/settings/editor-font-size",
+    "/api/settings/reset",
+];
 
 /// Sets the HTTP status of the server function's response from the error, and returns it.
 #[cfg(feature = "ssr")]

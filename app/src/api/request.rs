@@ -43,14 +43,14 @@ pub fn meta() -> RequestMeta {
 /// Whether this request came over plain http to a loopback host (the only case where the
 /// session cookie is not `Secure`).
 fn on_loopback() -> bool {
-    let host = parts()
-        .and_then(|parts| {
-            parts
-                .headers
-                .get(HOST)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        })
+    parts().is_some_and(|parts| is_loopback_host(&parts.headers))
+}
+
+fn is_loopback_host(headers: &http::HeaderMap) -> bool {
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
         .unwrap_or_default();
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
@@ -61,7 +61,12 @@ fn on_loopback() -> bool {
 
 fn session_token() -> Option<String> {
     let parts = parts()?;
-    let header = parts.headers.get(COOKIE)?.to_str().ok()?;
+    session_token_of(&parts.headers)
+}
+
+/// The session token in a request's cookies: `__Host-session`, or `session` on loopback.
+pub fn session_token_of(headers: &http::HeaderMap) -> Option<String> {
+    let header = headers.get(COOKIE)?.to_str().ok()?;
     let mut loopback_token = None;
     for pair in header.split(';') {
         let Some((name, value)) = pair.trim().split_once('=') else {
@@ -74,10 +79,16 @@ fn session_token() -> Option<String> {
             loopback_token = Some(value.to_owned());
         }
     }
-    loopback_token.filter(|_| on_loopback())
+    loopback_token.filter(|_| is_loopback_host(headers))
 }
 
 pub async fn current_user() -> Result<Option<AuthenticatedUser>, AppError> {
+    // The server's guard has usually looked the session up already.
+    if let Some(user) =
+        parts().and_then(|parts| parts.extensions.get::<AuthenticatedUser>().cloned())
+    {
+        return Ok(Some(user));
+    }
     let Some(token) = session_token() else {
         return Ok(None);
     };
