@@ -10,6 +10,7 @@ const dataDir = process.env.E2E_DATA_DIR || path.join(root, "target/e2e-data");
 
 export default defineConfig({
   testDir: "./tests",
+  globalSetup: "./global-setup.ts",
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,

@@ -23,6 +23,9 @@ pub enum AppError {
     /// Sign-in refused; the text never says whether the email exists.
     #[error("{0}")]
     SignInRefused(String),
+    /// A limit of the person's plan.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
     /// Something failed on the server. Only the reference reaches the browser.
@@ -45,6 +48,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::LimitReached(_) => StatusCode::FORBIDDEN,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Unreachable => StatusCode::BAD_GATEWAY,
         }

@@ -19,8 +19,8 @@ use leptos_router::components::{Route, Router, Routes};
 
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
-    AccountPage, ErrorPage, LandingPage, NotFoundPage, ProvidersPage, SettingsPage, SignInPage,
-    SignUpPage,
+    AccountPage, AdminPage, ErrorPage, LandingPage, NotFoundPage, ProvidersPage, SettingsPage,
+    SignInPage, SignUpPage,
 };
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
@@ -109,6 +109,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=LandingPage/>
                     <Route path=StaticSegment("settings") view=SettingsPage/>
                     <Route path=StaticSegment("account") view=AccountPage/>
+                    <Route path=StaticSegment("admin") view=AdminPage/>
                     <Route path=(StaticSegment("settings"), StaticSegment("providers")) view=ProvidersPage/>
                     <Route path=StaticSegment("sign-in") view=SignInPage/>
                     <Route path=StaticSegment("sign-up") view=SignUpPage/>

@@ -287,3 +287,47 @@ pub struct ProviderCredential {
     pub key_last_four: Option<String>,
     pub status: String,
 }
+
+/// An account as administrators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: UserRole,
+    pub tier: UserTier,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+/// One audit log row, for administrators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub created_at: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::User => "user",
+            UserRole::Admin => "admin",
+        }
+    }
+}
+
+impl UserTier {
+    pub const ALL: [UserTier; 3] = [UserTier::Free, UserTier::Premium, UserTier::Enterprise];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserTier::Free => "free",
+            UserTier::Premium => "premium",
+            UserTier::Enterprise => "enterprise",
+        }
+    }
+}

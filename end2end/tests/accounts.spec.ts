@@ -1,4 +1,5 @@
 import { test, expect, hydrated, allowConsoleError } from "./fixtures";
+import { ADMIN } from "../global-setup";
 
 const password = "correct horse battery staple";
 
@@ -89,4 +90,27 @@ test("add and remove a provider key; the key is never shown again", async ({ pag
   expect(await page.content()).not.toContain("sk-ant-e2e-secret");
   await page.getByRole("button", { name: "Remove Anthropic default" }).click();
   await expect(page.locator("#no-providers")).toBeVisible();
+});
+
+test("an administrator changes a tier", async ({ page, request }) => {
+  const email = `tiered-${Date.now()}@example.com`;
+  const created = await request.post("/api/auth/sign-up", { form: { email, name: "Tiered", password } });
+  expect(created.status()).toBe(200);
+
+  await page.goto("/sign-in");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(ADMIN.email);
+  await page.getByLabel("Password").fill(ADMIN.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.locator("#account-name")).toContainText("admin");
+
+  await page.goto("/admin");
+  await hydrated(page);
+  const tier = page.getByRole("combobox", { name: `Tier of ${email}` });
+  await expect(tier).toHaveValue("free");
+  await tier.selectOption("premium");
+  await expect(page.getByRole("status").filter({ hasText: `${email} updated.` })).toBeVisible();
+  await page.reload();
+  await expect(page.getByRole("combobox", { name: `Tier of ${email}` })).toHaveValue("premium");
+  await expect(page.locator("#audit-log")).toContainText("admin.user_access_changed");
 });

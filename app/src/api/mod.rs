@@ -2,6 +2,7 @@
 //! `/api/<area>/<action>` (listed in ARCHITECTURE.md): they are public HTTP endpoints.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod providers;
 #[cfg(feature = "ssr")]
@@ -48,6 +49,8 @@ pub(crate) fn reject_service_error(error: services::Error) -> crate::error::AppE
         }
         services::Error::Unauthorized => AppError::Unauthorized,
         services::Error::NotFound => AppError::NotFound,
+        services::Error::Forbidden => AppError::Forbidden,
+        services::Error::LimitReached(message) => AppError::LimitReached(message),
         services::Error::RateLimited { retry_after } => AppError::RateLimited {
             retry_after_seconds: u64::try_from(retry_after.num_seconds()).unwrap_or(1).max(1),
         },

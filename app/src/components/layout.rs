@@ -35,6 +35,9 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                         <li>
                             <A href="/settings" exact=true>"Settings"</A>
                         </li>
+                        <li>
+                            <A href="/admin">"Administration"</A>
+                        </li>
                     </ul>
                 </nav>
                 <main id="main" class="app-main" tabindex="-1">

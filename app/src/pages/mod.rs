@@ -1,6 +1,7 @@
 //! One module per route.
 
 mod account;
+mod admin;
 mod auth;
 mod error;
 mod landing;
@@ -9,6 +10,7 @@ mod providers;
 mod settings;
 
 pub use account::AccountPage;
+pub use admin::AdminPage;
 pub use auth::{SignInPage, SignUpPage};
 pub use error::ErrorPage;
 pub use landing::LandingPage;

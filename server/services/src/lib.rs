@@ -3,7 +3,9 @@
 //! know of the request in a [`RequestMeta`].
 
 pub mod accounts;
+pub mod admin;
 mod passwords;
+pub mod policy;
 pub mod providers;
 pub mod rate_limit;
 pub mod secrets;
@@ -33,6 +35,10 @@ pub enum Error {
     Unauthorized,
     #[error("That item does not exist.")]
     NotFound,
+    #[error("You are not allowed to do that.")]
+    Forbidden,
+    #[error("{0}")]
+    LimitReached(String),
     #[error("Too many attempts; try again in {} seconds.", retry_after.num_seconds().max(1))]
     RateLimited { retry_after: Duration },
     #[error("internal error: {0}")]
@@ -86,6 +92,7 @@ pub struct Services {
     pub sessions: SessionPolicy,
     pub limiter: Arc<rate_limit::RateLimiter>,
     pub master_key: Arc<secrets::MasterKey>,
+    pub tiers: Arc<policy::TierPolicy>,
 }
 
 impl Services {
@@ -95,6 +102,11 @@ impl Services {
             sessions: SessionPolicy::default(),
             limiter: Arc::new(rate_limit::RateLimiter::default()),
             master_key: Arc::new(master_key),
+            tiers: Arc::new(policy::TierPolicy::builtin().unwrap_or_else(|error| {
+                // The built-in file is part of the binary and covered by a test.
+                tracing::error!(%error, "the built-in tiers are invalid; refusing all limited work");
+                policy::TierPolicy::empty()
+            })),
         }
     }
 }

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::ids::{AuditLogId, UserId};
@@ -38,6 +39,15 @@ impl Database {
         };
         model.insert(self.connection()).await?;
         Ok(())
+    }
+
+    /// The newest `limit` audit entries.
+    pub async fn recent_audit_entries(&self, limit: u64) -> Result<Vec<audit_log::Model>, Error> {
+        Ok(audit_log::Entity::find()
+            .order_by_desc(audit_log::Column::CreatedAt)
+            .limit(limit)
+            .all(self.connection())
+            .await?)
     }
 
     /// The audit entries whose actor is `actor_id`, newest first.

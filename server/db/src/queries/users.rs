@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 
 use crate::ids::UserId;
@@ -107,6 +107,34 @@ impl Database {
             .exec(self.connection())
             .await?;
         Ok(())
+    }
+
+    /// Every account, oldest first (for administrators).
+    pub async fn list_users(&self) -> Result<Vec<users::Model>, Error> {
+        Ok(users::Entity::find()
+            .order_by_asc(users::Column::CreatedAt)
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Sets role, tier and the disabled mark of a user; `Ok(None)` when there is no such user.
+    pub async fn update_user_access(
+        &self,
+        id: UserId,
+        role: Role,
+        tier: Tier,
+        disabled_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<users::Model>, Error> {
+        let Some(user) = self.find_user(id).await? else {
+            return Ok(None);
+        };
+        let mut active = user.into_active_model();
+        active.role = Set(role);
+        active.tier = Set(tier);
+        active.disabled_at = Set(disabled_at);
+        active.updated_at = Set(now);
+        Ok(Some(active.update(self.connection()).await?))
     }
 
     /// Deletes the user and, by cascade, their sessions, projects, files, conversations, usage
