@@ -58,6 +58,11 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// Tier limits (TOML with [public], [free], [premium] and [enterprise] sections); the built-in
+    /// limits when not given.
+    #[arg(long, env = "ASYNC_CODER_TIERS_FILE", value_name = "FILE")]
+    pub tiers_file: Option<PathBuf>,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

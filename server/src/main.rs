@@ -44,12 +44,19 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     );
 
     let address = leptos_options.site_addr;
+    let mut services = services::Services::new(
+        database.clone(),
+        services::secrets::MasterKey::load_or_create(&config.data_dir)?,
+    );
+    if let Some(path) = &config.tiers_file {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            anyhow::anyhow!("cannot read the tiers file {}: {error}", path.display())
+        })?;
+        services.tiers = std::sync::Arc::new(services::policy::TierPolicy::parse(&text)?);
+    }
     let state = AppState {
         leptos_options,
-        services: services::Services::new(
-            database.clone(),
-            services::secrets::MasterKey::load_or_create(&config.data_dir)?,
-        ),
+        services,
         metrics: Metrics::install(),
         trusted_proxies: server::TrustedProxies(std::sync::Arc::new(
             config.trusted_proxies.clone(),

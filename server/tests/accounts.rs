@@ -735,43 +735,167 @@ async fn people_manage_their_own_account() {
 async fn administrators_manage_access_and_read_the_audit_log() {
     for backend in backends() {
         let database = TestDatabase::migrated(backend).await;
-        let router = router_for(services::Services::new(database.database.clone(), services::secrets::MasterKey::generate(1).unwrap()));
-        let admin = post(&router, "/api/auth/sign-up", "email=root%40example.com&name=Root&password=correct+horse+battery+staple", None, "127.0.0.1").await.session_cookie().unwrap();
-        let bob_reply = post(&router, "/api/auth/sign-up", "email=bob%40example.com&name=Bob&password=correct+horse+battery+staple", None, "127.0.0.1").await;
+        let router = router_for(services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        ));
+        let admin = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=root%40example.com&name=Root&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await
+        .session_cookie()
+        .unwrap();
+        let bob_reply = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=bob%40example.com&name=Bob&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
         let bob = bob_reply.session_cookie().unwrap();
         let bob_id = json(&bob_reply)["id"].as_str().unwrap().to_owned();
-        let root_id = json(&post(&router, "/api/auth/me", "", Some(&admin), "127.0.0.1").await)["id"].as_str().unwrap().to_owned();
+        let root_id =
+            json(&post(&router, "/api/auth/me", "", Some(&admin), "127.0.0.1").await)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
 
         // Not for ordinary users.
-        for (path, form) in [("/api/admin/users", String::new()), ("/api/admin/audit", String::new()), ("/api/admin/update-user", format!("id={bob_id}&role=admin&tier=free&disabled=false"))] {
-            assert_eq!(post(&router, path, &form, Some(&bob), "127.0.0.1").await.status, StatusCode::FORBIDDEN, "{path}");
+        for (path, form) in [
+            ("/api/admin/users", String::new()),
+            ("/api/admin/audit", String::new()),
+            (
+                "/api/admin/update-user",
+                format!("id={bob_id}&role=admin&tier=free&disabled=false"),
+            ),
+        ] {
+            assert_eq!(
+                post(&router, path, &form, Some(&bob), "127.0.0.1")
+                    .await
+                    .status,
+                StatusCode::FORBIDDEN,
+                "{path}"
+            );
         }
 
         let users = json(&post(&router, "/api/admin/users", "", Some(&admin), "127.0.0.1").await);
         assert_eq!(users.as_array().unwrap().len(), 2);
 
         // A tier change shows at once.
-        let premium = post(&router, "/api/admin/update-user", &format!("id={bob_id}&role=user&tier=premium&disabled=false"), Some(&admin), "127.0.0.1").await;
+        let premium = post(
+            &router,
+            "/api/admin/update-user",
+            &format!("id={bob_id}&role=user&tier=premium&disabled=false"),
+            Some(&admin),
+            "127.0.0.1",
+        )
+        .await;
         assert_eq!(premium.status, StatusCode::OK, "{}", premium.body);
-        assert_eq!(json(&post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1").await)["tier"], "premium");
+        assert_eq!(
+            json(&post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1").await)["tier"],
+            "premium"
+        );
 
         // Disabling ends the sessions and refuses sign-in; enabling lets the user back in.
-        let disabled = post(&router, "/api/admin/update-user", &format!("id={bob_id}&role=user&tier=premium&disabled=true"), Some(&admin), "127.0.0.1").await;
+        let disabled = post(
+            &router,
+            "/api/admin/update-user",
+            &format!("id={bob_id}&role=user&tier=premium&disabled=true"),
+            Some(&admin),
+            "127.0.0.1",
+        )
+        .await;
         assert_eq!(json(&disabled)["disabled"], true);
-        assert_eq!(post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1").await.body, "null");
-        let refused = post(&router, "/api/auth/sign-in", "email=bob%40example.com&password=correct+horse+battery+staple", None, "127.0.0.1").await;
+        assert_eq!(
+            post(&router, "/api/auth/me", "", Some(&bob), "127.0.0.1")
+                .await
+                .body,
+            "null"
+        );
+        let refused = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=bob%40example.com&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
         assert!(refused.body.contains("disabled"), "{}", refused.body);
-        post(&router, "/api/admin/update-user", &format!("id={bob_id}&role=user&tier=premium&disabled=false"), Some(&admin), "127.0.0.1").await;
-        assert_eq!(post(&router, "/api/auth/sign-in", "email=bob%40example.com&password=correct+horse+battery+staple", None, "127.0.0.1").await.status, StatusCode::OK);
+        post(
+            &router,
+            "/api/admin/update-user",
+            &format!("id={bob_id}&role=user&tier=premium&disabled=false"),
+            Some(&admin),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(
+            post(
+                &router,
+                "/api/auth/sign-in",
+                "email=bob%40example.com&password=correct+horse+battery+staple",
+                None,
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
 
         // Bad values, unknown users, and removing one's own admin role are refused.
-        assert_eq!(post(&router, "/api/admin/update-user", &format!("id={bob_id}&role=owner&tier=free&disabled=false"), Some(&admin), "127.0.0.1").await.status, StatusCode::BAD_REQUEST);
-        assert_eq!(post(&router, "/api/admin/update-user", "id=0190a000-0000-7000-8000-000000000000&role=user&tier=free&disabled=false", Some(&admin), "127.0.0.1").await.status, StatusCode::NOT_FOUND);
-        assert_eq!(post(&router, "/api/admin/update-user", &format!("id={root_id}&role=user&tier=free&disabled=false"), Some(&admin), "127.0.0.1").await.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            post(
+                &router,
+                "/api/admin/update-user",
+                &format!("id={bob_id}&role=owner&tier=free&disabled=false"),
+                Some(&admin),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/admin/update-user",
+                "id=0190a000-0000-7000-8000-000000000000&role=user&tier=free&disabled=false",
+                Some(&admin),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/admin/update-user",
+                &format!("id={root_id}&role=user&tier=free&disabled=false"),
+                Some(&admin),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
 
         let audit = json(&post(&router, "/api/admin/audit", "", Some(&admin), "127.0.0.1").await);
-        let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|entry| entry["action"].as_str().unwrap()).collect();
-        assert!(actions.contains(&"admin.user_access_changed") && actions.contains(&"user.sign_up"), "{actions:?}");
+        let actions: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"admin.user_access_changed") && actions.contains(&"user.sign_up"),
+            "{actions:?}"
+        );
     }
 }
