@@ -11,6 +11,7 @@ mod m20261127_000002_projects_and_files;
 mod m20261127_000003_conversations;
 mod m20261127_000004_usage_and_credentials;
 mod m20261127_000005_audit_user_agent;
+mod m20261127_000006_access_tokens;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_conversations::Migration),
             Box::new(m20261127_000004_usage_and_credentials::Migration),
             Box::new(m20261127_000005_audit_user_agent::Migration),
+            Box::new(m20261127_000006_access_tokens::Migration),
         ]
     }
 }
@@ -39,4 +41,5 @@ pub const TABLES: &[&str] = &[
     "messages",
     "api_usage",
     "provider_credentials",
+    "access_tokens",
 ];

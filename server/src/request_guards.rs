@@ -97,6 +97,28 @@ pub async fn authenticate_api(
         return next.run(request).await;
     }
     let public = app::api::PUBLIC_ENDPOINTS.contains(&path);
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(token) = bearer {
+        // A token is all-or-nothing: a wrong one is refused even on a public endpoint.
+        return match services.authenticate_bearer(&token).await {
+            Ok(Some(user)) => {
+                request.extensions_mut().insert(user);
+                next.run(request).await
+            }
+            Ok(None) => error_response(app::error::AppError::Unauthorized),
+            Err(error) => {
+                tracing::error!(%error, "looking up an access token failed");
+                error_response(app::error::AppError::Internal {
+                    reference: "token lookup".into(),
+                })
+            }
+        };
+    }
     let user = match app::api::request::session_token_of(request.headers()) {
         Some(token) => match services.authenticate(&token).await {
             Ok(user) => user,

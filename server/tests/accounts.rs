@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
+use db::sea_orm::ConnectionTrait;
 use db::testing::{TestDatabase, backends};
 use http_body_util::BodyExt;
 use leptos::config::LeptosOptions;
@@ -896,6 +897,223 @@ async fn administrators_manage_access_and_read_the_audit_log() {
         assert!(
             actions.contains(&"admin.user_access_changed") && actions.contains(&"user.sign_up"),
             "{actions:?}"
+        );
+    }
+}
+
+async fn with_bearer(router: &Router, path: &str, token: &str) -> Reply {
+    let request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    send(router, request).await
+}
+
+#[tokio::test]
+async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let router = router_for(services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        ));
+        let admin = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=root%40example.com&name=Root&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await
+        .session_cookie()
+        .unwrap();
+        let ada_reply = post(
+            &router,
+            "/api/auth/sign-up",
+            "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await;
+        let ada = ada_reply.session_cookie().unwrap();
+        let ada_id = json(&ada_reply)["id"].as_str().unwrap().to_owned();
+
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/create",
+                "name=ci&days=0",
+                Some(&ada),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/create",
+                "name=&days=30",
+                Some(&ada),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        let created = post(
+            &router,
+            "/api/tokens/create",
+            "name=ci&days=30",
+            Some(&ada),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        let secret = json(&created)["secret"].as_str().unwrap().to_owned();
+        let token_id = json(&created)["token"]["id"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("acp_") && secret.len() > 40);
+
+        // Shown once: never listed, never stored in clear.
+        let list = post(&router, "/api/tokens/list", "", Some(&ada), "127.0.0.1").await;
+        assert!(
+            !list.body.contains(&secret) && list.body.contains("\"ci\""),
+            "{}",
+            list.body
+        );
+        let rows = <db::tables::access_tokens::Entity as db::sea_orm::EntityTrait>::find()
+            .all(database.database.connection())
+            .await
+            .unwrap();
+        assert!(rows.iter().all(|row| !format!("{row:?}").contains(&secret)));
+
+        // The token is Ada: same identity, same scope.
+        assert_eq!(
+            json(&with_bearer(&router, "/api/auth/me", &secret).await)["email"],
+            "ada@example.com"
+        );
+        assert_eq!(
+            with_bearer(&router, "/api/providers/list", &secret)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            with_bearer(&router, "/api/admin/users", &secret)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            with_bearer(&router, "/api/auth/me", "acp_not-a-real-token")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Suspension follows the user.
+        post(
+            &router,
+            "/api/admin/update-user",
+            &format!("id={ada_id}&role=user&tier=free&disabled=true"),
+            Some(&admin),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(
+            with_bearer(&router, "/api/providers/list", &secret)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        post(
+            &router,
+            "/api/admin/update-user",
+            &format!("id={ada_id}&role=user&tier=free&disabled=false"),
+            Some(&admin),
+            "127.0.0.1",
+        )
+        .await;
+        let ada = post(
+            &router,
+            "/api/auth/sign-in",
+            "email=ada%40example.com&password=correct+horse+battery+staple",
+            None,
+            "127.0.0.1",
+        )
+        .await
+        .session_cookie()
+        .unwrap();
+        assert_eq!(
+            with_bearer(&router, "/api/providers/list", &secret)
+                .await
+                .status,
+            StatusCode::OK
+        );
+
+        // Only its owner revokes it; then it is dead.
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/revoke",
+                &format!("id={token_id}"),
+                Some(&admin),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/revoke",
+                &format!("id={token_id}"),
+                Some(&ada),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            with_bearer(&router, "/api/providers/list", &secret)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // An expired token is refused.
+        let expiring = json(
+            &post(
+                &router,
+                "/api/tokens/create",
+                "name=short&days=1",
+                Some(&ada),
+                "127.0.0.1",
+            )
+            .await,
+        )["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            with_bearer(&router, "/api/auth/me", &expiring).await.status,
+            StatusCode::OK
+        );
+        database
+            .database
+            .connection()
+            .execute_unprepared("UPDATE access_tokens SET expires_at = created_at")
+            .await
+            .unwrap();
+        assert_eq!(
+            with_bearer(&router, "/api/auth/me", &expiring).await.status,
+            StatusCode::UNAUTHORIZED
         );
     }
 }

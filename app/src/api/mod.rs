@@ -8,6 +8,7 @@ pub mod providers;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod settings;
+pub mod tokens;
 
 /// The server functions a visitor may call without signing in. Every other `/api/` endpoint is
 /// refused with 401 before its request is even read (the server enforces this list; the

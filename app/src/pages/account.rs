@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::account::{change_password, delete_account, load_profile, update_profile};
+use crate::api::tokens::{create_access_token, list_access_tokens, revoke_access_token};
 use crate::components::{
     AppLayout, Button, ButtonVariant, Card, Input, Modal, ToastKind, use_toaster,
 };
@@ -150,6 +151,7 @@ fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
                 <Button kind="submit" id="change-password">"Change password"</Button>
             </form>
         </Card>
+        <AccessTokens/>
         <Card title="Delete account" description="Removes your projects, conversations, keys and sessions. This cannot be undone.">
             <Button
                 variant=ButtonVariant::Danger
@@ -189,5 +191,121 @@ fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
                 </div>
             </form>
         </Modal>
+    }
+}
+
+/// Personal access tokens: create (the secret is shown once), list, revoke.
+#[component]
+fn AccessTokens() -> impl IntoView {
+    let toaster = use_toaster();
+    let tokens = Resource::new(|| (), |()| list_access_tokens());
+    let name = RwSignal::new(String::new());
+    let days = RwSignal::new("30".to_owned());
+    let error = RwSignal::new(None::<String>);
+    let created_secret = RwSignal::new(None::<String>);
+    let create = move || {
+        let request = create_access_token(name.get_untracked(), days.get_untracked());
+        leptos::task::spawn_local(async move {
+            match request.await {
+                Ok(created) => {
+                    error.set(None);
+                    name.set(String::new());
+                    created_secret.set(Some(created.secret));
+                    tokens.refetch();
+                }
+                Err(refusal) => error.set(Some(refusal.to_string())),
+            }
+        });
+    };
+    let revoke = move |id: String| {
+        leptos::task::spawn_local(async move {
+            match revoke_access_token(id).await {
+                Ok(()) => {
+                    toaster.show(ToastKind::Success, "Token revoked.");
+                    tokens.refetch();
+                }
+                Err(refusal) => {
+                    toaster.show(ToastKind::Error, format!("Nothing was revoked. {refusal}"))
+                }
+            }
+        });
+    };
+    view! {
+        <Card
+            title="Access tokens"
+            description="For scripts and tools using the HTTP API with Authorization: Bearer. A token has exactly your rights."
+        >
+            {move || {
+                created_secret
+                    .get()
+                    .map(|secret| {
+                        view! {
+                            <div class="token-secret" role="status">
+                                <p>"Copy this token now: it will not be shown again."</p>
+                                <code id="new-token-secret">{secret}</code>
+                            </div>
+                        }
+                    })
+            }}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    tokens
+                        .await
+                        .ok()
+                        .map(|list| {
+                            view! {
+                                <ul class="credential-list" id="access-tokens">
+                                    {list
+                                        .into_iter()
+                                        .map(|token| {
+                                            let id = token.id.clone();
+                                            let state = if token.revoked {
+                                                "revoked".to_owned()
+                                            } else {
+                                                format!("expires {}", token.expires_at)
+                                            };
+                                            view! {
+                                                <li class="credential">
+                                                    <div>
+                                                        <strong>{token.name.clone()}</strong>
+                                                        <div class="credential-detail">
+                                                            "created " {token.created_at.clone()} " · " {state} " · "
+                                                            {token.last_used_at.clone().map(|at| format!("last used {at}")).unwrap_or_else(|| "never used".into())}
+                                                        </div>
+                                                    </div>
+                                                    {(!token.revoked)
+                                                        .then(|| {
+                                                            view! {
+                                                                <Button
+                                                                    variant=ButtonVariant::Secondary
+                                                                    aria_label=format!("Revoke {}", token.name)
+                                                                    on_click=Callback::new(move |_| revoke(id.clone()))
+                                                                >
+                                                                    "Revoke"
+                                                                </Button>
+                                                            }
+                                                        })}
+                                                </li>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </ul>
+                            }
+                        })
+                })}
+            </Suspense>
+            <form
+                class="inline-form"
+                novalidate
+                on:submit=move |event| {
+                    event.prevent_default();
+                    create();
+                }
+            >
+                <Input id="token-name" label="Token name" value=name/>
+                <Input id="token-days" label="Lifetime (days)" value=days input_mode="numeric" error=error/>
+                <Button kind="submit" id="create-token">"Create token"</Button>
+            </form>
+        </Card>
     }
 }

@@ -68,4 +68,5 @@ id_types!(
     MessageId,
     ApiUsageId,
     ProviderCredentialId,
+    AccessTokenId,
 );

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module per table. Entities stay inside the server: only `app::types`
 //! crosses the wire.
 
+pub mod access_tokens;
 pub mod api_usage;
 pub mod audit_log;
 pub mod conversations;

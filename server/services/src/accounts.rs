@@ -20,7 +20,8 @@ pub struct SessionToken(pub SecretString);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatedUser {
     pub id: UserId,
-    pub session_id: SessionId,
+    /// The browser session; `None` when the request came with a personal access token.
+    pub session_id: Option<SessionId>,
     pub email: String,
     pub name: String,
     pub role: Role,
@@ -127,7 +128,7 @@ impl Services {
         Ok((
             AuthenticatedUser {
                 id: user.id,
-                session_id: session.id,
+                session_id: Some(session.id),
                 email: user.email.clone(),
                 name: user.name.clone(),
                 role: user.role,
@@ -246,13 +247,14 @@ impl Services {
         user: &AuthenticatedUser,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
-        self.database.delete_session(user.session_id).await?;
+        let session_id = user.session_id.ok_or(Error::Unauthorized)?;
+        self.database.delete_session(session_id).await?;
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),
                 action: "user.sign_out",
                 target_type: Some("session"),
-                target_id: Some(user.session_id.to_string()),
+                target_id: Some(session_id.to_string()),
                 ..NewAuditEntry::default()
             },
             meta,
@@ -379,7 +381,7 @@ impl Services {
         }
         let authenticated = AuthenticatedUser {
             id: user.id,
-            session_id: session.id,
+            session_id: Some(session.id),
             email: user.email,
             name: user.name,
             role: user.role,

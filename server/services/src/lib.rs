@@ -2,6 +2,7 @@
 //! and goes through [`db::Database`]. Nothing here knows HTTP or Leptos: callers pass what they
 //! know of the request in a [`RequestMeta`].
 
+pub mod access_tokens;
 pub mod accounts;
 pub mod admin;
 mod passwords;

@@ -1,6 +1,7 @@
 //! Queries, one module per aggregate, each an `impl Database` block. Every query that reads a
 //! user's data takes the owner's id and filters on it.
 
+mod access_tokens;
 mod audit;
 mod credentials;
 mod sessions;

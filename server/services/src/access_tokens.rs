@@ -1,0 +1,161 @@
+//! Personal access tokens for the HTTP API: created with a name and a lifetime, shown once,
+//! stored as a hash, revocable. A token acts with exactly its user's rights and suspension state.
+
+use chrono::{DateTime, Duration, Utc};
+use db::NewAuditEntry;
+use db::ids::AccessTokenId;
+use db::tables::access_tokens;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::{AuthenticatedUser, Error, RequestMeta, Services, tokens};
+
+/// Every token starts so, which lets the server (and secret scanners) recognise one.
+pub const PREFIX: &str = "acp_";
+pub const MAXIMUM_DAYS: i64 = 366;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTokenSummary {
+    pub id: AccessTokenId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+impl From<access_tokens::Model> for AccessTokenSummary {
+    fn from(model: access_tokens::Model) -> Self {
+        Self {
+            id: model.id,
+            name: model.name,
+            created_at: model.created_at,
+            expires_at: model.expires_at,
+            last_used_at: model.last_used_at,
+            revoked: model.revoked_at.is_some(),
+        }
+    }
+}
+
+impl Services {
+    /// Creates a token; the returned secret is the only time it is seen.
+    pub async fn create_access_token(
+        &self,
+        user: &AuthenticatedUser,
+        name: &str,
+        days: i64,
+        meta: &RequestMeta,
+    ) -> Result<(AccessTokenSummary, SecretString), Error> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 60 {
+            return Err(Error::Invalid(
+                "Name the token (at most 60 characters).".into(),
+            ));
+        }
+        if !(1..=MAXIMUM_DAYS).contains(&days) {
+            return Err(Error::Invalid(format!(
+                "A token lives from 1 to {MAXIMUM_DAYS} days."
+            )));
+        }
+        let secret = format!("{PREFIX}{}", tokens::generate()?);
+        let now = Utc::now();
+        let created = self
+            .database
+            .create_access_token(
+                user.id,
+                name.to_owned(),
+                tokens::hash(&secret),
+                now,
+                now + Duration::days(days),
+            )
+            .await?;
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "access_token.created",
+                target_type: Some("access_token"),
+                target_id: Some(created.id.to_string()),
+                detail: Some(json!({ "name": created.name, "days": days })),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await?;
+        Ok((created.into(), SecretString::from(secret)))
+    }
+
+    pub async fn list_access_tokens(
+        &self,
+        user: &AuthenticatedUser,
+    ) -> Result<Vec<AccessTokenSummary>, Error> {
+        Ok(self
+            .database
+            .access_tokens_of(user.id)
+            .await?
+            .into_iter()
+            .map(AccessTokenSummary::from)
+            .collect())
+    }
+
+    pub async fn revoke_access_token(
+        &self,
+        user: &AuthenticatedUser,
+        id: AccessTokenId,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        if !self
+            .database
+            .revoke_access_token(user.id, id, Utc::now())
+            .await?
+        {
+            return Err(Error::NotFound);
+        }
+        self.audit(
+            NewAuditEntry {
+                actor_id: Some(user.id),
+                action: "access_token.revoked",
+                target_type: Some("access_token"),
+                target_id: Some(id.to_string()),
+                ..NewAuditEntry::default()
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// The user an `Authorization: Bearer` token acts for, if it is valid: not expired, not
+    /// revoked, its user not disabled.
+    pub async fn authenticate_bearer(
+        &self,
+        token: &str,
+    ) -> Result<Option<AuthenticatedUser>, Error> {
+        if !token.starts_with(PREFIX) {
+            return Ok(None);
+        }
+        let Some((access_token, user)) = self
+            .database
+            .find_access_token(&tokens::hash(token))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        if access_token.revoked_at.is_some()
+            || access_token.expires_at <= now
+            || user.disabled_at.is_some()
+        {
+            return Ok(None);
+        }
+        self.database
+            .mark_access_token_used(access_token.id, now)
+            .await?;
+        Ok(Some(AuthenticatedUser {
+            id: user.id,
+            session_id: None,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+            tier: user.tier,
+        }))
+    }
+}
