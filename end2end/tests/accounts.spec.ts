@@ -6,7 +6,7 @@ const password = "correct horse battery staple";
 async function signUp(page, name: string, email: string) {
   await page.goto("/sign-up");
   await hydrated(page);
-  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Name", { exact: true }).fill(name);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Create account" }).click();
@@ -40,7 +40,7 @@ test("sign-up explains what is wrong with a weak password", async ({ page, conso
   allowConsoleError(console, /status of 400 \(Bad Request\) \(http:\/\/[^/]+\/api\/auth\/sign-up\)$/);
   await page.goto("/sign-up");
   await hydrated(page);
-  await page.getByLabel("Name").fill("Weak");
+  await page.getByLabel("Name", { exact: true }).fill("Weak");
   await page.getByLabel("Email").fill(`weak-${Date.now()}@example.com`);
   await page.getByLabel("Password").fill("password1");
   await page.getByRole("button", { name: "Create account" }).click();
@@ -113,4 +113,30 @@ test("an administrator changes a tier", async ({ page, request }) => {
   await page.reload();
   await expect(page.getByRole("combobox", { name: `Tier of ${email}` })).toHaveValue("premium");
   await expect(page.locator("#audit-log")).toContainText("admin.user_access_changed");
+});
+
+test("the account page saves the profile and creates a token shown once", async ({ page, request }) => {
+  await signUp(page, "Profile", `profile-${Date.now()}@example.com`);
+  await page.goto("/account");
+  await hydrated(page);
+  await expect(page.getByLabel("Name", { exact: true })).toHaveValue("Profile");
+  await page.getByLabel("Name", { exact: true }).fill("Profile Renamed");
+  await page.getByRole("button", { name: "Save profile" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Profile saved." })).toBeVisible();
+
+  await page.getByLabel("Token name").fill("ci");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const secret = await page.locator("#new-token-secret").textContent();
+  expect(secret).toMatch(/^acp_/);
+  await expect(page.locator("#access-tokens")).toContainText("ci");
+
+  // A script using the token: no cookies, just the bearer header.
+  const me = await request.post("/api/auth/me", { headers: { authorization: `Bearer ${secret}` } });
+  expect((await me.json()).name).toBe("Profile Renamed");
+
+  await page.reload();
+  await hydrated(page);
+  expect(await page.content()).not.toContain(secret!);
+  await page.getByRole("button", { name: "Revoke ci" }).click();
+  await expect(page.locator("#access-tokens")).toContainText("revoked");
 });

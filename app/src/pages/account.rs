@@ -8,32 +8,41 @@ use crate::components::{
 };
 use crate::error::AppError;
 
-/// The signed-in person's account: profile, password, deletion.
+/// The signed-in person's account: profile, password, access tokens, deletion. The data loads in
+/// the browser once the page is live (nothing of it is rendered on the server).
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let profile = Resource::new(|| (), |()| load_profile());
+    let profile = RwSignal::new(None::<Result<crate::types::Profile, AppError>>);
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            profile.set(Some(load_profile().await));
+        });
+    });
     view! {
         <Title text="Account · Async Coder"/>
         <AppLayout>
             <div class="page">
                 <h1>"Account"</h1>
-                <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match profile.await {
-                            Ok(profile) => view! { <AccountForms profile/> }.into_any(),
-                            Err(AppError::Unauthorized) => {
-                                view! {
-                                    <p>
-                                        "Sign in to see your account. "
-                                        <a href="/sign-in">"Sign in"</a>
-                                    </p>
-                                }
-                                    .into_any()
-                            }
-                            Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                {move || match profile.get() {
+                    None => view! { <p>"Loading…"</p> }.into_any(),
+                    Some(Ok(profile)) => {
+                        view! {
+                            <AccountForms profile/>
+                            <AccessTokens/>
                         }
-                    })}
-                </Suspense>
+                            .into_any()
+                    }
+                    Some(Err(AppError::Unauthorized)) => {
+                        view! {
+                            <p>
+                                "Sign in to see your account. "
+                                <a href="/sign-in">"Sign in"</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                    Some(Err(error)) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                }}
             </div>
         </AppLayout>
     }
@@ -151,7 +160,6 @@ fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
                 <Button kind="submit" id="change-password">"Change password"</Button>
             </form>
         </Card>
-        <AccessTokens/>
         <Card title="Delete account" description="Removes your projects, conversations, keys and sessions. This cannot be undone.">
             <Button
                 variant=ButtonVariant::Danger
@@ -198,7 +206,19 @@ fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
 #[component]
 fn AccessTokens() -> impl IntoView {
     let toaster = use_toaster();
-    let tokens = Resource::new(|| (), |()| list_access_tokens());
+    let tokens = RwSignal::new(Vec::<crate::types::AccessToken>::new());
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            match list_access_tokens().await {
+                Ok(list) => tokens.set(list),
+                Err(refusal) => toaster.show(
+                    ToastKind::Error,
+                    format!("The tokens could not be loaded. {refusal}"),
+                ),
+            }
+        });
+    };
+    reload();
     let name = RwSignal::new(String::new());
     let days = RwSignal::new("30".to_owned());
     let error = RwSignal::new(None::<String>);
@@ -211,7 +231,7 @@ fn AccessTokens() -> impl IntoView {
                     error.set(None);
                     name.set(String::new());
                     created_secret.set(Some(created.secret));
-                    tokens.refetch();
+                    reload();
                 }
                 Err(refusal) => error.set(Some(refusal.to_string())),
             }
@@ -222,7 +242,7 @@ fn AccessTokens() -> impl IntoView {
             match revoke_access_token(id).await {
                 Ok(()) => {
                     toaster.show(ToastKind::Success, "Token revoked.");
-                    tokens.refetch();
+                    reload();
                 }
                 Err(refusal) => {
                     toaster.show(ToastKind::Error, format!("Nothing was revoked. {refusal}"))
@@ -247,53 +267,45 @@ fn AccessTokens() -> impl IntoView {
                         }
                     })
             }}
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    tokens
-                        .await
-                        .ok()
-                        .map(|list| {
-                            view! {
-                                <ul class="credential-list" id="access-tokens">
-                                    {list
-                                        .into_iter()
-                                        .map(|token| {
-                                            let id = token.id.clone();
-                                            let state = if token.revoked {
-                                                "revoked".to_owned()
-                                            } else {
-                                                format!("expires {}", token.expires_at)
-                                            };
-                                            view! {
-                                                <li class="credential">
-                                                    <div>
-                                                        <strong>{token.name.clone()}</strong>
-                                                        <div class="credential-detail">
-                                                            "created " {token.created_at.clone()} " · " {state} " · "
-                                                            {token.last_used_at.clone().map(|at| format!("last used {at}")).unwrap_or_else(|| "never used".into())}
-                                                        </div>
-                                                    </div>
-                                                    {(!token.revoked)
-                                                        .then(|| {
-                                                            view! {
-                                                                <Button
-                                                                    variant=ButtonVariant::Secondary
-                                                                    aria_label=format!("Revoke {}", token.name)
-                                                                    on_click=Callback::new(move |_| revoke(id.clone()))
-                                                                >
-                                                                    "Revoke"
-                                                                </Button>
-                                                            }
-                                                        })}
-                                                </li>
-                                            }
-                                        })
-                                        .collect_view()}
-                                </ul>
-                            }
-                        })
-                })}
-            </Suspense>
+            <ul class="credential-list" id="access-tokens">
+                <For each=move || tokens.get() key=|token| (token.id.clone(), token.revoked) let:token>
+                    {
+                        let id = token.id.clone();
+                        let state = if token.revoked {
+                            "revoked".to_owned()
+                        } else {
+                            format!("expires {}", token.expires_at)
+                        };
+                        let used = token
+                            .last_used_at
+                            .clone()
+                            .map(|at| format!("last used {at}"))
+                            .unwrap_or_else(|| "never used".into());
+                        view! {
+                            <li class="credential">
+                                <div>
+                                    <strong>{token.name.clone()}</strong>
+                                    <div class="credential-detail">
+                                        "created " {token.created_at.clone()} " · " {state} " · " {used}
+                                    </div>
+                                </div>
+                                {(!token.revoked)
+                                    .then(|| {
+                                        view! {
+                                            <Button
+                                                variant=ButtonVariant::Secondary
+                                                aria_label=format!("Revoke {}", token.name)
+                                                on_click=Callback::new(move |_| revoke(id.clone()))
+                                            >
+                                                "Revoke"
+                                            </Button>
+                                        }
+                                    })}
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
             <form
                 class="inline-form"
                 novalidate
