@@ -2,88 +2,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::net::SocketAddr;
+mod support;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use db::sea_orm::ConnectionTrait;
 use db::testing::{TestDatabase, backends};
-use http_body_util::BodyExt;
-use leptos::config::LeptosOptions;
-use server::{AppState, Metrics};
-use tower::ServiceExt;
-
-fn router_for(services: services::Services) -> Router {
-    server::router(AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name("async-coder")
-            .site_root("target/site")
-            .build(),
-        services,
-        metrics: Metrics::install(),
-        trusted_proxies: server::TrustedProxies::default(),
-    })
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    /// The session token a `Set-Cookie` handed out.
-    fn session_cookie(&self) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find(|cookie| cookie.starts_with("session=") || cookie.starts_with("__Host-session="))
-            .map(|cookie| cookie.split(';').next().unwrap_or_default().to_owned())
-    }
-}
-
-/// A POST from our own page on the loopback host, from `address`.
-async fn post(
-    router: &Router,
-    path: &str,
-    form: &str,
-    cookie: Option<&str>,
-    address: &str,
-) -> Reply {
-    let mut builder = Request::builder()
-        .method("POST")
-        .uri(path)
-        .header(header::HOST, "127.0.0.1:3000")
-        .header(header::ORIGIN, "http://127.0.0.1:3000")
-        .header(header::USER_AGENT, "accounts-test/1.0")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    let mut request = builder.body(Body::from(form.to_owned())).unwrap();
-    let peer: SocketAddr = format!("{address}:40000").parse().unwrap();
-    request.extensions_mut().insert(ConnectInfo(peer));
-    send(router, request).await
-}
-
-async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-fn json(reply: &Reply) -> serde_json::Value {
-    serde_json::from_str(&reply.body).unwrap_or_else(|error| panic!("{error}: {}", reply.body))
-}
+use support::{Reply, json, post, router_for, send};
 
 #[tokio::test]
 async fn sign_up_in_and_out_with_server_side_sessions() {

@@ -4,20 +4,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Request, header};
 use db::sea_orm::EntityTrait;
 use db::testing::TestDatabase;
-use http_body_util::BodyExt;
-use leptos::config::LeptosOptions;
-use server::{AppState, Metrics};
-use tower::ServiceExt;
 
 const CANARY: &str = "sk-canary-7f3a9c2e51d04b8f";
 
@@ -27,27 +21,9 @@ async fn post(
     form: &str,
     cookie: Option<&str>,
 ) -> (String, Option<String>) {
-    let mut builder = Request::builder()
-        .method("POST")
-        .uri(path)
-        .header(header::HOST, "127.0.0.1:3000")
-        .header(header::ORIGIN, "http://127.0.0.1:3000")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    let mut request = builder.body(Body::from(form.to_owned())).unwrap();
-    request
-        .extensions_mut()
-        .insert(ConnectInfo("127.0.0.1:5555".parse::<SocketAddr>().unwrap()));
-    let response = router.clone().oneshot(request).await.unwrap();
-    let cookie = response
-        .headers()
-        .get(header::SET_COOKIE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.split(';').next().unwrap_or_default().to_owned());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (String::from_utf8_lossy(&bytes).into_owned(), cookie)
+    let reply = support::post(router, path, form, cookie, "127.0.0.1").await;
+    let cookie = reply.session_cookie();
+    (reply.body, cookie)
 }
 
 #[derive(Clone, Default)]
@@ -75,18 +51,7 @@ async fn a_canary_key_reaches_no_log_line_error_body_or_audit_row() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
-    let router = server::router(AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name("async-coder")
-            .site_root("target/site")
-            .build(),
-        services: services::Services::new(
-            database.database.clone(),
-            services::secrets::MasterKey::generate(1).unwrap(),
-        ),
-        metrics: Metrics::install(),
-        trusted_proxies: server::TrustedProxies::default(),
-    });
+    let router = support::test_router(&database);
     let ada = post(
         &router,
         "/api/auth/sign-up",

@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -10,23 +12,11 @@ use axum::routing::get;
 use db::Backend;
 use db::testing::{TestDatabase, backends};
 use http_body_util::BodyExt;
-use leptos::config::LeptosOptions;
-use server::{AppState, Metrics};
+use server::AppState;
 use tower::ServiceExt;
 
 fn state(database: &TestDatabase) -> AppState {
-    AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name("async-coder")
-            .site_root("target/site")
-            .build(),
-        services: services::Services::new(
-            database.database.clone(),
-            services::secrets::MasterKey::generate(1).unwrap(),
-        ),
-        metrics: Metrics::install(),
-        trusted_proxies: server::TrustedProxies::default(),
-    }
+    support::app_state(support::services_for(database))
 }
 
 async fn send(

@@ -5,29 +5,18 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use db::testing::TestDatabase;
 use http_body_util::BodyExt;
-use leptos::config::LeptosOptions;
-use server::{AppState, Metrics};
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn every_endpoint_outside_the_public_list_needs_a_session() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
-    let router = server::router(AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name("async-coder")
-            .site_root("target/site")
-            .build(),
-        services: services::Services::new(
-            database.database.clone(),
-            services::secrets::MasterKey::generate(1).unwrap(),
-        ),
-        metrics: Metrics::install(),
-        trusted_proxies: server::TrustedProxies::default(),
-    });
+    let router = support::test_router(&database);
     let endpoints: Vec<(String, axum::http::Method)> = server_fn::axum::server_fn_paths()
         .map(|(path, method)| (path.to_owned(), method))
         .collect();
