@@ -60,14 +60,7 @@ async fn sign_up_in_and_out_with_server_side_sessions() {
         assert_eq!(visitor.body, "null");
 
         // Taken email, bad input: clear messages, nothing created.
-        let taken = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=BOB%40example.com&name=Bob2&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await;
+        let taken = support::sign_up(&router, "BOB", "Bob2").await;
         assert_eq!(taken.status, StatusCode::CONFLICT);
         let common = post(
             &router,
@@ -222,14 +215,7 @@ async fn repeated_failures_are_slowed_down_without_locking_out_the_real_user() {
         database.database.clone(),
         services::secrets::MasterKey::generate(1).unwrap(),
     ));
-    post(
-        &router,
-        "/api/auth/sign-up",
-        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
-        None,
-        "127.0.0.1",
-    )
-    .await;
+    support::sign_up(&router, "ada", "Ada").await;
 
     let attacker = "198.51.100.7";
     for _ in 0..6 {
@@ -313,14 +299,7 @@ async fn sessions_end_when_idle_or_too_old() {
     );
     services.sessions.absolute_timeout = chrono::Duration::zero();
     let router = router_for(services);
-    let reply = post(
-        &router,
-        "/api/auth/sign-up",
-        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
-        None,
-        "127.0.0.1",
-    )
-    .await;
+    let reply = support::sign_up(&router, "ada", "Ada").await;
     let cookie = reply.session_cookie().unwrap();
     assert_eq!(
         post(&router, "/api/auth/me", "", Some(&cookie), "127.0.0.1")
@@ -359,14 +338,7 @@ async fn cross_site_requests_are_refused_and_pages_carry_a_policy() {
         database.database.clone(),
         services::secrets::MasterKey::generate(1).unwrap(),
     ));
-    let reply = post(
-        &router,
-        "/api/auth/sign-up",
-        "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
-        None,
-        "127.0.0.1",
-    )
-    .await;
+    let reply = support::sign_up(&router, "ada", "Ada").await;
     let cookie = reply.session_cookie().unwrap();
 
     // A form on another site posting with the victim's cookie.
@@ -456,14 +428,7 @@ async fn people_manage_their_own_account() {
             database.database.clone(),
             services::secrets::MasterKey::generate(1).unwrap(),
         ));
-        let sign_up = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await;
+        let sign_up = support::sign_up(&router, "ada", "Ada").await;
         let laptop = sign_up.session_cookie().unwrap();
         let phone = post(
             &router,
@@ -666,24 +631,11 @@ async fn administrators_manage_access_and_read_the_audit_log() {
             database.database.clone(),
             services::secrets::MasterKey::generate(1).unwrap(),
         ));
-        let admin = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=root%40example.com&name=Root&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await
-        .session_cookie()
-        .unwrap();
-        let bob_reply = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=bob%40example.com&name=Bob&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await;
+        let admin = support::sign_up(&router, "root", "Root")
+            .await
+            .session_cookie()
+            .unwrap();
+        let bob_reply = support::sign_up(&router, "bob", "Bob").await;
         let bob = bob_reply.session_cookie().unwrap();
         let bob_id = json(&bob_reply)["id"].as_str().unwrap().to_owned();
         let root_id =
@@ -846,24 +798,11 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             database.database.clone(),
             services::secrets::MasterKey::generate(1).unwrap(),
         ));
-        let admin = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=root%40example.com&name=Root&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await
-        .session_cookie()
-        .unwrap();
-        let ada_reply = post(
-            &router,
-            "/api/auth/sign-up",
-            "email=ada%40example.com&name=Ada&password=correct+horse+battery+staple",
-            None,
-            "127.0.0.1",
-        )
-        .await;
+        let admin = support::sign_up(&router, "root", "Root")
+            .await
+            .session_cookie()
+            .unwrap();
+        let ada_reply = support::sign_up(&router, "ada", "Ada").await;
         let ada = ada_reply.session_cookie().unwrap();
         let ada_id = json(&ada_reply)["id"].as_str().unwrap().to_owned();
 

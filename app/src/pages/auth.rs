@@ -3,12 +3,31 @@ use leptos_meta::Title;
 
 use crate::api::auth::{sign_in, sign_up};
 use crate::components::{AppLayout, Button, Card, Input};
+use crate::error::AppError;
+use crate::types::CurrentUser;
 
-/// After signing in or up, a full load renders every part of the page for the signed-in person.
-fn go_home() {
-    if let Err(error) = window().location().set_href("/") {
-        leptos::logging::error!("could not leave the page: {error:?}");
-    }
+/// Sends a sign-in or sign-up request. On success a full load of the home page renders every part
+/// of it for the signed-in person; a refusal is shown in `error`.
+fn send_and_go_home(
+    request: impl Future<Output = Result<CurrentUser, AppError>> + 'static,
+    pending: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+) {
+    pending.set(true);
+    error.set(None);
+    leptos::task::spawn_local(async move {
+        match request.await {
+            Ok(_) => {
+                if let Err(failure) = window().location().set_href("/") {
+                    leptos::logging::error!("could not leave the page: {failure:?}");
+                }
+            }
+            Err(refusal) => {
+                error.set(Some(refusal.to_string()));
+                pending.set(false);
+            }
+        }
+    });
 }
 
 #[component]
@@ -18,18 +37,11 @@ pub fn SignInPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let submit = move || {
-        pending.set(true);
-        error.set(None);
-        let request = sign_in(email.get_untracked(), password.get_untracked());
-        leptos::task::spawn_local(async move {
-            match request.await {
-                Ok(_) => go_home(),
-                Err(refusal) => {
-                    error.set(Some(refusal.to_string()));
-                    pending.set(false);
-                }
-            }
-        });
+        send_and_go_home(
+            sign_in(email.get_untracked(), password.get_untracked()),
+            pending,
+            error,
+        )
     };
     view! {
         <Title text="Sign in · Async Coder"/>
@@ -72,22 +84,12 @@ pub fn SignUpPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
     let submit = move || {
-        pending.set(true);
-        error.set(None);
         let request = sign_up(
             email.get_untracked(),
             name.get_untracked(),
             password.get_untracked(),
         );
-        leptos::task::spawn_local(async move {
-            match request.await {
-                Ok(_) => go_home(),
-                Err(refusal) => {
-                    error.set(Some(refusal.to_string()));
-                    pending.set(false);
-                }
-            }
-        });
+        send_and_go_home(request, pending, error)
     };
     view! {
         <Title text="Create an account · Async Coder"/>

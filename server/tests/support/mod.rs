@@ -101,3 +101,10 @@ pub async fn post(
     request.extensions_mut().insert(ConnectInfo(peer));
     send(router, request).await
 }
+
+/// Signs up `local@example.com` with the tests' password, from the loopback address.
+pub async fn sign_up(router: &Router, local: &str, name: &str) -> Reply {
+    let form =
+        format!("email={local}%40example.com&name={name}&password=correct+horse+battery+staple");
+    post(router, "/api/auth/sign-up", &form, None, "127.0.0.1").await
+}
