@@ -7,19 +7,22 @@
 
 pub mod api;
 pub mod components;
+pub mod editor;
 pub mod error;
 pub mod pages;
 pub mod preferences;
 pub mod types;
+pub mod workspace;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::StaticSegment;
+use leptos_router::{ParamSegment, StaticSegment};
 use leptos_router::components::{Route, Router, Routes};
 
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
-    AccountPage, AdminPage, ErrorPage, LandingPage, NotFoundPage, ProvidersPage, SettingsPage,
+    AccountPage, AdminPage, ErrorPage, LandingPage, NotFoundPage, ProjectsPage, ProvidersPage,
+    SettingsPage,
     SignInPage, SignUpPage,
 };
 
@@ -113,6 +116,11 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("settings"), StaticSegment("providers")) view=ProvidersPage/>
                     <Route path=StaticSegment("sign-in") view=SignInPage/>
                     <Route path=StaticSegment("sign-up") view=SignUpPage/>
+                    <Route path=StaticSegment("projects") view=ProjectsPage/>
+                    <Route
+                        path=(StaticSegment("projects"), ParamSegment("id"))
+                        view=workspace::WorkspacePage
+                    />
                 </Routes>
             </ErrorBoundary>
         </Router>

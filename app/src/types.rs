@@ -349,3 +349,90 @@ pub struct CreatedAccessToken {
     pub token: AccessToken,
     pub secret: String,
 }
+
+/// A project on the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub repository_url: Option<String>,
+    /// When a file or a field last changed, `YYYY-MM-DD HH:MM UTC`.
+    pub updated_at: String,
+}
+
+/// A file in the workspace's tree (no content).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeFile {
+    pub id: String,
+    pub path: String,
+    pub version: i64,
+    pub size_bytes: i64,
+    pub binary: bool,
+}
+
+/// A project's whole tree, each list sorted by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeListing {
+    pub folders: Vec<String>,
+    pub files: Vec<TreeFile>,
+}
+
+/// A file opened in the editor. A binary file has no text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedFile {
+    pub id: String,
+    pub path: String,
+    pub version: i64,
+    /// Monaco's language id, from the file name.
+    pub language: Option<String>,
+    pub content: Option<String>,
+    pub size_bytes: i64,
+    pub binary: bool,
+}
+
+/// How a save (or a restore) ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaveResult {
+    Saved { version: i64 },
+    /// Someone saved since the version this save was based on; nothing was overwritten. Holds
+    /// the file as it is now.
+    Conflict { current: OpenedFile },
+}
+
+/// One revision in a file's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionSummary {
+    pub id: String,
+    pub version: i64,
+    pub size_bytes: i64,
+    /// user, agent, import or restore.
+    pub source: String,
+    pub author: Option<String>,
+    pub created_at: String,
+}
+
+/// A revision's content (none for a binary file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionContent {
+    pub id: String,
+    pub version: i64,
+    pub content: Option<String>,
+}
+
+/// A line that matched a project-wide search.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub file_id: String,
+    pub path: String,
+    pub line: u32,
+    pub column: u32,
+    pub preview: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchOutcome {
+    pub hits: Vec<SearchHit>,
+    pub truncated: bool,
+    pub files_searched: usize,
+}

@@ -12,6 +12,7 @@ mod m20261127_000003_conversations;
 mod m20261127_000004_usage_and_credentials;
 mod m20261127_000005_audit_user_agent;
 mod m20261127_000006_access_tokens;
+mod m20261127_000007_file_tree;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_usage_and_credentials::Migration),
             Box::new(m20261127_000005_audit_user_agent::Migration),
             Box::new(m20261127_000006_access_tokens::Migration),
+            Box::new(m20261127_000007_file_tree::Migration),
         ]
     }
 }
@@ -42,4 +44,5 @@ pub const TABLES: &[&str] = &[
     "api_usage",
     "provider_credentials",
     "access_tokens",
+    "folders",
 ];

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use leptos::config::LeptosOptions;
 
 /// Defaults for the site when no Leptos.toml is found next to the server.
@@ -63,9 +63,43 @@ pub struct Config {
     #[arg(long, env = "ASYNC_CODER_TIERS_FILE", value_name = "FILE")]
     pub tiers_file: Option<PathBuf>,
 
+    /// Largest file the editor saves or an import brings, in bytes.
+    #[arg(long, env = "ASYNC_CODER_MAX_FILE_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_file_bytes: u64,
+
+    /// Largest uploaded archive (.zip or .tar.gz) for a project import, in bytes.
+    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_ARCHIVE_BYTES", default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub import_max_archive_bytes: u64,
+
+    /// Largest unpacked total of an imported project, in bytes.
+    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_PROJECT_BYTES", default_value_t = 200 * 1024 * 1024, value_name = "BYTES")]
+    pub import_max_project_bytes: u64,
+
+    /// Most files in an imported project.
+    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_FILES", default_value_t = 20_000, value_name = "COUNT")]
+    pub import_max_files: usize,
+
+    /// Largest ratio of unpacked size to archive size an import accepts (refuses zip bombs).
+    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_RATIO", default_value_t = 100, value_name = "RATIO")]
+    pub import_max_ratio: u64,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// What to do; without a command the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the application (the default).
+    Serve,
+    /// Replace the master key with a new random one and re-encrypt every stored provider key
+    /// (all or nothing). With a key file, the file is replaced; with ASYNC_CODER_MASTER_KEY, the
+    /// new value is printed and must be set before the next start.
+    RotateMasterKey,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -83,6 +117,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    pub fn project_limits(&self) -> services::projects::ProjectLimits {
+        services::projects::ProjectLimits {
+            max_file_bytes: self.max_file_bytes,
+            max_project_bytes: self.import_max_project_bytes,
+            max_files: self.import_max_files,
+            max_archive_bytes: self.import_max_archive_bytes,
+            max_expansion_ratio: self.import_max_ratio,
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()
@@ -149,6 +193,15 @@ mod tests {
         assert_eq!(&*options.site_root, "/srv/site");
         assert_eq!(&*options.output_name, "async-coder");
         assert_eq!(&*options.site_pkg_dir, "pkg");
+    }
+
+    #[test]
+    fn the_rotation_command_parses() {
+        let config =
+            Config::try_parse_from(["server", "--data-dir", "/srv/data", "rotate-master-key"])
+                .unwrap();
+        assert_eq!(config.command, Some(Command::RotateMasterKey));
+        assert_eq!(Config::try_parse_from(["server"]).unwrap().command, None);
     }
 
     #[test]

@@ -9,19 +9,28 @@ use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::middleware;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics;
 
-/// Largest request body accepted, in bytes.
-const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
+/// Largest request body accepted, in bytes, except for an archive upload: room for a file of
+/// the largest size the editor saves, form-encoded.
+pub const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
-pub fn apply(router: Router) -> Router {
+/// How large a request body may be.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Every request but an import.
+    pub default: usize,
+    /// `POST /api/projects/import`.
+    pub import: usize,
+}
+
+pub fn apply(router: Router, limits: BodyLimits) -> Router {
     router
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(limits, limit_body))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -49,6 +58,36 @@ pub fn apply(router: Router) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(metrics::track))
+}
+
+/// Refuses a body larger than the limit with 413: at once when `Content-Length` says so, else as
+/// soon as reading it passes the limit (before anything parses it).
+async fn limit_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response<Body> {
+    let limit = if request.uri().path() == crate::project_archives::IMPORT_PATH {
+        limits.import
+    } else {
+        limits.default
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        let mut response = Response::new(Body::from(format!(
+            "The request is larger than the {limit} bytes this server accepts."
+        )));
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let limited = Body::new(http_body_util::Limited::new(body, limit));
+    next.run(axum::extract::Request::from_parts(parts, limited))
+        .await
 }
 
 /// A handler panicked: log what happened, show a generic page, keep serving.

@@ -8,12 +8,13 @@ pub mod config;
 mod health;
 mod http_layers;
 mod metrics;
+pub mod project_archives;
 pub mod request_guards;
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -48,10 +49,16 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     };
     let trusted_proxies = state.trusted_proxies.clone();
     let services = state.services.clone();
+    let body_limits = http_layers::BodyLimits {
+        default: http_layers::BODY_LIMIT_BYTES,
+        import: usize::try_from(state.services.projects.max_archive_bytes).unwrap_or(usize::MAX),
+    };
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        .route(project_archives::IMPORT_PATH, post(project_archives::import))
+        .route(project_archives::EXPORT_PATH, get(project_archives::export))
         .merge(extra)
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
@@ -70,5 +77,5 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             trusted_proxies,
             request_guards::resolve_client_address,
         ));
-    http_layers::apply(router)
+    http_layers::apply(router, body_limits)
 }

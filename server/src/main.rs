@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use server::config::{Config, LogFormat};
+use server::config::{Command, Config, LogFormat};
 use server::{AppState, Metrics};
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +13,11 @@ async fn main() -> ExitCode {
     let started = Instant::now();
     let config = Config::parse();
     init_logging(config.log_format);
-    match run(config, started).await {
+    let outcome = match config.command {
+        Some(Command::RotateMasterKey) => rotate_master_key(config).await,
+        Some(Command::Serve) | None => run(config, started).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -48,6 +52,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         database.clone(),
         services::secrets::MasterKey::load_or_create(&config.data_dir)?,
     );
+    services.projects = config.project_limits();
     if let Some(path) = &config.tiers_file {
         let text = std::fs::read_to_string(path).map_err(|error| {
             anyhow::anyhow!("cannot read the tiers file {}: {error}", path.display())
@@ -78,6 +83,30 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     .await?;
     database.close().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `server rotate-master-key`: re-encrypts every stored provider key under a new master key.
+async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
+    use services::ExposeSecret;
+    let database = db::Database::connect(&config.database_url()).await?;
+    database.migrate().await?;
+    let rotation = services::secrets::rotate(&database, &config.data_dir).await?;
+    tracing::info!(
+        old_version = rotation.old_version,
+        new_version = rotation.new_version,
+        keys = rotation.keys_reencrypted,
+        "master key rotated"
+    );
+    if let Some(value) = rotation.new_environment_value {
+        // The operator asked for this secret: it goes to standard output, never to the log.
+        println!(
+            "Set {}={} before the next start; the old key no longer decrypts anything.",
+            services::secrets::MASTER_KEY_VARIABLE,
+            value.expose_secret()
+        );
+    }
+    database.close().await?;
     Ok(())
 }
 

@@ -263,7 +263,7 @@ async fn oversized_bodies_are_refused_before_parsing() {
     let router = server::router(state(&database));
     let body = format!(
         "email=a%40example.com&password={}",
-        "x".repeat(3 * 1024 * 1024)
+        "x".repeat(5 * 1024 * 1024)
     );
     let request = Request::builder()
         .method("POST")

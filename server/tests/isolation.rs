@@ -70,3 +70,197 @@ async fn every_endpoint_outside_the_public_list_needs_a_session() {
     }
     assert!(checked >= 6, "only {checked} private endpoints");
 }
+
+/// Endpoints that name no stored object: they act on the caller's own account or list the
+/// caller's own things. Every other private endpoint takes an object id and is checked below.
+const CALLER_SCOPED: &[&str] = &[
+    "/api/auth/sign-out",
+    "/api/account/profile",
+    "/api/account/update-profile",
+    "/api/account/change-password",
+    "/api/account/delete",
+    "/api/providers/list",
+    "/api/providers/save",
+    "/api/tokens/list",
+    "/api/tokens/create",
+    "/api/projects/list",
+    "/api/projects/create",
+];
+
+/// Endpoints for administrators only: another user gets 403 whatever they send.
+const ADMIN_ONLY: &[&str] = &[
+    "/api/admin/users",
+    "/api/admin/update-user",
+    "/api/admin/audit",
+];
+
+/// For every registered endpoint that names an object, user B sending user A's ids (every id
+/// field at once, so that a new endpoint is covered by whatever names it uses) gets 404, and
+/// nothing of A's changes.
+#[tokio::test]
+async fn another_users_objects_are_not_found_through_any_endpoint() {
+    use support::{form_value, json, post};
+    for backend in db::testing::backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let router = support::test_router(&database);
+        let ada = support::sign_up(&router, "ada", "Ada")
+            .await
+            .session_cookie()
+            .unwrap();
+        let bob = support::sign_up(&router, "bob", "Bob")
+            .await
+            .session_cookie()
+            .unwrap();
+        let call = |cookie: String, path: &'static str, form: String| {
+            let router = router.clone();
+            async move { post(&router, path, &form, Some(&cookie), "127.0.0.1").await }
+        };
+        let project = json(
+            &call(
+                ada.clone(),
+                "/api/projects/create",
+                "name=Private&description=&repository_url=".into(),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let file = json(
+            &call(
+                ada.clone(),
+                "/api/files/create",
+                format!("project_id={project}&path=src%2Fmain.rs&content=secret"),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let revisions = json(
+            &call(
+                ada.clone(),
+                "/api/files/revisions",
+                format!("project_id={project}&file_id={file}"),
+            )
+            .await,
+        );
+        let revision = revisions[0]["id"].as_str().unwrap().to_owned();
+        let token = json(
+            &call(ada.clone(), "/api/tokens/create", "name=ci&days=30".into()).await,
+        )["token"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let credential = json(
+            &call(
+                ada.clone(),
+                "/api/providers/save",
+                "provider=openai&label=&api_key=sk-ada-private-1234&base_url=".into(),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let snapshot = |cookie: String| {
+            let call = &call;
+            let project = project.clone();
+            async move {
+                [
+                    call(cookie.clone(), "/api/files/tree", format!("project_id={project}")).await.body,
+                    call(cookie.clone(), "/api/projects/list", String::new()).await.body,
+                    call(cookie.clone(), "/api/tokens/list", String::new()).await.body,
+                    call(cookie, "/api/providers/list", String::new()).await.body,
+                ]
+            }
+        };
+        let before = snapshot(ada.clone()).await;
+
+        let endpoints: Vec<String> = server_fn::axum::server_fn_paths()
+            .map(|(path, _)| path.to_owned())
+            .chain([
+                "/api/projects/import".to_owned(),
+                format!("/api/projects/{project}/export.zip"),
+            ])
+            .collect();
+        let mut checked = 0;
+        for path in &endpoints {
+            let path = path.as_str();
+            if app::api::PUBLIC_ENDPOINTS.contains(&path) || CALLER_SCOPED.contains(&path) {
+                continue;
+            }
+            let id = if path.starts_with("/api/tokens/") {
+                token.as_str()
+            } else if path.starts_with("/api/admin/") {
+                // An admin endpoint's `id` is a user: A's.
+                ""
+            } else {
+                credential.as_str()
+            };
+            let form = [
+                ("project_id", project.as_str()),
+                ("file_id", file.as_str()),
+                ("revision_id", revision.as_str()),
+                ("id", id),
+                ("path", "src/main.rs"),
+                ("from", "src"),
+                ("to", "stolen"),
+                ("content", "overwritten"),
+                ("base_version", "1"),
+                ("name", "Stolen"),
+                ("description", ""),
+                ("repository_url", ""),
+                ("pattern", "secret"),
+                ("regex", "false"),
+                ("case_sensitive", "false"),
+                ("role", "admin"),
+                ("tier", "enterprise"),
+                ("disabled", "true"),
+            ]
+            .iter()
+            .map(|(name, value)| format!("{name}={}", form_value(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+            let reply = if path.ends_with("/export.zip") {
+                support::send(
+                    &router,
+                    support::same_origin_request("GET", path, &bob, Vec::new()),
+                )
+                .await
+            } else if path == "/api/projects/import" {
+                // Import names no object of anyone's: it creates B's own project.
+                continue;
+            } else {
+                post(&router, path, &form, Some(&bob), "127.0.0.1").await
+            };
+            let expected = if ADMIN_ONLY.contains(&path) {
+                axum::http::StatusCode::FORBIDDEN
+            } else {
+                axum::http::StatusCode::NOT_FOUND
+            };
+            assert_eq!(reply.status, expected, "{path}: {}", reply.body);
+            assert!(!reply.body.contains("secret"), "{path}: {}", reply.body);
+            checked += 1;
+        }
+        assert!(checked >= 18, "only {checked} endpoints checked");
+        for scoped in CALLER_SCOPED.iter().chain(ADMIN_ONLY) {
+            assert!(
+                endpoints.iter().any(|path| path == scoped),
+                "{scoped} is not an endpoint"
+            );
+        }
+        assert_eq!(snapshot(ada.clone()).await, before, "A's data changed");
+        let opened = json(
+            &call(
+                ada.clone(),
+                "/api/files/open",
+                format!("project_id={project}&file_id={file}"),
+            )
+            .await,
+        );
+        assert_eq!(opened["content"], "secret");
+        assert_eq!(opened["version"], 1);
+        database.drop_postgres_database().await;
+    }
+}

@@ -142,3 +142,128 @@ async fn keys_are_encrypted_never_returned_and_scoped_to_their_owner() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn rotating_the_master_key_reencrypts_every_key_all_or_nothing() {
+    use db::sea_orm::QueryOrder;
+    use services::ExposeSecret;
+    use services::secrets::{MASTER_KEY_FILE, MasterKey};
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let folder = std::env::temp_dir().join(format!(
+            "async-coder-rotation-{}-{}",
+            std::process::id(),
+            backend.name()
+        ));
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder).unwrap();
+        }
+        let first_key = MasterKey::load_or_create(&folder).unwrap();
+        assert_eq!(first_key.version(), 1);
+        let services = services::Services::new(database.database.clone(), first_key);
+        let meta = services::RequestMeta::default();
+        let (ada, _) = services
+            .sign_up(
+                services::accounts::SignUp {
+                    email: "ada@example.com".into(),
+                    name: "Ada".into(),
+                    password: "correct horse battery staple".to_owned().into(),
+                },
+                &meta,
+            )
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (provider, key) in [
+            (db::tables::provider_credentials::ProviderKind::OpenAi, CANARY),
+            (
+                db::tables::provider_credentials::ProviderKind::Anthropic,
+                "sk-ant-second-canary-99",
+            ),
+        ] {
+            let saved = services
+                .save_credential(
+                    &ada,
+                    services::providers::SaveCredential {
+                        provider,
+                        label: "default".into(),
+                        api_key: Some(key.to_owned().into()),
+                        base_url: None,
+                    },
+                    &meta,
+                )
+                .await
+                .unwrap();
+            ids.push((saved.id, key));
+        }
+        let stored_before = db::tables::provider_credentials::Entity::find()
+            .order_by_asc(db::tables::provider_credentials::Column::Id)
+            .all(database.database.connection())
+            .await
+            .unwrap();
+
+        let rotation = services::secrets::rotate(&database.database, &folder)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                rotation.old_version,
+                rotation.new_version,
+                rotation.keys_reencrypted
+            ),
+            (1, 2, 2)
+        );
+        assert!(rotation.new_environment_value.is_none());
+        assert!(!folder.join(format!("{MASTER_KEY_FILE}.next")).exists());
+
+        // The new key file decrypts every key; the old key decrypts none.
+        let rotated = services::Services::new(
+            database.database.clone(),
+            MasterKey::load_or_create(&folder).unwrap(),
+        );
+        assert_eq!(rotated.master_key.version(), 2);
+        for (id, key) in &ids {
+            let clear = rotated.credential_key(&ada, *id).await.unwrap().unwrap();
+            assert_eq!(clear.expose_secret(), *key);
+            assert!(services.credential_key(&ada, *id).await.is_err());
+        }
+        let stored_after = db::tables::provider_credentials::Entity::find()
+            .order_by_asc(db::tables::provider_credentials::Column::Id)
+            .all(database.database.connection())
+            .await
+            .unwrap();
+        for (before, after) in stored_before.iter().zip(&stored_after) {
+            assert_ne!(before.encrypted_key, after.encrypted_key);
+        }
+
+        // A row that does not decrypt (here: under a foreign key) stops the rotation and leaves
+        // every row and the key file as they were.
+        let foreign = MasterKey::generate(2).unwrap();
+        let stray = foreign
+            .encrypt(&"sk-stray".to_owned().into(), "nobody|openai|stray")
+            .unwrap();
+        use db::sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+        let mut row = stored_after[0].clone().into_active_model();
+        row.encrypted_key = Set(Some(stray.clone()));
+        row.update(database.database.connection()).await.unwrap();
+        let key_file_before = std::fs::read_to_string(folder.join(MASTER_KEY_FILE)).unwrap();
+        assert!(
+            services::secrets::rotate(&database.database, &folder)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.join(MASTER_KEY_FILE)).unwrap(),
+            key_file_before
+        );
+        let unchanged = db::tables::provider_credentials::Entity::find()
+            .order_by_asc(db::tables::provider_credentials::Column::Id)
+            .all(database.database.connection())
+            .await
+            .unwrap();
+        assert_eq!(unchanged[1].encrypted_key, stored_after[1].encrypted_key);
+        assert!(!folder.join(format!("{MASTER_KEY_FILE}.next")).exists());
+        std::fs::remove_dir_all(&folder).unwrap();
+        database.drop_postgres_database().await;
+    }
+}

@@ -49,6 +49,8 @@ pub async fn admin_update_user(
 ) -> Result<AdminUser, AppError> {
     use db::tables::users::{Role, Tier};
     let caller = super::request::require_user().await?;
+    // Authorize before looking at anything the request holds.
+    services::admin::require_admin(&caller).map_err(super::reject_service_error)?;
     let bad = |message: &str| super::reject(AppError::BadRequest(message.to_owned()));
     let role = match role.as_str() {
         "user" => Role::User,

@@ -4,6 +4,8 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod files;
+pub mod projects;
 pub mod providers;
 #[cfg(feature = "ssr")]
 pub mod request;
@@ -38,11 +40,17 @@ pub(crate) fn reject(error: crate::error::AppError) -> crate::error::AppError {
     error
 }
 
-/// Turns a use case's refusal into the app's error (internal details go to the log only).
+/// Turns a use case's refusal into the app's error and sets the response's status.
 #[cfg(feature = "ssr")]
 pub(crate) fn reject_service_error(error: services::Error) -> crate::error::AppError {
+    reject(app_error_of(error))
+}
+
+/// The app's error for a use case's refusal (internal details go to the log only).
+#[cfg(feature = "ssr")]
+pub fn app_error_of(error: services::Error) -> crate::error::AppError {
     use crate::error::AppError;
-    let app_error = match error {
+    match error {
         services::Error::Invalid(message) => AppError::BadRequest(message),
         services::Error::EmailTaken => AppError::Conflict(error.to_string()),
         services::Error::SignInFailed | services::Error::AccountDisabled => {
@@ -51,11 +59,11 @@ pub(crate) fn reject_service_error(error: services::Error) -> crate::error::AppE
         services::Error::Unauthorized => AppError::Unauthorized,
         services::Error::NotFound => AppError::NotFound,
         services::Error::Forbidden => AppError::Forbidden,
+        services::Error::Conflict(message) => AppError::Conflict(message),
         services::Error::LimitReached(message) => AppError::LimitReached(message),
         services::Error::RateLimited { retry_after } => AppError::RateLimited {
             retry_after_seconds: u64::try_from(retry_after.num_seconds()).unwrap_or(1).max(1),
         },
         services::Error::Internal(detail) => AppError::internal(detail),
-    };
-    reject(app_error)
+    }
 }

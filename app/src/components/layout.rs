@@ -27,6 +27,9 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                             <A href="/" exact=true>"Home"</A>
                         </li>
                         <li>
+                            <A href="/projects">"Projects"</A>
+                        </li>
+                        <li>
                             <A href="/account">"Account"</A>
                         </li>
                         <li>

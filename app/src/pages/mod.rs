@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod landing;
 mod not_found;
+mod projects;
 mod providers;
 mod settings;
 
@@ -15,5 +16,6 @@ pub use auth::{SignInPage, SignUpPage};
 pub use error::ErrorPage;
 pub use landing::LandingPage;
 pub use not_found::NotFoundPage;
+pub use projects::ProjectsPage;
 pub use providers::ProvidersPage;
 pub use settings::SettingsPage;

@@ -69,4 +69,5 @@ id_types!(
     ApiUsageId,
     ProviderCredentialId,
     AccessTokenId,
+    FolderId,
 );

@@ -15,7 +15,10 @@ use std::time::Duration;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
-pub use queries::{NewAuditEntry, NewCredential, NewUser};
+pub use queries::{
+    Authorship, FileBody, FileEntry, NewAuditEntry, NewCredential, NewUser, ProjectFields,
+    RevisionEntry, SaveOutcome, Tree, TreeConflict,
+};
 pub use sea_orm;
 
 /// Everything that can go wrong in this crate. The text is for logs, never for clients.

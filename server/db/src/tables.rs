@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod conversations;
 pub mod file_revisions;
 pub mod files;
+pub mod folders;
 pub mod messages;
 pub mod projects;
 pub mod provider_credentials;

@@ -158,6 +158,8 @@ async fn every_entity_round_trips_on_every_backend() {
             version: 1,
             created_at: now,
             updated_at: now,
+            size_bytes: 13,
+            binary_content: None,
         };
         file.clone()
             .into_active_model()
@@ -187,6 +189,9 @@ async fn every_entity_round_trips_on_every_backend() {
             author_id: Some(user.id),
             source: file_revisions::RevisionSource::User,
             created_at: now,
+            size_bytes: 13,
+            binary_content: Some(vec![0, 159, 255]),
+            path: Some("src/main.rs".into()),
         };
         revision
             .clone()

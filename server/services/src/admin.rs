@@ -16,7 +16,8 @@ pub struct AccessChange {
     pub disabled: bool,
 }
 
-fn require_admin(caller: &AuthenticatedUser) -> Result<(), Error> {
+/// Refuses anyone but an administrator.
+pub fn require_admin(caller: &AuthenticatedUser) -> Result<(), Error> {
     if caller.role == Role::Admin {
         Ok(())
     } else {

@@ -5,8 +5,11 @@
 pub mod access_tokens;
 pub mod accounts;
 pub mod admin;
+pub mod archives;
 mod passwords;
+pub mod paths;
 pub mod policy;
+pub mod projects;
 pub mod providers;
 pub mod rate_limit;
 pub mod secrets;
@@ -38,6 +41,9 @@ pub enum Error {
     NotFound,
     #[error("You are not allowed to do that.")]
     Forbidden,
+    /// The request clashes with what is stored (a path taken, ...); nothing changed.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     LimitReached(String),
     #[error("Too many attempts; try again in {} seconds.", retry_after.num_seconds().max(1))]
@@ -94,6 +100,7 @@ pub struct Services {
     pub limiter: Arc<rate_limit::RateLimiter>,
     pub master_key: Arc<secrets::MasterKey>,
     pub tiers: Arc<policy::TierPolicy>,
+    pub projects: projects::ProjectLimits,
 }
 
 impl Services {
@@ -108,6 +115,7 @@ impl Services {
                 tracing::error!(%error, "the built-in tiers are invalid; refusing all limited work");
                 policy::TierPolicy::empty()
             })),
+            projects: projects::ProjectLimits::default(),
         }
     }
 }

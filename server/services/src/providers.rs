@@ -9,6 +9,7 @@ use db::{NewAuditEntry, NewCredential};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+use crate::secrets::MasterKey;
 use crate::{AuthenticatedUser, Error, RequestMeta, Services};
 
 /// What may be shown of a stored credential.
@@ -55,7 +56,36 @@ pub fn provider_name(provider: ProviderKind) -> &'static str {
 
 /// What the ciphertext is bound to.
 fn binding(user: &AuthenticatedUser, provider: ProviderKind, label: &str) -> String {
-    format!("{}|{}|{label}", user.id, provider_name(provider))
+    binding_of(user.id, provider, label)
+}
+
+fn binding_of(user_id: db::ids::UserId, provider: ProviderKind, label: &str) -> String {
+    format!("{user_id}|{}|{label}", provider_name(provider))
+}
+
+/// Re-encrypts every stored provider key from `old` to `new` in one transaction (all or
+/// nothing): the master-key rotation behind `server rotate-master-key`. Returns how many keys
+/// changed.
+pub async fn rotate_master_key(
+    database: &db::Database,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<usize, Error> {
+    if old.version() == new.version() {
+        return Err(Error::Invalid(
+            "the new master key must have another version than the old one".into(),
+        ));
+    }
+    database
+        .reencrypt_credentials(
+            |credential, stored| {
+                let binding = binding_of(credential.user_id, credential.provider, &credential.label);
+                let key = old.decrypt(stored, &binding)?;
+                new.encrypt(&key, &binding)
+            },
+            chrono::Utc::now(),
+        )
+        .await?
 }
 
 fn check_label(label: &str) -> Result<String, Error> {

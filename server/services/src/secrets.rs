@@ -118,6 +118,11 @@ impl MasterKey {
             .map_err(|error| Error::Internal(format!("cannot write {}: {error}", path.display())))
     }
 
+    /// A fresh random key with the next version number.
+    pub fn successor(&self) -> Result<Self, Error> {
+        Self::generate(self.version + 1)
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(self.key.expose_secret().into())
     }
@@ -172,6 +177,56 @@ impl MasterKey {
             self.version
         )
     }
+}
+
+/// What [`rotate`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    pub old_version: u32,
+    pub new_version: u32,
+    pub keys_reencrypted: usize,
+    /// Set when the master key came from the environment: the operator must put this value in
+    /// `ASYNC_CODER_MASTER_KEY` before the next start. `None` when the key file was replaced.
+    pub new_environment_value: Option<SecretString>,
+}
+
+/// Rotates the master key: a new random key with the next version re-encrypts every stored
+/// provider key in one transaction. With a key file, the new key is first written to
+/// `master.key.next` (0600), the database is updated, then the file replaces `master.key`; if the
+/// process stops in between, `master.key.next` holds the key that matches the database.
+pub async fn rotate(database: &db::Database, data_directory: &Path) -> Result<Rotation, Error> {
+    let from_environment = std::env::var(MASTER_KEY_VARIABLE).is_ok();
+    let old = MasterKey::load_or_create(data_directory)?;
+    let new = old.successor()?;
+    let key_file = data_directory.join(MASTER_KEY_FILE);
+    let next_file = data_directory.join(format!("{MASTER_KEY_FILE}.next"));
+    if !from_environment {
+        new.write_to(&next_file)?;
+    }
+    let keys_reencrypted = match crate::providers::rotate_master_key(database, &old, &new).await {
+        Ok(count) => count,
+        Err(error) => {
+            if !from_environment && let Err(removal) = std::fs::remove_file(&next_file) {
+                tracing::warn!(%removal, path = %next_file.display(), "cannot remove the unused key file");
+            }
+            return Err(error);
+        }
+    };
+    if !from_environment {
+        std::fs::rename(&next_file, &key_file).map_err(|error| {
+            Error::Internal(format!(
+                "the database now uses the key in {}, but it could not replace {}: {error}",
+                next_file.display(),
+                key_file.display()
+            ))
+        })?;
+    }
+    Ok(Rotation {
+        old_version: old.version(),
+        new_version: new.version(),
+        keys_reencrypted,
+        new_environment_value: from_environment.then(|| new.encode()),
+    })
 }
 
 #[cfg(test)]

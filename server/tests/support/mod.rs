@@ -108,3 +108,41 @@ pub async fn sign_up(router: &Router, local: &str, name: &str) -> Reply {
         format!("email={local}%40example.com&name={name}&password=correct+horse+battery+staple");
     post(router, "/api/auth/sign-up", &form, None, "127.0.0.1").await
 }
+
+/// Sends a request and returns the body as bytes (downloads).
+pub async fn send_for_bytes(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes.to_vec())
+}
+
+/// A request from our own page on the loopback host, with the session cookie.
+pub fn same_origin_request(method: &str, path: &str, cookie: &str, body: Vec<u8>) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "http://127.0.0.1:3000")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .unwrap();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    request
+}
+
+/// Percent-encodes a form value.
+pub fn form_value(value: &str) -> String {
+    let mut encoded = String::new();
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}

@@ -101,3 +101,41 @@ impl Database {
         Ok(result.rows_affected > 0)
     }
 }
+
+impl Database {
+    /// Re-encrypts every stored key in one transaction: `reencrypt` gets each credential and
+    /// returns its new ciphertext. Either every row changes or none does. Returns how many keys
+    /// were re-encrypted.
+    pub async fn reencrypt_credentials<E>(
+        &self,
+        mut reencrypt: impl FnMut(&provider_credentials::Model, &[u8]) -> Result<Vec<u8>, E>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<usize, E>, Error> {
+        use sea_orm::TransactionTrait;
+        let transaction = self.connection().begin().await?;
+        let rows = provider_credentials::Entity::find()
+            .filter(provider_credentials::Column::EncryptedKey.is_not_null())
+            .all(&transaction)
+            .await?;
+        let mut count = 0;
+        for row in rows {
+            let Some(stored) = row.encrypted_key.clone() else {
+                continue;
+            };
+            let reencrypted = match reencrypt(&row, &stored) {
+                Ok(reencrypted) => reencrypted,
+                Err(error) => {
+                    transaction.rollback().await?;
+                    return Ok(Err(error));
+                }
+            };
+            let mut active = row.into_active_model();
+            active.encrypted_key = Set(Some(reencrypted));
+            active.updated_at = Set(now);
+            active.update(&transaction).await?;
+            count += 1;
+        }
+        transaction.commit().await?;
+        Ok(Ok(count))
+    }
+}

@@ -4,9 +4,13 @@
 mod access_tokens;
 mod audit;
 mod credentials;
+pub mod files;
+mod projects;
 mod sessions;
 mod users;
 
 pub use audit::NewAuditEntry;
 pub use credentials::NewCredential;
+pub use files::{Authorship, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tree, TreeConflict};
+pub use projects::ProjectFields;
 pub use users::NewUser;

@@ -15,6 +15,10 @@ pub struct Model {
     pub author_id: Option<UserId>,
     pub source: RevisionSource,
     pub created_at: DateTimeUtc,
+    pub size_bytes: i64,
+    pub binary_content: Option<Vec<u8>>,
+    /// The file's path when this revision was saved.
+    pub path: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use crate::ids::{FileId, ProjectId};
 
 /// The current content of one file of a project. `(project_id, path)` is unique; `version` grows
 /// by one on every save, and a save that names an older version is refused (optimistic concurrency).
+/// A binary file keeps its bytes in `binary_content` and an empty `content`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "files")]
 pub struct Model {
@@ -16,6 +17,8 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub size_bytes: i64,
+    pub binary_content: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

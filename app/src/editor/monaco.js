@@ -1,0 +1,168 @@
+// The small JavaScript side of the Monaco binding (app/src/editor/monaco.rs calls these through
+// wasm-bindgen). Monaco's own files are served from /monaco/vs and loaded on demand, after the
+// page is interactive, with Monaco's AMD loader. Models are keyed by a URI the Rust side chooses.
+
+let loading = null;
+const savedVersions = new Map();
+
+export function loadMonaco(base) {
+  if (globalThis.monaco && globalThis.monaco.editor) {
+    return Promise.resolve();
+  }
+  if (loading) {
+    return loading;
+  }
+  loading = new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = `${base}/vs/loader.js`;
+    script.async = true;
+    script.onload = () => {
+      globalThis.require.config({ paths: { vs: `${base}/vs` } });
+      globalThis.require(["vs/editor/editor.main"], () => resolve(), (error) => {
+        loading = null;
+        reject(error);
+      });
+    };
+    script.onerror = () => {
+      loading = null;
+      reject(new Error(`could not load ${script.src}`));
+    };
+    document.head.appendChild(script);
+  });
+  return loading;
+}
+
+function themeName(dark) {
+  return dark ? "vs-dark" : "vs";
+}
+
+export function setTheme(dark) {
+  globalThis.monaco.editor.setTheme(themeName(dark));
+}
+
+export function createEditor(element, fontSize, dark, onSave, onChange, onCursor) {
+  const monaco = globalThis.monaco;
+  const editor = monaco.editor.create(element, {
+    model: null,
+    automaticLayout: true,
+    fontSize,
+    theme: themeName(dark),
+    minimap: { enabled: false },
+    scrollBeyondLastLine: false,
+    tabSize: 4,
+  });
+  editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSave());
+  editor.onDidChangeModelContent(() => {
+    const model = editor.getModel();
+    if (model) {
+      onChange(model.uri.toString());
+    }
+  });
+  editor.onDidChangeCursorPosition((event) => {
+    onCursor(event.position.lineNumber, event.position.column);
+  });
+  return editor;
+}
+
+function modelFor(uri) {
+  return globalThis.monaco.editor.getModel(globalThis.monaco.Uri.parse(uri));
+}
+
+/// Shows the model of `uri` in the editor, creating it with `value` when it does not exist yet.
+export function showModel(editor, uri, value, language) {
+  let model = modelFor(uri);
+  if (!model) {
+    model = globalThis.monaco.editor.createModel(value, language || undefined, globalThis.monaco.Uri.parse(uri));
+    savedVersions.set(uri, model.getAlternativeVersionId());
+  }
+  if (editor.getModel() !== model) {
+    editor.setModel(model);
+  }
+  const position = editor.getPosition();
+  return position ? [position.lineNumber, position.column] : [1, 1];
+}
+
+export function hasModel(uri) {
+  return modelFor(uri) !== null;
+}
+
+export function modelValue(uri) {
+  const model = modelFor(uri);
+  return model ? model.getValue() : null;
+}
+
+/// Replaces the model's text (taking the other side of a conflict, restoring a revision) as one
+/// undoable edit.
+export function replaceModelValue(uri, value) {
+  const model = modelFor(uri);
+  if (model) {
+    model.pushEditOperations([], [{ range: model.getFullModelRange(), text: value }], () => null);
+  }
+}
+
+/// The model's version now: pass it back to markSaved once a save of this text succeeded.
+export function modelVersion(uri) {
+  const model = modelFor(uri);
+  return model ? model.getAlternativeVersionId() : -1;
+}
+
+export function markSaved(uri, version) {
+  savedVersions.set(uri, version);
+}
+
+export function isDirty(uri) {
+  const model = modelFor(uri);
+  return model ? model.getAlternativeVersionId() !== savedVersions.get(uri) : false;
+}
+
+export function disposeModel(uri) {
+  const model = modelFor(uri);
+  if (model) {
+    model.dispose();
+  }
+  savedVersions.delete(uri);
+}
+
+export function reveal(editor, line, column) {
+  editor.revealLineInCenter(line);
+  editor.setPosition({ lineNumber: line, column });
+  editor.focus();
+}
+
+export function focusEditor(editor) {
+  editor.focus();
+}
+
+export function setFontSize(editor, fontSize) {
+  editor.updateOptions({ fontSize });
+}
+
+export function disposeEditor(editor) {
+  editor.dispose();
+}
+
+/// A read-only diff: `original` on the left, `modified` on the right.
+export function createDiff(element, original, modified, language, dark) {
+  const monaco = globalThis.monaco;
+  const diff = monaco.editor.createDiffEditor(element, {
+    automaticLayout: true,
+    readOnly: true,
+    originalEditable: false,
+    theme: themeName(dark),
+    renderSideBySide: element.clientWidth > 700,
+  });
+  diff.setModel({
+    original: monaco.editor.createModel(original, language || undefined),
+    modified: monaco.editor.createModel(modified, language || undefined),
+  });
+  return diff;
+}
+
+export function disposeDiff(diff) {
+  const models = diff.getModel();
+  diff.dispose();
+  if (models) {
+    models.original.dispose();
+    models.modified.dispose();
+  }
+}
