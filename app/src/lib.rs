@@ -16,14 +16,13 @@ pub mod workspace;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::{ParamSegment, StaticSegment};
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{ParamSegment, StaticSegment};
 
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
     AccountPage, AdminPage, ErrorPage, LandingPage, NotFoundPage, ProjectsPage, ProvidersPage,
-    SettingsPage,
-    SignInPage, SignUpPage,
+    SettingsPage, SignInPage, SignUpPage,
 };
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come

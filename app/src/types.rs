@@ -394,10 +394,14 @@ pub struct OpenedFile {
 /// How a save (or a restore) ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SaveResult {
-    Saved { version: i64 },
+    Saved {
+        version: i64,
+    },
     /// Someone saved since the version this save was based on; nothing was overwritten. Holds
     /// the file as it is now.
-    Conflict { current: OpenedFile },
+    Conflict {
+        current: OpenedFile,
+    },
 }
 
 /// One revision in a file's history.

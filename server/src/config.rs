@@ -76,11 +76,21 @@ pub struct Config {
     pub import_max_project_bytes: u64,
 
     /// Most files in an imported project.
-    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_FILES", default_value_t = 20_000, value_name = "COUNT")]
+    #[arg(
+        long,
+        env = "ASYNC_CODER_IMPORT_MAX_FILES",
+        default_value_t = 20_000,
+        value_name = "COUNT"
+    )]
     pub import_max_files: usize,
 
     /// Largest ratio of unpacked size to archive size an import accepts (refuses zip bombs).
-    #[arg(long, env = "ASYNC_CODER_IMPORT_MAX_RATIO", default_value_t = 100, value_name = "RATIO")]
+    #[arg(
+        long,
+        env = "ASYNC_CODER_IMPORT_MAX_RATIO",
+        default_value_t = 100,
+        value_name = "RATIO"
+    )]
     pub import_max_ratio: u64,
 
     /// Log line format.

@@ -57,7 +57,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
-        .route(project_archives::IMPORT_PATH, post(project_archives::import))
+        .route(
+            project_archives::IMPORT_PATH,
+            post(project_archives::import),
+        )
         .route(project_archives::EXPORT_PATH, get(project_archives::export))
         .merge(extra)
         .leptos_routes_with_context(&state, routes, context.clone(), move || {

@@ -100,11 +100,13 @@ async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     );
     if let Some(value) = rotation.new_environment_value {
         // The operator asked for this secret: it goes to standard output, never to the log.
-        println!(
+        use std::io::Write;
+        writeln!(
+            std::io::stdout(),
             "Set {}={} before the next start; the old key no longer decrypts anything.",
             services::secrets::MASTER_KEY_VARIABLE,
             value.expose_secret()
-        );
+        )?;
     }
     database.close().await?;
     Ok(())

@@ -33,7 +33,10 @@ fn error_response(error: services::Error) -> Response {
         .into_response()
 }
 
-fn meta_of(address: Option<Extension<ClientAddress>>, headers: &axum::http::HeaderMap) -> RequestMeta {
+fn meta_of(
+    address: Option<Extension<ClientAddress>>,
+    headers: &axum::http::HeaderMap,
+) -> RequestMeta {
     RequestMeta {
         ip: address.map(|Extension(ClientAddress(ip))| ip),
         user_agent: headers
@@ -74,11 +77,17 @@ pub async fn export(
     };
     match state.services.export_project(&user, project).await {
         Ok((file_name, archive)) => {
-            let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
-                .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"project.zip\""));
+            let disposition =
+                HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
+                    .unwrap_or_else(|_| {
+                        HeaderValue::from_static("attachment; filename=\"project.zip\"")
+                    });
             (
                 [
-                    (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/zip"),
+                    ),
                     (header::CONTENT_DISPOSITION, disposition),
                     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 ],

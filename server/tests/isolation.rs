@@ -146,9 +146,8 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             .await,
         );
         let revision = revisions[0]["id"].as_str().unwrap().to_owned();
-        let token = json(
-            &call(ada.clone(), "/api/tokens/create", "name=ci&days=30".into()).await,
-        )["token"]["id"]
+        let token = json(&call(ada.clone(), "/api/tokens/create", "name=ci&days=30".into()).await)
+            ["token"]["id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -168,10 +167,22 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             let project = project.clone();
             async move {
                 [
-                    call(cookie.clone(), "/api/files/tree", format!("project_id={project}")).await.body,
-                    call(cookie.clone(), "/api/projects/list", String::new()).await.body,
-                    call(cookie.clone(), "/api/tokens/list", String::new()).await.body,
-                    call(cookie, "/api/providers/list", String::new()).await.body,
+                    call(
+                        cookie.clone(),
+                        "/api/files/tree",
+                        format!("project_id={project}"),
+                    )
+                    .await
+                    .body,
+                    call(cookie.clone(), "/api/projects/list", String::new())
+                        .await
+                        .body,
+                    call(cookie.clone(), "/api/tokens/list", String::new())
+                        .await
+                        .body,
+                    call(cookie, "/api/providers/list", String::new())
+                        .await
+                        .body,
                 ]
             }
         };

@@ -46,7 +46,13 @@ async fn new_project(router: &Router, cookie: &str, name: &str) -> String {
 }
 
 async fn tree_paths(router: &Router, cookie: &str, project: &str) -> (Vec<String>, Vec<String>) {
-    let tree = ok(router, cookie, "/api/files/tree", &[("project_id", project)]).await;
+    let tree = ok(
+        router,
+        cookie,
+        "/api/files/tree",
+        &[("project_id", project)],
+    )
+    .await;
     let strings = |value: &Value, key: Option<&str>| -> Vec<String> {
         value
             .as_array()
@@ -111,13 +117,23 @@ async fn projects_are_created_edited_listed_deleted_and_limited_by_plan() {
             &router,
             &ada,
             "/api/projects/create",
-            &[("name", "Fourth"), ("description", ""), ("repository_url", "")],
+            &[
+                ("name", "Fourth"),
+                ("description", ""),
+                ("repository_url", ""),
+            ],
         )
         .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
         assert!(reply.body.contains("3 projects"), "{}", reply.body);
 
-        ok(&router, &ada, "/api/projects/delete", &[("project_id", &id)]).await;
+        ok(
+            &router,
+            &ada,
+            "/api/projects/delete",
+            &[("project_id", &id)],
+        )
+        .await;
         let reply = call(&router, &ada, "/api/projects/get", &[("project_id", &id)]).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND);
         assert_eq!(
@@ -195,16 +211,30 @@ async fn paths_are_checked_in_one_place_and_a_bad_one_changes_nothing() {
             &router,
             &ada,
             "/api/files/create",
-            &[("project_id", &project), ("path", "src/main.rs"), ("content", "again")],
+            &[
+                ("project_id", &project),
+                ("path", "src/main.rs"),
+                ("content", "again"),
+            ],
         )
         .await;
         assert_eq!(reply.status, StatusCode::CONFLICT);
-        assert!(reply.body.contains("A file or folder src/main.rs exists already."), "{}", reply.body);
+        assert!(
+            reply
+                .body
+                .contains("A file or folder src/main.rs exists already."),
+            "{}",
+            reply.body
+        );
         let reply = call(
             &router,
             &ada,
             "/api/files/create",
-            &[("project_id", &project), ("path", "src/main.rs/inner.rs"), ("content", "")],
+            &[
+                ("project_id", &project),
+                ("path", "src/main.rs/inner.rs"),
+                ("content", ""),
+            ],
         )
         .await;
         assert_eq!(reply.status, StatusCode::CONFLICT);
@@ -212,7 +242,11 @@ async fn paths_are_checked_in_one_place_and_a_bad_one_changes_nothing() {
             &router,
             &ada,
             "/api/files/move",
-            &[("project_id", &project), ("from", "docs"), ("to", "docs/empty/deeper")],
+            &[
+                ("project_id", &project),
+                ("from", "docs"),
+                ("to", "docs/empty/deeper"),
+            ],
         )
         .await;
         assert_eq!(reply.status, StatusCode::CONFLICT);
@@ -223,17 +257,33 @@ async fn paths_are_checked_in_one_place_and_a_bad_one_changes_nothing() {
             &router,
             &ada,
             "/api/files/move",
-            &[("project_id", &project), ("from", "src"), ("to", "crates/app/src")],
+            &[
+                ("project_id", &project),
+                ("from", "src"),
+                ("to", "crates/app/src"),
+            ],
         )
         .await;
         let (folders, files) = tree_paths(&router, &ada, &project).await;
         assert_eq!(files, vec!["crates/app/src/main.rs"]);
-        assert_eq!(folders, vec!["crates", "crates/app", "crates/app/src", "docs", "docs/empty"]);
+        assert_eq!(
+            folders,
+            vec![
+                "crates",
+                "crates/app",
+                "crates/app/src",
+                "docs",
+                "docs/empty"
+            ]
+        );
         let moved = ok(
             &router,
             &ada,
             "/api/files/open",
-            &[("project_id", &project), ("file_id", file["id"].as_str().unwrap())],
+            &[
+                ("project_id", &project),
+                ("file_id", file["id"].as_str().unwrap()),
+            ],
         )
         .await;
         assert_eq!(moved["content"], "fn main() {}\n");
@@ -270,7 +320,11 @@ async fn saves_never_overwrite_and_every_revision_can_be_restored() {
             &router,
             &ada,
             "/api/files/create",
-            &[("project_id", &project), ("path", "notes.md"), ("content", "first\r\n")],
+            &[
+                ("project_id", &project),
+                ("path", "notes.md"),
+                ("content", "first\r\n"),
+            ],
         )
         .await;
         let file_id = file["id"].as_str().unwrap().to_owned();
@@ -331,7 +385,11 @@ async fn saves_never_overwrite_and_every_revision_can_be_restored() {
             &router,
             &ada,
             "/api/files/revision",
-            &[("project_id", &project), ("file_id", &file_id), ("revision_id", first_id)],
+            &[
+                ("project_id", &project),
+                ("file_id", &file_id),
+                ("revision_id", first_id),
+            ],
         )
         .await;
         assert_eq!(first["content"], "first\r\n");
@@ -409,14 +467,22 @@ async fn two_saves_based_on_the_same_version_cannot_both_win() {
             &router,
             &ada,
             "/api/files/create",
-            &[("project_id", &project), ("path", "race.txt"), ("content", "0")],
+            &[
+                ("project_id", &project),
+                ("path", "race.txt"),
+                ("content", "0"),
+            ],
         )
         .await;
         let file_id = file["id"].as_str().unwrap().to_owned();
         let mut tasks = Vec::new();
         for writer in 0..8 {
-            let (router, ada, project, file_id) =
-                (router.clone(), ada.clone(), project.clone(), file_id.clone());
+            let (router, ada, project, file_id) = (
+                router.clone(),
+                ada.clone(),
+                project.clone(),
+                file_id.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 ok(
                     &router,
@@ -459,7 +525,10 @@ async fn search_finds_plain_text_and_regular_expressions() {
         let ada = new_user(&router, "ada").await;
         let project = new_project(&router, &ada, "Search").await;
         for (path, content) in [
-            ("src/lib.rs", "pub fn parse_config() {}\nfn helper() { parse_config(); }\n"),
+            (
+                "src/lib.rs",
+                "pub fn parse_config() {}\nfn helper() { parse_config(); }\n",
+            ),
             ("README.md", "Call Parse_Config first.\n"),
             ("other.txt", "nothing here\n"),
         ] {
@@ -467,7 +536,11 @@ async fn search_finds_plain_text_and_regular_expressions() {
                 &router,
                 &ada,
                 "/api/files/create",
-                &[("project_id", &project), ("path", path), ("content", content)],
+                &[
+                    ("project_id", &project),
+                    ("path", path),
+                    ("content", content),
+                ],
             )
             .await;
         }
@@ -562,11 +635,16 @@ async fn an_import_exports_again_byte_for_byte_and_a_bad_archive_changes_nothing
         let database = TestDatabase::migrated(backend).await;
         let router = support::test_router(&database);
         let ada = new_user(&router, "ada").await;
-        let png: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0xff];
+        let png: &[u8] = &[
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0xff,
+        ];
         let latin1: &[u8] = &[b'c', b'a', b'f', 0xe9];
         let original: Vec<(&str, &[u8])> = vec![
             ("Cargo.toml", b"[package]\nname = \"demo\"\n"),
-            ("src/main.rs", b"fn main() {\r\n    println!(\"hi\");\r\n}\r\n"),
+            (
+                "src/main.rs",
+                b"fn main() {\r\n    println!(\"hi\");\r\n}\r\n",
+            ),
             ("assets/logo.png", png),
             ("docs/legacy.txt", latin1),
             ("empty.txt", b""),
@@ -587,7 +665,13 @@ async fn an_import_exports_again_byte_for_byte_and_a_bad_archive_changes_nothing
         assert_eq!(project["name"], "Imported");
         let project_id = project["id"].as_str().unwrap();
 
-        let tree = ok(&router, &ada, "/api/files/tree", &[("project_id", project_id)]).await;
+        let tree = ok(
+            &router,
+            &ada,
+            "/api/files/tree",
+            &[("project_id", project_id)],
+        )
+        .await;
         let binary: Vec<(String, bool)> = tree["files"]
             .as_array()
             .unwrap()
@@ -602,7 +686,12 @@ async fn an_import_exports_again_byte_for_byte_and_a_bad_archive_changes_nothing
         assert!(binary.contains(&("assets/logo.png".to_owned(), true)));
         assert!(binary.contains(&("docs/legacy.txt".to_owned(), true)));
         assert!(binary.contains(&("src/main.rs".to_owned(), false)));
-        assert!(tree["folders"].as_array().unwrap().contains(&Value::from("notes")));
+        assert!(
+            tree["folders"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("notes"))
+        );
         let logo_id = tree["files"]
             .as_array()
             .unwrap()
@@ -662,7 +751,11 @@ async fn an_import_exports_again_byte_for_byte_and_a_bad_archive_changes_nothing
 
         // A bad archive: every bad entry is named, and no project appears.
         let bad = zip_of(
-            &[("fine.txt", b"ok"), ("../../etc/cron.d/x", b"x"), ("/abs.txt", b"x")],
+            &[
+                ("fine.txt", b"ok"),
+                ("../../etc/cron.d/x", b"x"),
+                ("/abs.txt", b"x"),
+            ],
             &[],
         );
         let (status, _, body) = support::send_for_bytes(
@@ -672,7 +765,10 @@ async fn an_import_exports_again_byte_for_byte_and_a_bad_archive_changes_nothing
         .await;
         let body = String::from_utf8_lossy(&body).into_owned();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body.contains("../../etc/cron.d/x") && body.contains("/abs.txt"), "{body}");
+        assert!(
+            body.contains("../../etc/cron.d/x") && body.contains("/abs.txt"),
+            "{body}"
+        );
         let (status, _, body) = support::send_for_bytes(
             &router,
             support::same_origin_request(
@@ -702,7 +798,10 @@ async fn a_tar_gz_imports_and_limits_come_from_configuration() {
     let ada = new_user(&router, "ada").await;
 
     let mut builder = tar::Builder::new(Vec::new());
-    for (name, bytes) in [("pkg/index.js", &b"module.exports = 1;\n"[..])] {
+    for (name, bytes) in [
+        ("pkg/index.js", &b"module.exports = 1;\n"[..]),
+        ("pkg/package.json", &b"{}"[..]),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
@@ -724,11 +823,19 @@ async fn a_tar_gz_imports_and_limits_come_from_configuration() {
         &router,
         &ada,
         "/api/files/create",
-        &[("project_id", &project), ("path", "big.txt"), ("content", &"x".repeat(101))],
+        &[
+            ("project_id", &project),
+            ("path", "big.txt"),
+            ("content", &"x".repeat(101)),
+        ],
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(reply.body.contains("limited to 100 bytes"), "{}", reply.body);
+    assert!(
+        reply.body.contains("limited to 100 bytes"),
+        "{}",
+        reply.body
+    );
     let big = zip_of(&[("big.txt", &[b'y'; 500][..])], &[]);
     let (status, _, body) = support::send_for_bytes(
         &router,
@@ -737,7 +844,10 @@ async fn a_tar_gz_imports_and_limits_come_from_configuration() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let body = String::from_utf8_lossy(&body);
-    assert!(body.contains("big.txt\\\" is larger than the 100 bytes"), "{body}");
+    assert!(
+        body.contains("big.txt\\\" is larger than the 100 bytes"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

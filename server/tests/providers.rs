@@ -175,7 +175,10 @@ async fn rotating_the_master_key_reencrypts_every_key_all_or_nothing() {
             .unwrap();
         let mut ids = Vec::new();
         for (provider, key) in [
-            (db::tables::provider_credentials::ProviderKind::OpenAi, CANARY),
+            (
+                db::tables::provider_credentials::ProviderKind::OpenAi,
+                CANARY,
+            ),
             (
                 db::tables::provider_credentials::ProviderKind::Anthropic,
                 "sk-ant-second-canary-99",

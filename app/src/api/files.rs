@@ -5,9 +5,10 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 use crate::types::{
-    OpenedFile, RevisionContent, RevisionSummary, SaveResult, SearchHit, SearchOutcome, TreeFile,
-    TreeListing,
+    OpenedFile, RevisionContent, RevisionSummary, SaveResult, SearchOutcome, TreeListing,
 };
+#[cfg(feature = "ssr")]
+use crate::types::{SearchHit, TreeFile};
 
 #[cfg(feature = "ssr")]
 use super::projects::project_id;
@@ -40,9 +41,9 @@ pub(crate) fn opened(file: db::tables::files::Model) -> OpenedFile {
     let binary = file.binary_content.is_some();
     OpenedFile {
         id: file.id.to_string(),
-        language: file.language.or_else(|| {
-            services::paths::language_of(&file.path).map(str::to_owned)
-        }),
+        language: file
+            .language
+            .or_else(|| services::paths::language_of(&file.path).map(str::to_owned)),
         path: file.path,
         version: file.version,
         content: (!binary).then_some(file.content),
@@ -192,7 +193,10 @@ pub async fn list_revisions(
             size_bytes: revision.size_bytes,
             source: format!("{:?}", revision.source).to_lowercase(),
             author: revision.author_name,
-            created_at: revision.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            created_at: revision
+                .created_at
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
         })
         .collect())
 }
@@ -215,7 +219,10 @@ pub async fn get_revision(
     Ok(RevisionContent {
         id: revision.id.to_string(),
         version: revision.version,
-        content: revision.binary_content.is_none().then_some(revision.content),
+        content: revision
+            .binary_content
+            .is_none()
+            .then_some(revision.content),
     })
 }
 

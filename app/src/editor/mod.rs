@@ -221,13 +221,7 @@ impl Diff {
         dark: bool,
     ) -> Self {
         Self {
-            handle: binding::create_diff(
-                element,
-                original,
-                modified,
-                language.unwrap_or(""),
-                dark,
-            ),
+            handle: binding::create_diff(element, original, modified, language.unwrap_or(""), dark),
         }
     }
 

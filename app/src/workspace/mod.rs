@@ -12,7 +12,9 @@ use leptos_router::hooks::use_params_map;
 
 #[cfg(feature = "hydrate")]
 use crate::api::files::save_file;
-use crate::api::files::{create_file, create_folder, delete_entry, file_tree, move_entry, open_file};
+use crate::api::files::{
+    create_file, create_folder, delete_entry, file_tree, move_entry, open_file,
+};
 use crate::api::projects::get_project;
 use crate::components::{AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, use_toaster};
 use crate::error::AppError;
@@ -258,9 +260,8 @@ enum Side {
 /// Reopens the remembered tabs (those whose files still exist) and expansion.
 async fn restore(workspace: Workspace) {
     let remembered = workspace.remembered();
-    let (folders, files): (std::collections::BTreeSet<String>, Vec<String>) = workspace
-        .tree
-        .with_untracked(|tree| {
+    let (folders, files): (std::collections::BTreeSet<String>, Vec<String>) =
+        workspace.tree.with_untracked(|tree| {
             (
                 tree.folders.iter().cloned().collect(),
                 tree.files.iter().map(|file| file.id.clone()).collect(),
@@ -275,14 +276,24 @@ async fn restore(workspace: Workspace) {
     );
     for file_id in remembered.tabs.iter().filter(|id| files.contains(id)) {
         match open_file(workspace.project_id(), file_id.clone()).await {
-            Ok(file) => workspace.tabs.update(|tabs| tabs.push(Tab::from_opened(file))),
+            Ok(file) => workspace
+                .tabs
+                .update(|tabs| tabs.push(Tab::from_opened(file))),
             Err(error) => leptos::logging::warn!("could not reopen a tab: {error}"),
         }
     }
     let active = remembered
         .active
-        .filter(|active| workspace.tabs.with_untracked(|tabs| tabs.iter().any(|tab| &tab.file_id == active)))
-        .or_else(|| workspace.tabs.with_untracked(|tabs| tabs.first().map(|tab| tab.file_id.clone())));
+        .filter(|active| {
+            workspace
+                .tabs
+                .with_untracked(|tabs| tabs.iter().any(|tab| &tab.file_id == active))
+        })
+        .or_else(|| {
+            workspace
+                .tabs
+                .with_untracked(|tabs| tabs.first().map(|tab| tab.file_id.clone()))
+        });
     workspace.active.set(active);
     workspace.restored.set(true);
 }
@@ -290,7 +301,9 @@ async fn restore(workspace: Workspace) {
 /// Opens a file in a tab (or switches to its tab), optionally at a line.
 pub fn open_in_tab(workspace: Workspace, file_id: String, at: Option<(u32, u32)>) {
     if let Some((line, column)) = at {
-        workspace.pending_reveal.set(Some((file_id.clone(), line, column)));
+        workspace
+            .pending_reveal
+            .set(Some((file_id.clone(), line, column)));
     }
     if workspace
         .tabs
@@ -302,7 +315,9 @@ pub fn open_in_tab(workspace: Workspace, file_id: String, at: Option<(u32, u32)>
     leptos::task::spawn_local(async move {
         match open_file(workspace.project_id(), file_id.clone()).await {
             Ok(file) => {
-                workspace.tabs.update(|tabs| tabs.push(Tab::from_opened(file)));
+                workspace
+                    .tabs
+                    .update(|tabs| tabs.push(Tab::from_opened(file)));
                 workspace.active.set(Some(file_id));
             }
             Err(error) => use_toaster_or_log(error.to_string()),
@@ -334,12 +349,12 @@ fn save_tab(
     tab: Tab,
     based_on: Option<i64>,
 ) {
-    if tab.binary || tab.state == SaveState::Saving {
-        return;
-    }
     #[cfg(feature = "hydrate")]
     {
         use crate::editor::models;
+        if tab.binary || tab.state == SaveState::Saving {
+            return;
+        }
         let uri = tab.uri();
         let Some(text) = models::text(&uri) else {
             return;
@@ -349,7 +364,13 @@ fn save_tab(
         let file_id = tab.file_id.clone();
         workspace.update_tab(&file_id, |tab| tab.state = SaveState::Saving);
         leptos::task::spawn_local(async move {
-            let result = save_file(workspace.project_id(), file_id.clone(), base.to_string(), text).await;
+            let result = save_file(
+                workspace.project_id(),
+                file_id.clone(),
+                base.to_string(),
+                text,
+            )
+            .await;
             match result {
                 Ok(SaveResult::Saved { version }) => {
                     models::mark_saved(&uri, mark);
@@ -370,7 +391,9 @@ fn save_tab(
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    workspace.update_tab(&file_id, |tab| tab.state = SaveState::Failed(message.clone()));
+                    workspace.update_tab(&file_id, |tab| {
+                        tab.state = SaveState::Failed(message.clone())
+                    });
                     toaster.show(ToastKind::Error, format!("Not saved: {message}"));
                 }
             }
@@ -425,14 +448,16 @@ fn start_editor(workspace: Workspace) {
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             if let Err(error) = editor::load().await {
-                workspace
-                    .editor_error
-                    .set(Some(format!("The editor could not be loaded ({error}). Reload the page to try again.")));
+                workspace.editor_error.set(Some(format!(
+                    "The editor could not be loaded ({error}). Reload the page to try again."
+                )));
                 return;
             }
             let Some(element) = document()
                 .get_element_by_id("monaco-host")
-                .and_then(|element| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok())
+                .and_then(|element| {
+                    wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok()
+                })
             else {
                 return;
             };
@@ -446,7 +471,8 @@ fn start_editor(workspace: Workspace) {
                         let dirty = models::is_dirty(&uri);
                         let file_id = uri.trim_start_matches("inmemory://file/").to_owned();
                         let changed = workspace.tabs.with_untracked(|tabs| {
-                            tabs.iter().any(|tab| tab.file_id == file_id && tab.dirty != dirty)
+                            tabs.iter()
+                                .any(|tab| tab.file_id == file_id && tab.dirty != dirty)
                         });
                         if changed {
                             workspace.update_tab(&file_id, |tab| tab.dirty = dirty);
@@ -813,13 +839,17 @@ fn PathDialog(action: RwSignal<Option<PathAction>>) -> impl IntoView {
         let from = workspace.selected.get_untracked().unwrap_or_default();
         leptos::task::spawn_local(async move {
             let result = match current {
-                PathAction::NewFile => create_file(project, target, String::new()).await.map(|file| {
-                    let id = file.id.clone();
-                    workspace.selected.set(Some(file.path.clone()));
-                    reveal_in_tree(workspace, &file.path);
-                    open_in_tab(workspace, id, None);
-                    file.path
-                }),
+                PathAction::NewFile => {
+                    create_file(project, target, String::new())
+                        .await
+                        .map(|file| {
+                            let id = file.id.clone();
+                            workspace.selected.set(Some(file.path.clone()));
+                            reveal_in_tree(workspace, &file.path);
+                            open_in_tab(workspace, id, None);
+                            file.path
+                        })
+                }
                 PathAction::NewFolder => create_folder(project, target).await.inspect(|created| {
                     workspace.selected.set(Some(created.clone()));
                     reveal_in_tree(workspace, created);
@@ -827,16 +857,22 @@ fn PathDialog(action: RwSignal<Option<PathAction>>) -> impl IntoView {
                         expanded.insert(created.clone());
                     });
                 }),
-                PathAction::Move => move_entry(project, from.clone(), target).await.inspect(|moved| {
-                    workspace.selected.set(Some(moved.clone()));
-                    reveal_in_tree(workspace, moved);
-                    let was_expanded = workspace.expanded.with_untracked(|expanded| expanded.contains(&from));
-                    if was_expanded {
-                        workspace.expanded.update(|expanded| {
-                            expanded.insert(moved.clone());
-                        });
-                    }
-                }),
+                PathAction::Move => {
+                    move_entry(project, from.clone(), target)
+                        .await
+                        .inspect(|moved| {
+                            workspace.selected.set(Some(moved.clone()));
+                            reveal_in_tree(workspace, moved);
+                            let was_expanded = workspace
+                                .expanded
+                                .with_untracked(|expanded| expanded.contains(&from));
+                            if was_expanded {
+                                workspace.expanded.update(|expanded| {
+                                    expanded.insert(moved.clone());
+                                });
+                            }
+                        })
+                }
             };
             match result {
                 Ok(done) => {
@@ -892,7 +928,9 @@ fn reveal_in_tree(workspace: Workspace, path: &str) {
         .match_indices('/')
         .map(|(index, _)| path[..index].to_owned())
         .collect();
-    workspace.expanded.update(|expanded| expanded.extend(folders));
+    workspace
+        .expanded
+        .update(|expanded| expanded.extend(folders));
 }
 
 #[component]
@@ -952,9 +990,11 @@ fn CloseDialog(closing: RwSignal<Option<String>>) -> impl IntoView {
     });
     let name = move || {
         closing.get().and_then(|file_id| {
-            workspace
-                .tabs
-                .with(|tabs| tabs.iter().find(|tab| tab.file_id == file_id).map(|tab| tab.path.clone()))
+            workspace.tabs.with(|tabs| {
+                tabs.iter()
+                    .find(|tab| tab.file_id == file_id)
+                    .map(|tab| tab.path.clone())
+            })
         })
     };
     view! {

@@ -127,7 +127,10 @@ pub fn SearchPanel() -> impl IntoView {
 /// The active file's revisions: compare any with the current text, restore any (which adds a
 /// revision; nothing is overwritten).
 #[component]
-pub fn HistoryPanel(open: RwSignal<bool>, comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
+pub fn HistoryPanel(
+    open: RwSignal<bool>,
+    comparison: RwSignal<Option<Comparison>>,
+) -> impl IntoView {
     let workspace = use_workspace();
     let toaster = use_toaster();
     let revisions = RwSignal::new(None::<Result<Vec<RevisionSummary>, String>>);
@@ -143,7 +146,11 @@ pub fn HistoryPanel(open: RwSignal<bool>, comparison: RwSignal<Option<Comparison
         });
     };
     // Reload when the active file changes or its version does (a save, a restore).
-    let active_version = Memo::new(move |_| workspace.active_tab().map(|tab| (tab.file_id, tab.base_version)));
+    let active_version = Memo::new(move |_| {
+        workspace
+            .active_tab()
+            .map(|tab| (tab.file_id, tab.base_version))
+    });
     Effect::new(move |_| {
         active_version.track();
         load();
@@ -154,9 +161,18 @@ pub fn HistoryPanel(open: RwSignal<bool>, comparison: RwSignal<Option<Comparison
             return;
         };
         leptos::task::spawn_local(async move {
-            match get_revision(workspace.project_id(), tab.file_id.clone(), revision.id.clone()).await {
+            match get_revision(
+                workspace.project_id(),
+                tab.file_id.clone(),
+                revision.id.clone(),
+            )
+            .await
+            {
                 Ok(old) => comparison.set(Some(Comparison {
-                    title: format!("{}: version {} and the editor's text", tab.path, revision.version),
+                    title: format!(
+                        "{}: version {} and the editor's text",
+                        tab.path, revision.version
+                    ),
                     left_label: format!("Version {} ({})", revision.version, revision.created_at),
                     right_label: "Now in the editor".into(),
                     left: old.content.unwrap_or_default(),
@@ -188,7 +204,8 @@ pub fn HistoryPanel(open: RwSignal<bool>, comparison: RwSignal<Option<Comparison
             )
             .await;
             match result {
-                Ok(SaveResult::Saved { .. }) => match open_file(project, tab.file_id.clone()).await {
+                Ok(SaveResult::Saved { .. }) => match open_file(project, tab.file_id.clone()).await
+                {
                     Ok(file) => {
                         replace_with_saved(&tab, file.content.clone().unwrap_or_default());
                         workspace.update_tab(&tab.file_id, |tab| {
@@ -199,13 +216,17 @@ pub fn HistoryPanel(open: RwSignal<bool>, comparison: RwSignal<Option<Comparison
                         });
                         toaster.show(
                             ToastKind::Success,
-                            format!("Restored version {} as version {}.", revision.version, file.version),
+                            format!(
+                                "Restored version {} as version {}.",
+                                revision.version, file.version
+                            ),
                         );
                     }
                     Err(error) => toaster.show(ToastKind::Error, error.to_string()),
                 },
                 Ok(SaveResult::Conflict { current }) => {
-                    workspace.update_tab(&tab.file_id, |tab| tab.state = SaveState::Conflict(current));
+                    workspace
+                        .update_tab(&tab.file_id, |tab| tab.state = SaveState::Conflict(current));
                 }
                 Err(error) => toaster.show(ToastKind::Error, error.to_string()),
             }
@@ -316,7 +337,8 @@ pub fn QuickOpen(open: RwSignal<bool>) -> impl IntoView {
             tree.files
                 .iter()
                 .filter_map(|file| {
-                    super::fuzzy_score(&query, &file.path).map(|score| (score, file.path.clone(), file.id.clone()))
+                    super::fuzzy_score(&query, &file.path)
+                        .map(|score| (score, file.path.clone(), file.id.clone()))
                 })
                 .collect()
         });
@@ -325,7 +347,8 @@ pub fn QuickOpen(open: RwSignal<bool>) -> impl IntoView {
         scored
     });
     let choose = move |index: usize| {
-        if let Some((_, _, file_id)) = matches.with_untracked(|matches| matches.get(index).cloned()) {
+        if let Some((_, _, file_id)) = matches.with_untracked(|matches| matches.get(index).cloned())
+        {
             open.set(false);
             open_in_tab(workspace, file_id, None);
         }
@@ -401,10 +424,11 @@ pub fn DiffDialog(comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
         let preferences = crate::preferences::use_preferences();
         let shown = StoredValue::new_local(None::<crate::editor::Diff>);
         Effect::new(move |_| {
-            if let Some(diff) = shown.get_value() {
-                diff.dispose();
-                shown.set_value(None);
-            }
+            shown.update_value(|slot| {
+                if let Some(diff) = slot.take() {
+                    diff.dispose();
+                }
+            });
             let Some(comparison) = comparison.get() else {
                 return;
             };

@@ -167,7 +167,9 @@ impl Workspace {
                 .tabs
                 .with(|tabs| tabs.iter().map(|tab| tab.file_id.clone()).collect()),
             active: self.active.get(),
-            expanded: self.expanded.with(|expanded| expanded.iter().cloned().collect()),
+            expanded: self
+                .expanded
+                .with(|expanded| expanded.iter().cloned().collect()),
         };
         let Ok(text) = serde_json::to_string(&remembered) else {
             return;
@@ -211,7 +213,9 @@ pub fn fuzzy_score(query: &str, path: &str) -> Option<i64> {
         return Some(0);
     }
     let characters: Vec<char> = path.chars().flat_map(char::to_lowercase).collect();
-    let name_start = path.rfind('/').map_or(0, |index| path[..=index].chars().count());
+    let name_start = path
+        .rfind('/')
+        .map_or(0, |index| path[..=index].chars().count());
     let mut score = 0i64;
     let mut position = 0usize;
     let mut previous: Option<usize> = None;
@@ -221,7 +225,11 @@ pub fn fuzzy_score(query: &str, path: &str) -> Option<i64> {
         if previous.is_some_and(|previous| previous + 1 == found) {
             score += 15;
         }
-        if found == 0 || characters.get(found - 1).is_some_and(|before| "/_-. ".contains(*before)) {
+        if found == 0
+            || characters
+                .get(found - 1)
+                .is_some_and(|before| "/_-. ".contains(*before))
+        {
             score += 10;
         }
         if found >= name_start {

@@ -331,14 +331,21 @@ mod tests {
     fn rows_follow_expansion_with_folders_first() {
         let tree = TreeListing {
             folders: vec!["src".into(), "src/bin".into(), "docs".into()],
-            files: vec![file("README.md"), file("src/lib.rs"), file("src/bin/tool.rs")],
+            files: vec![
+                file("README.md"),
+                file("src/lib.rs"),
+                file("src/bin/tool.rs"),
+            ],
         };
         let collapsed = visible_rows(&tree, &BTreeSet::new());
         let names: Vec<&str> = collapsed.iter().map(|row| row.path.as_str()).collect();
         assert_eq!(names, vec!["docs", "src", "README.md"]);
         let expanded: BTreeSet<String> = ["src".to_owned(), "src/bin".to_owned()].into();
         let rows = visible_rows(&tree, &expanded);
-        let names: Vec<(&str, usize)> = rows.iter().map(|row| (row.path.as_str(), row.depth)).collect();
+        let names: Vec<(&str, usize)> = rows
+            .iter()
+            .map(|row| (row.path.as_str(), row.depth))
+            .collect();
         assert_eq!(
             names,
             vec![

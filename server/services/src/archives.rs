@@ -29,7 +29,8 @@ struct Problems(Vec<String>);
 
 impl Problems {
     fn add(&mut self, entry: &str, reason: &str) {
-        self.0.push(format!("\"{}\": {reason}", entry.escape_debug()));
+        self.0
+            .push(format!("\"{}\": {reason}", entry.escape_debug()));
     }
 
     fn into_result(self) -> Result<(), Error> {
@@ -60,9 +61,11 @@ struct Budget<'a> {
 
 impl Budget<'_> {
     fn ceiling(&self) -> u64 {
-        self.limits
-            .max_project_bytes
-            .min(self.archive_bytes.saturating_mul(self.limits.max_expansion_ratio).max(64 * 1024))
+        self.limits.max_project_bytes.min(
+            self.archive_bytes
+                .saturating_mul(self.limits.max_expansion_ratio)
+                .max(64 * 1024),
+        )
     }
 
     /// Reads one entry, never more than the per-file limit or what is left of the total.
@@ -136,9 +139,21 @@ pub fn read(archive: &[u8], limits: &ProjectLimits) -> Result<ImportedTree, Erro
     let mut folders = BTreeSet::new();
     let mut files = BTreeMap::new();
     if archive.starts_with(b"PK\x03\x04") || archive.starts_with(b"PK\x05\x06") {
-        read_zip(archive, &mut budget, &mut problems, &mut folders, &mut files)?;
+        read_zip(
+            archive,
+            &mut budget,
+            &mut problems,
+            &mut folders,
+            &mut files,
+        )?;
     } else if archive.starts_with(&[0x1f, 0x8b]) {
-        read_tar_gz(archive, &mut budget, &mut problems, &mut folders, &mut files)?;
+        read_tar_gz(
+            archive,
+            &mut budget,
+            &mut problems,
+            &mut folders,
+            &mut files,
+        )?;
     } else {
         return Err(Error::Invalid(
             "This is not a .zip or .tar.gz archive.".into(),
@@ -148,7 +163,10 @@ pub fn read(archive: &[u8], limits: &ProjectLimits) -> Result<ImportedTree, Erro
     for path in files.keys() {
         for ancestor in ancestors(path) {
             if files.contains_key(ancestor) {
-                problems.add(path, &format!("\"{ancestor}\" is a file, so it cannot hold files"));
+                problems.add(
+                    path,
+                    &format!("\"{ancestor}\" is a file, so it cannot hold files"),
+                );
             }
             folders.insert(ancestor.to_owned());
         }
@@ -204,8 +222,9 @@ fn read_zip(
     folders: &mut BTreeSet<String>,
     files: &mut BTreeMap<String, FileBody>,
 ) -> Result<(), Error> {
-    let unreadable =
-        |error: zip::result::ZipError| Error::Invalid(format!("The .zip archive cannot be read: {error}."));
+    let unreadable = |error: zip::result::ZipError| {
+        Error::Invalid(format!("The .zip archive cannot be read: {error}."))
+    };
     let mut zip = zip::ZipArchive::new(Cursor::new(archive)).map_err(unreadable)?;
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index).map_err(unreadable)?;
@@ -243,8 +262,9 @@ fn read_tar_gz(
     folders: &mut BTreeSet<String>,
     files: &mut BTreeMap<String, FileBody>,
 ) -> Result<(), Error> {
-    let unreadable =
-        |error: std::io::Error| Error::Invalid(format!("The .tar.gz archive cannot be read: {error}."));
+    let unreadable = |error: std::io::Error| {
+        Error::Invalid(format!("The .tar.gz archive cannot be read: {error}."))
+    };
     let decoder = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(decoder);
     for entry in tar.entries().map_err(unreadable)? {
@@ -278,7 +298,8 @@ fn read_tar_gz(
 
 /// A .zip of the given folders and files (deflated), in path order.
 pub fn write_zip(folders: &[String], files: &[(String, FileBody)]) -> Result<Vec<u8>, Error> {
-    let failed = |error: zip::result::ZipError| Error::Internal(format!("writing a zip failed: {error}"));
+    let failed =
+        |error: zip::result::ZipError| Error::Internal(format!("writing a zip failed: {error}"));
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -429,7 +450,10 @@ mod tests {
         encoder.write_all(&tar).unwrap();
         let archive = encoder.finish().unwrap();
         let message = read(&archive, &limits()).unwrap_err().to_string();
-        assert!(message.contains("\"dir/link\": links are not imported"), "{message}");
+        assert!(
+            message.contains("\"dir/link\": links are not imported"),
+            "{message}"
+        );
     }
 
     #[test]

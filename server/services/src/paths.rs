@@ -27,11 +27,15 @@ pub fn normalize(input: &str) -> Result<String, Error> {
     }
     let unified = input.replace('\\', "/");
     if unified.starts_with('/') {
-        return Err(refuse("the path must be relative to the project, not absolute"));
+        return Err(refuse(
+            "the path must be relative to the project, not absolute",
+        ));
     }
     let bytes = unified.as_bytes();
     if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
-        return Err(refuse("the path must be relative to the project, not a drive path"));
+        return Err(refuse(
+            "the path must be relative to the project, not a drive path",
+        ));
     }
     let mut segments = Vec::new();
     for segment in unified.split('/') {
@@ -70,7 +74,11 @@ pub fn normalize(input: &str) -> Result<String, Error> {
 
 /// The path as shown in a message: quoted, shortened, control characters escaped.
 fn shown(path: &str) -> String {
-    let escaped: String = path.chars().flat_map(char::escape_debug).take(120).collect();
+    let escaped: String = path
+        .chars()
+        .flat_map(char::escape_debug)
+        .take(120)
+        .collect();
     format!("\"{escaped}\"")
 }
 

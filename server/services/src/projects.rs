@@ -434,7 +434,9 @@ impl Services {
             .case_insensitive(!query.case_sensitive)
             .size_limit(1 << 20)
             .build()
-            .map_err(|error| Error::Invalid(format!("That regular expression is invalid: {error}")))?;
+            .map_err(|error| {
+                Error::Invalid(format!("That regular expression is invalid: {error}"))
+            })?;
         self.project(user, project).await?;
         let started = Instant::now();
         let files = self.database.text_files_of(project).await?;
@@ -462,7 +464,11 @@ impl Services {
                         line: u32::try_from(index + 1).unwrap_or(u32::MAX),
                         column: u32::try_from(line[..found.start()].chars().count() + 1)
                             .unwrap_or(u32::MAX),
-                        preview: line.trim_end().chars().take(MAX_PREVIEW_CHARACTERS).collect(),
+                        preview: line
+                            .trim_end()
+                            .chars()
+                            .take(MAX_PREVIEW_CHARACTERS)
+                            .collect(),
                     });
                 }
             }
@@ -554,9 +560,10 @@ impl Services {
             .iter()
             .map(|file| (file.path.clone(), FileBody::of_file(file)))
             .collect();
-        let archive = tokio::task::spawn_blocking(move || archives::write_zip(&tree.folders, &entries))
-            .await
-            .map_err(|error| Error::Internal(format!("the export task failed: {error}")))??;
+        let archive =
+            tokio::task::spawn_blocking(move || archives::write_zip(&tree.folders, &entries))
+                .await
+                .map_err(|error| Error::Internal(format!("the export task failed: {error}")))??;
         Ok((archives::file_name_for(&model.name), archive))
     }
 }

@@ -79,7 +79,8 @@ pub async fn rotate_master_key(
     database
         .reencrypt_credentials(
             |credential, stored| {
-                let binding = binding_of(credential.user_id, credential.provider, &credential.label);
+                let binding =
+                    binding_of(credential.user_id, credential.provider, &credential.label);
                 let key = old.decrypt(stored, &binding)?;
                 new.encrypt(&key, &binding)
             },

@@ -110,7 +110,10 @@ pub async fn sign_up(router: &Router, local: &str, name: &str) -> Reply {
 }
 
 /// Sends a request and returns the body as bytes (downloads).
-pub async fn send_for_bytes(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+pub async fn send_for_bytes(
+    router: &Router,
+    request: Request<Body>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();

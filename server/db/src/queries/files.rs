@@ -118,7 +118,9 @@ pub enum TreeConflict {
 
 /// Every folder above `path`, outermost first: `a/b/c` gives `a`, `a/b`.
 pub fn ancestors(path: &str) -> Vec<&str> {
-    path.match_indices('/').map(|(index, _)| &path[..index]).collect()
+    path.match_indices('/')
+        .map(|(index, _)| &path[..index])
+        .collect()
 }
 
 fn is_under(path: &str, folder: &str) -> bool {
@@ -209,7 +211,8 @@ impl Database {
             return Ok(Err(conflict));
         }
         insert_folders(&transaction, project, &paths.missing_ancestors(path), now).await?;
-        let file = insert_file(&transaction, project, path, body, language, authorship, now).await?;
+        let file =
+            insert_file(&transaction, project, path, body, language, authorship, now).await?;
         touch_project(&transaction, project, now).await?;
         transaction.commit().await?;
         Ok(Ok(file))
@@ -488,7 +491,9 @@ impl Database {
     ) -> Result<projects::Model, Error> {
         let now = project.created_at;
         let transaction = self.connection().begin().await?;
-        let project = projects::ActiveModel::from(project).insert(&transaction).await?;
+        let project = projects::ActiveModel::from(project)
+            .insert(&transaction)
+            .await?;
         insert_folders(&transaction, project.id, folder_paths, now).await?;
         let mut file_rows = Vec::with_capacity(new_files.len());
         let mut revision_rows = Vec::with_capacity(new_files.len());
