@@ -55,7 +55,22 @@ ensure_chromium() {
   fi
 }
 
+# Monaco's files are served from /monaco (public/monaco, copied from npm's monaco-editor; never
+# committed). Copied again when the installed version changes.
+ensure_monaco_assets() {
+  local version
+  version=$(node -p "require('$ROOT/node_modules/monaco-editor/package.json').version")
+  if [ "$(cat "$ROOT/public/monaco/VERSION" 2>/dev/null)" != "$version" ]; then
+    say "Copying Monaco $version into public/monaco"
+    rm -rf "$ROOT/public/monaco"
+    mkdir -p "$ROOT/public/monaco"
+    cp -R "$ROOT/node_modules/monaco-editor/min/vs" "$ROOT/public/monaco/vs"
+    echo "$version" > "$ROOT/public/monaco/VERSION"
+  fi
+}
+
 build_release() {
+  ensure_monaco_assets
   say "Building the release server and WebAssembly bundle (cargo leptos build --release)"
   (cd "$ROOT" && cargo leptos build --release)
 }

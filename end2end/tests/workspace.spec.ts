@@ -1,0 +1,268 @@
+// The workspace as a new user meets it: projects, the file tree, Monaco, saving with the keyboard,
+// conflicts between two pages, history, import/export, quick open and search.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import { Page } from "@playwright/test";
+import { test, expect, hydrated } from "./fixtures";
+
+const password = "correct horse battery staple";
+const command = process.platform === "darwin" ? "Meta" : "Control";
+
+async function signUp(page: Page, name: string) {
+  await page.goto("/sign-up");
+  await hydrated(page);
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Email").fill(`${name.toLowerCase()}-${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.locator("#account-name")).toContainText(name);
+}
+
+async function createProject(page: Page, name: string) {
+  await page.goto("/projects");
+  await hydrated(page);
+  await page.locator("#new-project").click();
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.locator("#project-save").click();
+  await page.getByRole("link", { name }).click();
+  await expect(page.locator(".workspace-project")).toHaveText(name);
+}
+
+async function newEntry(page: Page, kind: "file" | "folder", path: string) {
+  await page.locator(kind === "file" ? "#new-file" : "#new-folder").click();
+  await page.locator("#path-input").fill(path);
+  await page.locator("#path-submit").click();
+  await expect(page.locator("#path-dialog")).not.toBeVisible();
+}
+
+/** The text of the editor's current model, read from Monaco itself. */
+async function editorText(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const editor = (globalThis as any).monaco.editor.getEditors()[0];
+    return editor.getModel()?.getValue() ?? "";
+  });
+}
+
+async function typeInEditor(page: Page, text: string) {
+  await page.locator("#monaco-host .view-lines").click();
+  await page.keyboard.press(`${command}+End`);
+  await page.keyboard.type(text);
+}
+
+async function editorReady(page: Page) {
+  await expect(page.locator("#monaco-host .monaco-editor")).toBeVisible();
+}
+
+test("create a project, folders and files, type, save with the keyboard, reload and find it", async ({ page }) => {
+  await signUp(page, "Lin");
+  await page.goto("/projects");
+  await hydrated(page);
+  await expect(page.getByText("No projects yet")).toBeVisible();
+  await createProject(page, "First steps");
+
+  await newEntry(page, "folder", "src");
+  await newEntry(page, "file", "src/main.rs");
+  await expect(page.locator(".tree-row[data-path='src/main.rs']")).toBeVisible();
+  await expect(page.locator(".tab[data-path='src/main.rs']")).toHaveClass(/active/);
+  await editorReady(page);
+  await expect(page.locator("#status-language")).toHaveText("rust");
+
+  await typeInEditor(page, "fn main() {}");
+  await expect(page.locator("#status-save")).toHaveText("Unsaved");
+  await expect(page.locator(".tab[data-path='src/main.rs'] .tab-dirty")).toBeVisible();
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+  await expect(page.locator("#status-cursor")).toContainText("Ln 1");
+
+  await page.reload();
+  await hydrated(page);
+  await editorReady(page);
+  // The tab, the expansion of src and the text all come back.
+  await expect(page.locator(".tab[data-path='src/main.rs']")).toHaveClass(/active/);
+  await expect(page.locator(".tree-row[data-path='src/main.rs']")).toBeVisible();
+  await expect.poll(() => editorText(page)).toBe("fn main() {}");
+
+  // Rename the file through the tree and keyboard: the tab follows it.
+  await page.locator(".tree-row[data-path='src/main.rs']").click();
+  await page.locator(".file-tree").press("F2");
+  await page.locator("#path-input").fill("src/lib.rs");
+  await page.locator("#path-submit").click();
+  await expect(page.locator(".tab[data-path='src/lib.rs']")).toBeVisible();
+  await expect(page.locator(".tree-row[data-path='src/main.rs']")).toHaveCount(0);
+
+  // A bad path is refused with a message and creates nothing.
+  await page.locator("#new-file").click();
+  await page.locator("#path-input").fill("../outside.rs");
+  await page.locator("#path-submit").click();
+  await expect(page.locator("#path-dialog")).toContainText("a path cannot contain '..'");
+});
+
+test("the same file saved in two pages is a conflict the user resolves", async ({ page, context }) => {
+  await signUp(page, "Mo");
+  await createProject(page, "Shared");
+  await newEntry(page, "file", "notes.md");
+  await editorReady(page);
+  await typeInEditor(page, "base");
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+
+  const other = await context.newPage();
+  await other.goto(page.url());
+  await hydrated(other);
+  await editorReady(other);
+  await expect.poll(() => editorText(other)).toBe("base");
+
+  await typeInEditor(page, " from the first page");
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+
+  await typeInEditor(other, " from the second page");
+  await other.keyboard.press(`${command}+s`);
+  await expect(other.locator("#status-save")).toHaveText("Conflict");
+  await expect(other.locator(".conflict-bar")).toContainText("Nothing was overwritten");
+
+  await other.locator("#conflict-compare").click();
+  await expect(other.locator("#diff-dialog .monaco-diff-editor")).toBeVisible();
+  await other.locator("#diff-dialog").getByRole("button", { name: "Close" }).first().click();
+
+  await other.locator("#conflict-take-theirs").click();
+  await expect.poll(() => editorText(other)).toBe("base from the first page");
+  await expect(other.locator("#status-save")).toHaveText("Saved");
+
+  // Now the second page is up to date: its next save goes through.
+  await typeInEditor(other, "!");
+  await other.keyboard.press(`${command}+s`);
+  await expect(other.locator("#status-save")).toHaveText("Saved");
+  await other.close();
+});
+
+test("an old revision is compared and restored as a new one", async ({ page }) => {
+  await signUp(page, "Ari");
+  await createProject(page, "History");
+  await newEntry(page, "file", "story.txt");
+  await editorReady(page);
+  for (const part of ["once", " upon", " a time"]) {
+    await typeInEditor(page, part);
+    await page.keyboard.press(`${command}+s`);
+    await expect(page.locator("#status-save")).toHaveText("Saved");
+  }
+  await page.locator("#toggle-history").click();
+  const versions = page.locator(".revision");
+  await expect(versions).toHaveCount(4);
+  const second = page.locator(".revision[data-version='2']");
+  await second.getByRole("button", { name: "Compare" }).click();
+  await expect(page.locator("#diff-dialog .monaco-diff-editor")).toBeVisible();
+  await page.locator("#diff-dialog").getByRole("button", { name: "Close" }).first().click();
+  await second.getByRole("button", { name: "Restore" }).click();
+  await expect.poll(() => editorText(page)).toBe("once");
+  await expect(versions).toHaveCount(5);
+  await expect(page.locator(".revision[data-version='5'] .revision-source")).toHaveText("restore");
+});
+
+/** A .zip with stored (uncompressed) entries, written by hand: no dependency needed. */
+function zipOf(entries: Record<string, Buffer>): Buffer {
+  const table = new Int32Array(256).map((_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c;
+  });
+  const crc32 = (data: Buffer) => {
+    let crc = -1;
+    for (const byte of data) crc = table[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+    return (crc ^ -1) >>> 0;
+  };
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const [name, data] of Object.entries(entries)) {
+    const nameBytes = Buffer.from(name);
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(nameBytes.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(nameBytes.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, nameBytes, data);
+    centrals.push(central, nameBytes);
+    offset += local.length + nameBytes.length + data.length;
+  }
+  const centralSize = centrals.reduce((sum, part) => sum + part.length, 0);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(Object.keys(entries).length, 8);
+  end.writeUInt16LE(Object.keys(entries).length, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, ...centrals, end]);
+}
+
+test("import a zip, find files with quick open and search, export it again", async ({ page }) => {
+  await signUp(page, "Kai");
+  const files: Record<string, Buffer> = {
+    "README.md": Buffer.from("# Imported\n\nCall parse_config first.\n"),
+    "src/config.rs": Buffer.from("pub fn parse_config() {}\n\n\nfn helper() {\n    parse_config();\n}\n"),
+    "assets/logo.bin": Buffer.from([0, 1, 2, 250, 251, 252]),
+  };
+  await page.goto("/projects");
+  await hydrated(page);
+  await page.locator("#import-project").click();
+  await page.locator("#import-file").setInputFiles({
+    name: "imported.zip",
+    mimeType: "application/zip",
+    buffer: zipOf(files),
+  });
+  await page.locator("#import-name").fill("Imported");
+  await page.locator("#import-submit").click();
+  await page.getByRole("link", { name: "Imported" }).click();
+  await expect(page.locator(".workspace-project")).toHaveText("Imported");
+
+  // Quick open: a fuzzy name opens the file.
+  await page.locator(".file-tree").click();
+  await page.keyboard.press(`${command}+p`);
+  await page.locator("#quick-open-input").fill("cfgrs");
+  await page.keyboard.press("Enter");
+  await expect(page.locator(".tab[data-path='src/config.rs']")).toHaveClass(/active/);
+  await editorReady(page);
+
+  // Search: a result opens the file at its line.
+  await page.locator("#side-search").click();
+  await page.locator("#search-input").fill("parse_config();");
+  await page.locator("#search-run").click();
+  await expect(page.locator(".search-summary")).toContainText("1 matches");
+  await page.locator(".search-hit").filter({ hasText: "src/config.rs:5" }).click();
+  await expect(page.locator("#status-cursor")).toHaveText("Ln 5, Col 5");
+
+  // A binary file is shown as such, not in the editor.
+  await page.locator("#side-files").click();
+  await page.locator(".tree-row[data-path='assets']").click();
+  await page.locator(".tree-row[data-path='assets/logo.bin']").click();
+  await expect(page.locator(".editor-message")).toContainText("binary file (6 bytes)");
+
+  // Export: the archive holds the same bytes.
+  await page.goto("/projects");
+  await hydrated(page);
+  const download = page.waitForEvent("download");
+  await page.locator(".project-row").filter({ hasText: "Imported" }).getByRole("link", { name: "Export" }).click();
+  const saved = await (await download).path();
+  const listing = JSON.parse(
+    execFileSync("python3", [
+      "-c",
+      "import json,sys,zipfile;z=zipfile.ZipFile(sys.argv[1]);print(json.dumps({n:z.read(n).hex() for n in z.namelist() if not n.endswith('/')}))",
+      saved,
+    ]).toString(),
+  );
+  const expected = Object.fromEntries(Object.entries(files).map(([name, data]) => [name, data.toString("hex")]));
+  expect(listing).toEqual(expected);
+  expect(fs.existsSync(saved)).toBe(true);
+});
