@@ -37,7 +37,8 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `"${serverBin}" --site-addr 127.0.0.1:${port} --data-dir "${dataDir}"`,
+    // Every test signs up its own people, all from 127.0.0.1.
+    command: `"${serverBin}" --site-addr 127.0.0.1:${port} --data-dir "${dataDir}" --sign-ups-per-address-per-hour 1000`,
     cwd: root,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,

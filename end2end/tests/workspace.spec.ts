@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { Page } from "@playwright/test";
-import { test, expect, hydrated } from "./fixtures";
+import { test, expect, hydrated, allowConsoleError } from "./fixtures";
 
 const password = "correct horse battery staple";
 const command = process.platform === "darwin" ? "Meta" : "Control";
@@ -53,7 +53,7 @@ async function editorReady(page: Page) {
   await expect(page.locator("#monaco-host .monaco-editor")).toBeVisible();
 }
 
-test("create a project, folders and files, type, save with the keyboard, reload and find it", async ({ page }) => {
+test("create a project, folders and files, type, save with the keyboard, reload and find it", async ({ page, console }) => {
   await signUp(page, "Lin");
   await page.goto("/projects");
   await hydrated(page);
@@ -90,7 +90,8 @@ test("create a project, folders and files, type, save with the keyboard, reload 
   await expect(page.locator(".tab[data-path='src/lib.rs']")).toBeVisible();
   await expect(page.locator(".tree-row[data-path='src/main.rs']")).toHaveCount(0);
 
-  // A bad path is refused with a message and creates nothing.
+  // A bad path is refused with a message and creates nothing. (The browser notes the 400.)
+  allowConsoleError(console, /status of 400 \(Bad Request\) \(http:\/\/[^/]+\/api\/files\/create\)$/);
   await page.locator("#new-file").click();
   await page.locator("#path-input").fill("../outside.rs");
   await page.locator("#path-submit").click();
@@ -157,6 +158,11 @@ test("an old revision is compared and restored as a new one", async ({ page }) =
   await expect.poll(() => editorText(page)).toBe("once");
   await expect(versions).toHaveCount(5);
   await expect(page.locator(".revision[data-version='5'] .revision-source")).toHaveText("restore");
+  // With the panel open, a save shows up in it too.
+  await typeInEditor(page, " more");
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+  await expect(versions).toHaveCount(6);
 });
 
 /** A .zip with stored (uncompressed) entries, written by hand: no dependency needed. */

@@ -93,6 +93,10 @@ pub struct Config {
     )]
     pub import_max_ratio: u64,
 
+    /// Sign-ups allowed per client address and hour (many people behind one address: raise it).
+    #[arg(long, env = "ASYNC_CODER_SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = services::accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR, value_name = "COUNT")]
+    pub sign_ups_per_address_per_hour: u32,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -53,6 +53,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         services::secrets::MasterKey::load_or_create(&config.data_dir)?,
     );
     services.projects = config.project_limits();
+    services.sign_ups_per_address_per_hour = config.sign_ups_per_address_per_hour;
     if let Some(path) = &config.tiers_file {
         let text = std::fs::read_to_string(path).map_err(|error| {
             anyhow::anyhow!("cannot read the tiers file {}: {error}", path.display())

@@ -13,7 +13,9 @@ pub fn Modal(
     children: Children,
 ) -> impl IntoView {
     let dialog = NodeRef::<Dialog>::new();
-    let opener = StoredValue::new_local(None::<leptos::web_sys::HtmlElement>);
+    // A plain (thread-safe) stored value: the server renders on any thread, and only the browser
+    // ever puts an element in it (the wrapper is single-threaded there).
+    let opener = StoredValue::new(None::<send_wrapper::SendWrapper<leptos::web_sys::HtmlElement>>);
     let title_id = format!("{id}-title");
 
     Effect::new(move |_| {
@@ -25,7 +27,7 @@ pub fn Modal(
             let focused = document()
                 .active_element()
                 .and_then(|active| active.dyn_into::<leptos::web_sys::HtmlElement>().ok());
-            opener.set_value(focused);
+            opener.set_value(focused.map(send_wrapper::SendWrapper::new));
             if let Err(error) = element.show_modal() {
                 leptos::logging::error!("could not open the dialog: {error:?}");
             }

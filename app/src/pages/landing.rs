@@ -69,7 +69,7 @@ pub fn LandingPage() -> impl IntoView {
                         "Hand a task to a background agent and review the change set it brings back."
                     </p>
                     <p class="hero-actions">
-                        <a class="button button-primary" href="/settings">"Set up your workspace"</a>
+                        <a class="button button-primary" href="/projects">"Open your projects"</a>
                         <a class="button button-secondary" href="#modes">"See the seven modes"</a>
                     </p>
                 </section>

@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::projects::{create_project, delete_project, list_projects, update_project};
-use crate::components::{AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, use_toaster};
+use crate::components::{
+    AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, set_if_changed, use_toaster,
+};
 use crate::error::AppError;
 use crate::types::ProjectSummary;
 
@@ -179,11 +181,11 @@ fn ProjectDialog(editing: RwSignal<Option<Editing>>, on_saved: Callback<()>) -> 
             error.set(None);
             open.set(true);
         }
-        None => open.set(false),
+        None => set_if_changed(open, false),
     });
     Effect::new(move |_| {
         if !open.get() {
-            editing.set(None);
+            set_if_changed(editing, None);
         }
     });
     let submit = move || {
@@ -252,10 +254,10 @@ fn DeleteProjectDialog(
     let toaster = use_toaster();
     let open = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-    Effect::new(move |_| open.set(deleting.get().is_some()));
+    Effect::new(move |_| set_if_changed(open, deleting.get().is_some()));
     Effect::new(move |_| {
         if !open.get() {
-            deleting.set(None);
+            set_if_changed(deleting, None);
             error.set(None);
         }
     });

@@ -16,7 +16,9 @@ use crate::api::files::{
     create_file, create_folder, delete_entry, file_tree, move_entry, open_file,
 };
 use crate::api::projects::get_project;
-use crate::components::{AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, use_toaster};
+use crate::components::{
+    AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, set_if_changed, use_toaster,
+};
 use crate::error::AppError;
 use crate::types::OpenedFile;
 #[cfg(feature = "hydrate")]
@@ -481,7 +483,9 @@ fn start_editor(workspace: Workspace) {
                     on_cursor: Box::new(move |line, column| workspace.cursor.set((line, column))),
                 },
             );
-            workspace.editor.set_value(Some(created));
+            workspace
+                .editor
+                .set_value(Some(send_wrapper::SendWrapper::new(created)));
             workspace.editor_ready.set(true);
         });
     });
@@ -810,7 +814,7 @@ fn PathDialog(action: RwSignal<Option<PathAction>>) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         let Some(current) = action.get() else {
-            open.set(false);
+            set_if_changed(open, false);
             return;
         };
         let selected = workspace.selected.get_untracked();
@@ -827,7 +831,7 @@ fn PathDialog(action: RwSignal<Option<PathAction>>) -> impl IntoView {
     });
     Effect::new(move |_| {
         if !open.get() {
-            action.set(None);
+            set_if_changed(action, None);
         }
     });
     let submit = move || {
@@ -982,10 +986,10 @@ fn CloseDialog(closing: RwSignal<Option<String>>) -> impl IntoView {
     let workspace = use_workspace();
     let toaster = use_toaster();
     let open = RwSignal::new(false);
-    Effect::new(move |_| open.set(closing.get().is_some()));
+    Effect::new(move |_| set_if_changed(open, closing.get().is_some()));
     Effect::new(move |_| {
         if !open.get() {
-            closing.set(None);
+            set_if_changed(closing, None);
         }
     });
     let name = move || {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use super::state::{SaveState, Tab, use_workspace};
 use super::{Comparison, open_in_tab};
 use crate::api::files::{get_revision, list_revisions, open_file, restore_revision, search_files};
-use crate::components::{Button, ButtonVariant, Modal, ToastKind, use_toaster};
+use crate::components::{Button, ButtonVariant, Modal, ToastKind, set_if_changed, use_toaster};
 use crate::types::{RevisionSummary, SaveResult, SearchOutcome};
 
 /// Most names quick open lists.
@@ -134,9 +134,8 @@ pub fn HistoryPanel(
     let workspace = use_workspace();
     let toaster = use_toaster();
     let revisions = RwSignal::new(None::<Result<Vec<RevisionSummary>, String>>);
-    let active_file = Memo::new(move |_| workspace.active.get());
     let load = move || {
-        let Some(file_id) = active_file.get_untracked() else {
+        let Some(file_id) = workspace.active.get_untracked() else {
             revisions.set(None);
             return;
         };
@@ -146,14 +145,15 @@ pub fn HistoryPanel(
         });
     };
     // Reload when the active file changes or its version does (a save, a restore).
-    let active_version = Memo::new(move |_| {
-        workspace
-            .active_tab()
-            .map(|tab| (tab.file_id, tab.base_version))
-    });
+    let loaded_for = StoredValue::new(None::<(String, i64)>);
     Effect::new(move |_| {
-        active_version.track();
-        load();
+        let key = workspace
+            .active_tab()
+            .map(|tab| (tab.file_id, tab.base_version));
+        if loaded_for.get_value() != key {
+            loaded_for.set_value(key);
+            load();
+        }
     });
 
     let compare = move |revision: RevisionSummary| {
@@ -221,6 +221,7 @@ pub fn HistoryPanel(
                                 revision.version, file.version
                             ),
                         );
+                        load();
                     }
                     Err(error) => toaster.show(ToastKind::Error, error.to_string()),
                 },
@@ -365,6 +366,7 @@ pub fn QuickOpen(open: RwSignal<bool>) -> impl IntoView {
                 aria-activedescendant=move || format!("quick-open-{}", highlighted.get())
                 placeholder="Type part of a file name"
                 autocomplete="off"
+                autofocus=true
                 node_ref=input
                 prop:value=move || query.get()
                 on:input=move |event| {
@@ -413,10 +415,10 @@ pub fn QuickOpen(open: RwSignal<bool>) -> impl IntoView {
 pub fn DiffDialog(comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
     let open = RwSignal::new(false);
     let host = NodeRef::<leptos::html::Div>::new();
-    Effect::new(move |_| open.set(comparison.with(Option::is_some)));
+    Effect::new(move |_| set_if_changed(open, comparison.with(Option::is_some)));
     Effect::new(move |_| {
         if !open.get() {
-            comparison.set(None);
+            set_if_changed(comparison, None);
         }
     });
     #[cfg(feature = "hydrate")]

@@ -90,7 +90,9 @@ pub struct Workspace {
     /// The active tab's file id.
     pub active: RwSignal<Option<String>>,
     pub cursor: RwSignal<(u32, u32)>,
-    pub editor: StoredValue<Option<Editor>, LocalStorage>,
+    /// Set in the browser only (a server render may move between threads; the wrapper is
+    /// single-threaded, which the browser is).
+    pub editor: StoredValue<Option<send_wrapper::SendWrapper<Editor>>>,
     pub editor_ready: RwSignal<bool>,
     pub editor_error: RwSignal<Option<String>>,
     /// A line to reveal once the file is shown: `(file id, line, column)`.
@@ -110,7 +112,7 @@ impl Workspace {
             tabs: RwSignal::new(Vec::new()),
             active: RwSignal::new(None),
             cursor: RwSignal::new((1, 1)),
-            editor: StoredValue::new_local(None),
+            editor: StoredValue::new(None),
             editor_ready: RwSignal::new(false),
             editor_error: RwSignal::new(None),
             pending_reveal: RwSignal::new(None),

@@ -42,10 +42,8 @@ const SIGN_IN_PER_ADDRESS: FailurePolicy = FailurePolicy {
     free: 30,
     cap: StdDuration::from_secs(15 * 60),
 };
-const SIGN_UPS_PER_ADDRESS: WindowPolicy = WindowPolicy {
-    limit: 10,
-    window: StdDuration::from_secs(3600),
-};
+/// Sign-ups allowed per client address and hour, unless configured otherwise.
+pub const DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR: u32 = 10;
 /// A session is written back (last seen) at most this often.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
@@ -147,7 +145,10 @@ impl Services {
         self.limiter
             .hit(
                 &format!("sign-up|{}", client_address(meta)),
-                SIGN_UPS_PER_ADDRESS,
+                WindowPolicy {
+                    limit: self.sign_ups_per_address_per_hour,
+                    window: StdDuration::from_secs(3600),
+                },
             )
             .map_err(rate_limited)?;
         let email = normalise_email(&input.email)?;

@@ -101,6 +101,8 @@ pub struct Services {
     pub master_key: Arc<secrets::MasterKey>,
     pub tiers: Arc<policy::TierPolicy>,
     pub projects: projects::ProjectLimits,
+    /// Sign-ups allowed per client address and hour.
+    pub sign_ups_per_address_per_hour: u32,
 }
 
 impl Services {
@@ -116,6 +118,7 @@ impl Services {
                 policy::TierPolicy::empty()
             })),
             projects: projects::ProjectLimits::default(),
+            sign_ups_per_address_per_hour: accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
         }
     }
 }
