@@ -71,6 +71,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             _,
         >(context, app::shell))
         .with_state(state)
+        // axum's extractors stop at 2 MB by default; `http_layers` enforces this server's own
+        // limits (the default one, and the archive limit for an import) before any handler.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             services,
             request_guards::authenticate_api,

@@ -851,6 +851,61 @@ async fn a_tar_gz_imports_and_limits_come_from_configuration() {
 }
 
 #[tokio::test]
+async fn large_saves_and_imports_pass_up_to_the_configured_limits() {
+    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    let mut services = support::services_for(&database);
+    services.projects.max_file_bytes = 4 * 1024 * 1024;
+    let router = support::router_for(services);
+    let ada = new_user(&router, "ada").await;
+
+    // 3 MB of bytes that do not compress: more than axum's own 2 MB default for a body.
+    let mut noise = Vec::with_capacity(3 * 1024 * 1024);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    while noise.len() < 3 * 1024 * 1024 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        noise.extend_from_slice(&state.to_le_bytes());
+    }
+    let archive = zip_of(&[("data/noise.bin", &noise)], &[]);
+    assert!(archive.len() > 3 * 1024 * 1024);
+    let (status, _, body) = support::send_for_bytes(
+        &router,
+        support::same_origin_request("POST", "/api/projects/import?name=Large", &ada, archive),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+
+    // A 1 MiB file whose form encoding is three times larger still saves.
+    let project = new_project(&router, &ada, "Big file").await;
+    let file = ok(
+        &router,
+        &ada,
+        "/api/files/create",
+        &[
+            ("project_id", &project),
+            ("path", "big.txt"),
+            ("content", ""),
+        ],
+    )
+    .await;
+    let content = "é!".repeat(1024 * 1024 / 3);
+    let saved = ok(
+        &router,
+        &ada,
+        "/api/files/save",
+        &[
+            ("project_id", &project),
+            ("file_id", file["id"].as_str().unwrap()),
+            ("base_version", "1"),
+            ("content", &content),
+        ],
+    )
+    .await;
+    assert_eq!(saved["Saved"]["version"], 2);
+}
+
+#[tokio::test]
 async fn a_cross_site_import_is_refused() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
     let router = support::test_router(&database);
