@@ -13,6 +13,7 @@ mod m20261127_000004_usage_and_credentials;
 mod m20261127_000005_audit_user_agent;
 mod m20261127_000006_access_tokens;
 mod m20261127_000007_file_tree;
+mod m20261127_000008_file_tree_index;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_audit_user_agent::Migration),
             Box::new(m20261127_000006_access_tokens::Migration),
             Box::new(m20261127_000007_file_tree::Migration),
+            Box::new(m20261127_000008_file_tree_index::Migration),
         ]
     }
 }

@@ -160,6 +160,7 @@ async fn every_entity_round_trips_on_every_backend() {
             updated_at: now,
             size_bytes: 13,
             binary_content: None,
+            is_binary: false,
         };
         file.clone()
             .into_active_model()

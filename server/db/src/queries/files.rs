@@ -144,10 +144,7 @@ impl Database {
             .column(files::Column::Path)
             .column(files::Column::Version)
             .column(files::Column::SizeBytes)
-            .column_as(
-                Expr::col(files::Column::BinaryContent).is_not_null(),
-                "binary",
-            )
+            .column(files::Column::IsBinary)
             .column(files::Column::UpdatedAt)
             .filter(files::Column::ProjectId.eq(project))
             .order_by_asc(files::Column::Path)
@@ -253,6 +250,7 @@ impl Database {
         let transaction = self.connection().begin().await?;
         let size = body.size();
         let (content, binary_content) = body.into_columns();
+        let is_binary = binary_content.is_some();
         // One conditional update: two saves based on the same version cannot both succeed.
         let updated = files::Entity::update_many()
             .col_expr(files::Column::Content, Expr::value(content.clone()))
@@ -260,6 +258,7 @@ impl Database {
                 files::Column::BinaryContent,
                 Expr::value(binary_content.clone()),
             )
+            .col_expr(files::Column::IsBinary, Expr::value(is_binary))
             .col_expr(files::Column::SizeBytes, Expr::value(size))
             .col_expr(
                 files::Column::Version,
@@ -523,6 +522,7 @@ impl Database {
                 created_at: Set(now),
                 updated_at: Set(now),
                 size_bytes: Set(size),
+                is_binary: Set(binary_content.is_some()),
                 binary_content: Set(binary_content),
             });
         }
@@ -649,6 +649,7 @@ async fn insert_file(
         created_at: Set(now),
         updated_at: Set(now),
         size_bytes: Set(size),
+        is_binary: Set(binary_content.is_some()),
         binary_content: Set(binary_content),
     }
     .insert(connection)

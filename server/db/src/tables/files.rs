@@ -19,6 +19,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub size_bytes: i64,
     pub binary_content: Option<Vec<u8>>,
+    /// `binary_content` is set; kept beside it so that the tree is listed from an index.
+    pub is_binary: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
