@@ -47,6 +47,18 @@ ensure_node_packages() {
   fi
 }
 
+# The official `openai` Python client, for the OpenAI-compatible endpoint's tests
+# (server/tests/openai_api.rs), in a virtual environment outside the clone.
+ensure_python_client() {
+  local venv="$HOME/.cache/async-coder/venv"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+    say "Installing the openai Python client into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai>=1.50,<3'
+  fi
+  export ASYNC_CODER_PYTHON="$venv/bin/python"
+}
+
 ensure_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
     say "Installing Debian's Chromium (for the browser tests)"

@@ -28,6 +28,10 @@ pub enum AppError {
     LimitReached(String),
     #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
+    /// No AI provider can serve the request, or the provider refused or failed; the text says
+    /// what the person can do.
+    #[error("{0}")]
+    Provider(String),
     /// Something failed on the server. Only the reference reaches the browser.
     #[error(
         "Something went wrong on our side. If it keeps happening, report reference {reference}."
@@ -49,6 +53,7 @@ impl AppError {
             AppError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::LimitReached(_) => StatusCode::FORBIDDEN,
+            AppError::Provider(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Unreachable => StatusCode::BAD_GATEWAY,
         }

@@ -14,6 +14,7 @@ mod m20261127_000005_audit_user_agent;
 mod m20261127_000006_access_tokens;
 mod m20261127_000007_file_tree;
 mod m20261127_000008_file_tree_index;
+mod m20261127_000009_usage_outcome;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_access_tokens::Migration),
             Box::new(m20261127_000007_file_tree::Migration),
             Box::new(m20261127_000008_file_tree_index::Migration),
+            Box::new(m20261127_000009_usage_outcome::Migration),
         ]
     }
 }

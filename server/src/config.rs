@@ -97,6 +97,45 @@ pub struct Config {
     #[arg(long, env = "ASYNC_CODER_SIGN_UPS_PER_ADDRESS_PER_HOUR", default_value_t = services::accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR, value_name = "COUNT")]
     pub sign_ups_per_address_per_hour: u32,
 
+    /// Provider addresses that are not public but may be called (a local Ollama, llama.cpp or
+    /// vLLM server): `host`, `host:port`, or a URL. Every other private, loopback or link-local
+    /// address is refused.
+    #[arg(
+        long = "allow-local-endpoint",
+        env = "ASYNC_CODER_ALLOW_LOCAL_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]",
+        value_parser = parse_allowed_endpoint
+    )]
+    pub allowed_local_endpoints: Vec<llm::AllowedEndpoint>,
+
+    /// Seconds to wait for an AI provider to start answering.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_AI_FIRST_BYTE_TIMEOUT",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub ai_first_byte_timeout: u64,
+
+    /// Seconds a streamed AI answer may pause between two chunks.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_AI_CHUNK_TIMEOUT",
+        default_value_t = 120,
+        value_name = "SECONDS"
+    )]
+    pub ai_chunk_timeout: u64,
+
+    /// Seconds between keep-alive comments while a streamed answer waits for its first token.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_AI_HEARTBEAT",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub ai_heartbeat: u64,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -130,7 +169,26 @@ pub enum ConfigError {
     Leptos { path: PathBuf, message: String },
 }
 
+fn parse_allowed_endpoint(text: &str) -> Result<llm::AllowedEndpoint, String> {
+    llm::AllowedEndpoint::parse(text)
+}
+
 impl Config {
+    /// The AI gateway as configured.
+    pub fn ai(&self) -> services::ai::Ai {
+        let mut ai = services::ai::Ai::new(
+            llm::AddressPolicy::new(self.allowed_local_endpoints.clone()),
+            llm::Timeouts {
+                first_byte: std::time::Duration::from_secs(self.ai_first_byte_timeout.max(1)),
+                between_chunks: std::time::Duration::from_secs(self.ai_chunk_timeout.max(1)),
+                ..llm::Timeouts::default()
+            },
+            llm::RetryPolicy::default(),
+        );
+        ai.heartbeat = std::time::Duration::from_secs(self.ai_heartbeat.max(1));
+        ai
+    }
+
     pub fn project_limits(&self) -> services::projects::ProjectLimits {
         services::projects::ProjectLimits {
             max_file_bytes: self.max_file_bytes,

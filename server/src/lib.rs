@@ -8,6 +8,7 @@ pub mod config;
 mod health;
 mod http_layers;
 mod metrics;
+pub mod openai_api;
 pub mod project_archives;
 pub mod request_guards;
 
@@ -62,6 +63,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             post(project_archives::import),
         )
         .route(project_archives::EXPORT_PATH, get(project_archives::export))
+        .route(
+            openai_api::CHAT_COMPLETIONS_PATH,
+            post(openai_api::chat_completions),
+        )
+        .route(openai_api::MODELS_PATH, get(openai_api::models))
         .merge(extra)
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())

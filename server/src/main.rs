@@ -54,6 +54,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     );
     services.projects = config.project_limits();
     services.sign_ups_per_address_per_hour = config.sign_ups_per_address_per_hour;
+    services.ai = config.ai();
     if let Some(path) = &config.tiers_file {
         let text = std::fs::read_to_string(path).map_err(|error| {
             anyhow::anyhow!("cannot read the tiers file {}: {error}", path.display())

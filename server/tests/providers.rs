@@ -11,8 +11,17 @@ use db::testing::{TestDatabase, backends};
 
 const CANARY: &str = "sk-canary-7f3a9c2e51d04b8f";
 
+/// The router, with an administrator having allowed one local server (127.0.0.1:11434).
 fn router_for(database: &TestDatabase) -> Router {
-    support::test_router(database)
+    let mut services = support::services_for(database);
+    services.ai = services::ai::Ai::new(
+        llm::AddressPolicy::new(vec![
+            llm::AllowedEndpoint::parse("127.0.0.1:11434").unwrap(),
+        ]),
+        llm::Timeouts::default(),
+        llm::RetryPolicy::default(),
+    );
+    support::router_for(services)
 }
 
 async fn post(
@@ -91,6 +100,24 @@ async fn keys_are_encrypted_never_returned_and_scoped_to_their_owner() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        // Private and loopback addresses only where an administrator allowed them.
+        for refused in [
+            "http%3A%2F%2F127.0.0.1%3A6379%2F",
+            "http%3A%2F%2F169.254.169.254%2Flatest",
+            "http%3A%2F%2F0x7f000001%3A11435%2Fv1",
+            "http%3A%2F%2F%5B%3A%3Affff%3A127.0.0.1%5D%3A8080%2F",
+            "http%3A%2F%2Flocalhost.%3A11434%2Fv1",
+        ] {
+            let (status, body, _) = post(
+                &router,
+                "/api/providers/save",
+                &format!("provider=openai_compatible&label=ollama&api_key=&base_url={refused}"),
+                Some(&ada),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}: {body}");
+            assert!(body.contains("administrator"), "{body}");
+        }
         let (status, _, _) = post(&router, "/api/providers/save", "provider=openai_compatible&label=ollama&api_key=&base_url=http%3A%2F%2F127.0.0.1%3A11434%2Fv1", Some(&ada)).await;
         assert_eq!(status, StatusCode::OK);
         let (status, body, _) = post(

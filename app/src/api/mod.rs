@@ -64,6 +64,8 @@ pub fn app_error_of(error: services::Error) -> crate::error::AppError {
         services::Error::RateLimited { retry_after } => AppError::RateLimited {
             retry_after_seconds: u64::try_from(retry_after.num_seconds()).unwrap_or(1).max(1),
         },
+        services::Error::NoProvider(message) => AppError::Provider(message),
+        services::Error::Provider(error) => AppError::Provider(error.describe()),
         services::Error::Internal(detail) => AppError::internal(detail),
     }
 }

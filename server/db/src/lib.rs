@@ -16,8 +16,8 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
 pub use queries::{
-    Authorship, FileBody, FileEntry, NewAuditEntry, NewCredential, NewUser, ProjectFields,
-    RevisionEntry, SaveOutcome, Tree, TreeConflict,
+    Authorship, FileBody, FileEntry, NewAuditEntry, NewCredential, NewUsage, NewUser,
+    ProjectFields, RevisionEntry, SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 

@@ -249,6 +249,8 @@ async fn every_entity_round_trips_on_every_backend() {
             reasoning_tokens: 64,
             cost_micros: 12_345_678_901,
             created_at: now,
+            outcome: "ok".into(),
+            error_kind: None,
         };
         usage
             .clone()

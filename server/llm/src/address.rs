@@ -91,10 +91,11 @@ impl AddressPolicy {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(refused("the address must not have a query or fragment"));
         }
-        let host = url.host().ok_or_else(|| refused("the address has no host"))?;
+        let host = url
+            .host()
+            .ok_or_else(|| refused("the address has no host"))?;
         let key = host_key(&host);
-        if self.allowed_host(&key, url.port_or_known_default()) || self.allowed_host(&key, None)
-        {
+        if self.allowed_host(&key, url.port_or_known_default()) || self.allowed_host(&key, None) {
             return Ok(url);
         }
         match host {
@@ -102,7 +103,9 @@ impl AddressPolicy {
             Host::Ipv6(address) => check_ip(IpAddr::V6(address))?,
             Host::Domain(_) => {
                 if key == "localhost" || key.ends_with(".localhost") {
-                    return Err(refused("localhost is a loopback address"));
+                    return Err(refused(
+                        "localhost is a loopback address; an administrator can allow it",
+                    ));
                 }
             }
         }
@@ -113,10 +116,7 @@ impl AddressPolicy {
     fn allows_resolved(&self, name: &str, address: IpAddr) -> bool {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         self.allowed_host(&name, None)
-            || self
-                .allowed
-                .iter()
-                .any(|endpoint| endpoint.host == name)
+            || self.allowed.iter().any(|endpoint| endpoint.host == name)
             || is_public(address)
     }
 }
@@ -201,9 +201,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()

@@ -74,11 +74,15 @@ struct Entry {
 }
 
 fn micros(dollars: f64) -> Result<u64, String> {
-    if !dollars.is_finite() || dollars < 0.0 || dollars > 1_000_000.0 {
+    if !dollars.is_finite() || !(0.0..=1_000_000.0).contains(&dollars) {
         return Err(format!("{dollars} is not a price"));
     }
     // Prices have at most six decimals: rounding removes the float's noise.
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked range")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked range"
+    )]
     Ok((dollars * 1_000_000.0).round() as u64)
 }
 
@@ -92,12 +96,22 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog that knows no model.
+    pub fn empty() -> Self {
+        Self {
+            checked: "never".into(),
+            source: "none".into(),
+            models: Vec::new(),
+        }
+    }
+
     pub fn builtin() -> Result<Self, String> {
         Self::parse(BUILTIN)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let file: File = toml::from_str(text).map_err(|error| format!("the model catalog is invalid: {error}"))?;
+        let file: File = toml::from_str(text)
+            .map_err(|error| format!("the model catalog is invalid: {error}"))?;
         let mut models = Vec::with_capacity(file.models.len());
         for entry in file.models {
             let prices = Prices {
@@ -146,7 +160,11 @@ impl Catalog {
 
     /// Which cloud provider serves a model, from the catalog or from the provider's naming.
     pub fn provider_of(&self, model: &str) -> Option<ProviderKind> {
-        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini] {
+        for provider in [
+            ProviderKind::OpenAi,
+            ProviderKind::Anthropic,
+            ProviderKind::Gemini,
+        ] {
             if self.find(provider, model).is_some() {
                 return Some(provider);
             }
@@ -184,7 +202,10 @@ impl Catalog {
                 None => ModelInfo {
                     id: model.id.clone(),
                     provider,
-                    display_name: model.display_name.clone().unwrap_or_else(|| model.id.clone()),
+                    display_name: model
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| model.id.clone()),
                     context_window: model.context_window,
                     max_output_tokens: None,
                     tools: provider == ProviderKind::OpenAiCompatible,
@@ -212,8 +233,17 @@ mod tests {
     #[test]
     fn the_builtin_catalog_parses_and_has_every_provider() {
         let catalog = Catalog::builtin().expect("catalog");
-        for provider in [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Gemini] {
-            assert!(catalog.models().iter().any(|model| model.provider == provider));
+        for provider in [
+            ProviderKind::OpenAi,
+            ProviderKind::Anthropic,
+            ProviderKind::Gemini,
+        ] {
+            assert!(
+                catalog
+                    .models()
+                    .iter()
+                    .any(|model| model.provider == provider)
+            );
         }
         assert!(!catalog.checked.is_empty());
     }
@@ -238,9 +268,20 @@ cache_write = 1.25
 "#,
         )
         .expect("catalog");
-        assert!(catalog.find(ProviderKind::Anthropic, "claude-haiku-4-5-20251001").is_some());
-        assert!(catalog.find(ProviderKind::Anthropic, "claude-haiku-4").is_none());
-        assert_eq!(catalog.provider_of("claude-haiku-4-5-20251001"), Some(ProviderKind::Anthropic));
+        assert!(
+            catalog
+                .find(ProviderKind::Anthropic, "claude-haiku-4-5-20251001")
+                .is_some()
+        );
+        assert!(
+            catalog
+                .find(ProviderKind::Anthropic, "claude-haiku-4")
+                .is_none()
+        );
+        assert_eq!(
+            catalog.provider_of("claude-haiku-4-5-20251001"),
+            Some(ProviderKind::Anthropic)
+        );
         // 9 uncached input, 4202 cache read, 5 output:
         // 9 × 1 + 4202 × 0.1 + 5 × 5 = 454.2 micro-dollars.
         let usage = Usage {
@@ -250,8 +291,17 @@ cache_write = 1.25
             cache_write_tokens: 0,
             reasoning_tokens: 0,
         };
-        assert_eq!(catalog.cost_micros(ProviderKind::Anthropic, "claude-haiku-4-5-20251001", &usage), Some(454));
-        assert_eq!(catalog.cost_micros(ProviderKind::OpenAiCompatible, "llama3", &usage), Some(0));
-        assert_eq!(catalog.cost_micros(ProviderKind::Anthropic, "claude-unknown", &usage), None);
+        assert_eq!(
+            catalog.cost_micros(ProviderKind::Anthropic, "claude-haiku-4-5-20251001", &usage),
+            Some(454)
+        );
+        assert_eq!(
+            catalog.cost_micros(ProviderKind::OpenAiCompatible, "llama3", &usage),
+            Some(0)
+        );
+        assert_eq!(
+            catalog.cost_micros(ProviderKind::Anthropic, "claude-unknown", &usage),
+            None
+        );
     }
 }

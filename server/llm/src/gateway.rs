@@ -124,7 +124,8 @@ pub struct Completion {
 }
 
 struct Inner {
-    client: reqwest::Client,
+    /// The client, or why it could not be built (then every call fails with that).
+    client: Result<reqwest::Client, ProviderError>,
     timeouts: Timeouts,
     retry: RetryPolicy,
     policy: Arc<AddressPolicy>,
@@ -173,11 +174,7 @@ fn transport_error(error: &reqwest::Error) -> ProviderError {
 }
 
 impl Gateway {
-    pub fn new(
-        policy: AddressPolicy,
-        timeouts: Timeouts,
-        retry: RetryPolicy,
-    ) -> Result<Self, ProviderError> {
+    pub fn new(policy: AddressPolicy, timeouts: Timeouts, retry: RetryPolicy) -> Self {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -188,17 +185,22 @@ impl Gateway {
             .user_agent(concat!("async-coder/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| {
+                tracing::error!(%error, "the AI gateway's HTTP client could not start");
                 ProviderError::new(ErrorKind::ProviderDown)
                     .with_message(format!("the HTTP client could not start: {error}"))
-            })?;
-        Ok(Self {
+            });
+        Self {
             inner: Arc::new(Inner {
                 client,
                 timeouts,
                 retry,
                 policy,
             }),
-        })
+        }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
     }
 
     /// The address rules this gateway applies.
@@ -213,17 +215,16 @@ impl Gateway {
         kind: ProviderKind,
         call: HttpCall,
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut builder = self
-            .inner
-            .client
-            .request(call.method, call.url)
-            .headers(call.headers);
+        let client = self.inner.client.as_ref().map_err(Clone::clone)?;
+        let mut builder = client.request(call.method, call.url).headers(call.headers);
         if let Some(body) = call.body {
             builder = builder.body(body);
         }
         let response = tokio::time::timeout(self.inner.timeouts.first_byte, builder.send())
             .await
-            .map_err(|_| ProviderError::unreachable("the provider did not start answering in time"))?
+            .map_err(|_| {
+                ProviderError::unreachable("the provider did not start answering in time")
+            })?
             .map_err(|error| transport_error(&error))?;
         let status = response.status();
         if status.is_redirection() {
@@ -239,11 +240,19 @@ impl Gateway {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        Err(providers::parse_error(kind, status.as_u16(), &headers, &body))
+        Err(providers::parse_error(
+            kind,
+            status.as_u16(),
+            &headers,
+            &body,
+        ))
     }
 
     /// Lists the models an endpoint offers to its key: also the cheap call that tests a key.
-    pub async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<RemoteModel>, ProviderError> {
+    pub async fn list_models(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<Vec<RemoteModel>, ProviderError> {
         let call = providers::models_call(endpoint)?;
         let response = self.send(endpoint.kind(), call).await?;
         let body = tokio::time::timeout(self.inner.timeouts.between_chunks, response.bytes())
@@ -254,7 +263,11 @@ impl Gateway {
     }
 
     /// Asks the targets in order for a whole answer (not streamed).
-    pub async fn complete(&self, targets: &[Target], request: &Request) -> Result<Completion, Failure> {
+    pub async fn complete(
+        &self,
+        targets: &[Target],
+        request: &Request,
+    ) -> Result<Completion, Failure> {
         let mut failed = Vec::new();
         let mut last: Option<(usize, ProviderError)> = None;
         for (index, target) in targets.iter().enumerate() {
@@ -274,6 +287,10 @@ impl Gateway {
                 .await;
                 match result {
                     Ok(events) => {
+                        // The target tried just before this one failed too.
+                        if let Some((previous, previous_error)) = last.take() {
+                            failed.push(attempt(targets, previous, previous_error, None));
+                        }
                         return Ok(Completion {
                             target: index,
                             failed,
@@ -295,7 +312,8 @@ impl Gateway {
             }
             last = Some((index, error));
         }
-        let (target, error) = last.map_or((None, no_targets()), |(index, error)| (Some(index), error));
+        let (target, error) =
+            last.map_or((None, no_targets()), |(index, error)| (Some(index), error));
         Err(Failure {
             error,
             target,

@@ -61,12 +61,10 @@ impl Endpoint {
         api_key: Option<SecretString>,
         policy: &AddressPolicy,
     ) -> Result<Self, ProviderError> {
-        let base = base_url
-            .or(kind.default_base_url())
-            .ok_or_else(|| {
-                ProviderError::new(ErrorKind::AddressRefused)
-                    .with_message("a local provider needs its server's address")
-            })?;
+        let base = base_url.or(kind.default_base_url()).ok_or_else(|| {
+            ProviderError::new(ErrorKind::AddressRefused)
+                .with_message("a local provider needs its server's address")
+        })?;
         let base_url = policy.check_url(base)?;
         Ok(Self {
             kind,

@@ -136,7 +136,11 @@ mod tests {
             },
         ];
         for piece in 1..=stream.len() {
-            assert_eq!(parse_in_pieces(stream.as_bytes(), piece), expected, "{piece}");
+            assert_eq!(
+                parse_in_pieces(stream.as_bytes(), piece),
+                expected,
+                "{piece}"
+            );
         }
     }
 

@@ -164,6 +164,9 @@ async fn answer(State(script): State<Arc<Mutex<Script>>>, request: Request) -> R
             yield Ok::<Bytes, std::io::Error>(Bytes::from(chunk));
         }
         if end == End::Abort {
+            // Let the server write out the chunks sent so far first: an error drops whatever
+            // it still holds, and a real dropped connection loses only what was not yet sent.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             yield Err(std::io::Error::other("the test upstream drops the connection"));
         }
     };
@@ -171,9 +174,7 @@ async fn answer(State(script): State<Arc<Mutex<Script>>>, request: Request) -> R
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder
-        .body(Body::from_stream(stream))
-        .unwrap_or_default()
+    builder.body(Body::from_stream(stream)).unwrap_or_default()
 }
 
 impl Upstream {
@@ -271,8 +272,15 @@ pub mod openai {
 
     /// A streamed text answer with usage (as with `stream_options.include_usage`).
     pub fn text_stream(pieces: &[&str], prompt_tokens: u64, completion_tokens: u64) -> Vec<String> {
-        let mut frames = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), None)];
-        frames.extend(pieces.iter().map(|piece| chunk(json!({"content": piece}), None)));
+        let mut frames = vec![chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            None,
+        )];
+        frames.extend(
+            pieces
+                .iter()
+                .map(|piece| chunk(json!({"content": piece}), None)),
+        );
         frames.push(chunk(json!({}), Some("stop")));
         frames.push(usage_chunk(prompt_tokens, completion_tokens, 0));
         frames.push("data: [DONE]\n\n".into());
@@ -328,7 +336,8 @@ pub mod openai {
     pub fn error(status: u16, error_type: &str, code: Option<&str>, message: &str) -> Reply {
         Reply::json(
             status,
-            json!({"error": {"message": message, "type": error_type, "param": null, "code": code}}).to_string(),
+            json!({"error": {"message": message, "type": error_type, "param": null, "code": code}})
+                .to_string(),
         )
     }
 
@@ -373,10 +382,18 @@ pub mod anthropic {
     }
 
     /// A streamed text answer; `cache_read` tokens were read from the prompt cache.
-    pub fn text_stream(pieces: &[&str], input_tokens: u64, cache_read: u64, output_tokens: u64) -> Vec<String> {
+    pub fn text_stream(
+        pieces: &[&str],
+        input_tokens: u64,
+        cache_read: u64,
+        output_tokens: u64,
+    ) -> Vec<String> {
         let mut frames = vec![
             start(input_tokens, cache_read, 0),
-            frame("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            frame(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
             frame("ping", &json!({"type": "ping"})),
         ];
         frames.extend(pieces.iter().map(|piece| {
@@ -385,23 +402,56 @@ pub mod anthropic {
                 &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
             )
         }));
-        frames.push(frame("content_block_stop", &json!({"type": "content_block_stop", "index": 0})));
+        frames.push(frame(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        ));
         frames.extend(end("end_turn", output_tokens));
         frames
     }
 
     /// Thinking, then text, then a tool call whose input arrives in pieces.
-    pub fn thinking_and_tool_stream(thinking: &str, text: &str, id: &str, name: &str, input_pieces: &[&str]) -> Vec<String> {
+    pub fn thinking_and_tool_stream(
+        thinking: &str,
+        text: &str,
+        id: &str,
+        name: &str,
+        input_pieces: &[&str],
+    ) -> Vec<String> {
         let mut frames = vec![
             start(120, 0, 0),
-            frame("content_block_start", &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})),
-            frame("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": thinking}})),
-            frame("content_block_delta", &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-test"}})),
-            frame("content_block_stop", &json!({"type": "content_block_stop", "index": 0})),
-            frame("content_block_start", &json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})),
-            frame("content_block_delta", &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": text}})),
-            frame("content_block_stop", &json!({"type": "content_block_stop", "index": 1})),
-            frame("content_block_start", &json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})),
+            frame(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+            ),
+            frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": thinking}}),
+            ),
+            frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-test"}}),
+            ),
+            frame(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": 0}),
+            ),
+            frame(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            ),
+            frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": text}}),
+            ),
+            frame(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": 1}),
+            ),
+            frame(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+            ),
         ];
         frames.extend(input_pieces.iter().map(|piece| {
             frame(
@@ -409,14 +459,20 @@ pub mod anthropic {
                 &json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": piece}}),
             )
         }));
-        frames.push(frame("content_block_stop", &json!({"type": "content_block_stop", "index": 2})));
+        frames.push(frame(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 2}),
+        ));
         frames.extend(end("tool_use", 60));
         frames
     }
 
     /// An `error` event inside the stream.
     pub fn error_frame(error_type: &str, message: &str) -> String {
-        frame("error", &json!({"type": "error", "error": {"type": error_type, "message": message}}))
+        frame(
+            "error",
+            &json!({"type": "error", "error": {"type": error_type, "message": message}}),
+        )
     }
 
     pub fn message(text: &str, input_tokens: u64, output_tokens: u64) -> Reply {
@@ -463,7 +519,12 @@ pub mod gemini {
     }
 
     /// A streamed text answer; the last piece carries `finishReason`.
-    pub fn text_stream(pieces: &[&str], prompt: u64, candidates: u64, thoughts: u64) -> Vec<String> {
+    pub fn text_stream(
+        pieces: &[&str],
+        prompt: u64,
+        candidates: u64,
+        thoughts: u64,
+    ) -> Vec<String> {
         let count = pieces.len();
         pieces
             .iter()
@@ -481,8 +542,12 @@ pub mod gemini {
     /// A thought summary, then a function call (Gemini says STOP).
     pub fn function_call_stream(thought: &str, name: &str, args: &Value) -> Vec<String> {
         vec![
-            frame(&json!({"candidates": [{"content": {"parts": [{"text": thought, "thought": true}], "role": "model"}, "index": 0}], "usageMetadata": usage(52, 0, 10)})),
-            frame(&json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": name, "args": args}}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage(52, 5, 10)})),
+            frame(
+                &json!({"candidates": [{"content": {"parts": [{"text": thought, "thought": true}], "role": "model"}, "index": 0}], "usageMetadata": usage(52, 0, 10)}),
+            ),
+            frame(
+                &json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": name, "args": args}}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage(52, 5, 10)}),
+            ),
         ]
     }
 

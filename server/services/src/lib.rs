@@ -5,6 +5,7 @@
 pub mod access_tokens;
 pub mod accounts;
 pub mod admin;
+pub mod ai;
 pub mod archives;
 mod passwords;
 pub mod paths;
@@ -48,6 +49,12 @@ pub enum Error {
     LimitReached(String),
     #[error("Too many attempts; try again in {} seconds.", retry_after.num_seconds().max(1))]
     RateLimited { retry_after: Duration },
+    /// The user has no provider that can serve the request (the text says what to do).
+    #[error("{0}")]
+    NoProvider(String),
+    /// A provider refused or failed; its `Display` says what the user can do.
+    #[error("{0}")]
+    Provider(#[from] llm::ProviderError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -103,6 +110,8 @@ pub struct Services {
     pub projects: projects::ProjectLimits,
     /// Sign-ups allowed per client address and hour.
     pub sign_ups_per_address_per_hour: u32,
+    /// The AI gateway, its model catalog and address rules.
+    pub ai: ai::Ai,
 }
 
 impl Services {
@@ -119,6 +128,7 @@ impl Services {
             })),
             projects: projects::ProjectLimits::default(),
             sign_ups_per_address_per_hour: accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
+            ai: ai::Ai::default(),
         }
     }
 }

@@ -59,7 +59,7 @@ fn binding(user: &AuthenticatedUser, provider: ProviderKind, label: &str) -> Str
     binding_of(user.id, provider, label)
 }
 
-fn binding_of(user_id: db::ids::UserId, provider: ProviderKind, label: &str) -> String {
+pub(crate) fn binding_of(user_id: db::ids::UserId, provider: ProviderKind, label: &str) -> String {
     format!("{user_id}|{}|{label}", provider_name(provider))
 }
 
@@ -165,9 +165,16 @@ impl Services {
             .api_key
             .filter(|key| !key.expose_secret().trim().is_empty());
         let base_url = match input.provider {
-            ProviderKind::OpenAiCompatible => Some(check_base_url(
-                input.base_url.as_deref().unwrap_or_default(),
-            )?),
+            ProviderKind::OpenAiCompatible => {
+                let url = check_base_url(input.base_url.as_deref().unwrap_or_default())?;
+                // Private, loopback and link-local addresses only where an admin allowed them.
+                self.ai
+                    .gateway
+                    .address_policy()
+                    .check_url(&url)
+                    .map_err(|error| Error::Invalid(error.describe()))?;
+                Some(url)
+            }
             _ => {
                 if api_key.is_none() {
                     return Err(Error::Invalid("Paste the API key.".into()));

@@ -7,10 +7,12 @@ mod credentials;
 pub mod files;
 mod projects;
 mod sessions;
+mod usage;
 mod users;
 
 pub use audit::NewAuditEntry;
 pub use credentials::NewCredential;
 pub use files::{Authorship, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tree, TreeConflict};
 pub use projects::ProjectFields;
+pub use usage::{NewUsage, UsageTotals};
 pub use users::NewUser;

@@ -22,6 +22,9 @@ pub struct Model {
     pub reasoning_tokens: i64,
     pub cost_micros: i64,
     pub created_at: DateTimeUtc,
+    /// `ok`, `error`, `incomplete`, `cancelled` or `failed_over`.
+    pub outcome: String,
+    pub error_kind: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,8 +29,8 @@ fn content_blocks(message: &crate::types::Message) -> Vec<Value> {
                 blocks.push(json!({"type": "text", "text": message.content}));
             }
             for call in &message.tool_calls {
-                let input: Value = serde_json::from_str(&call.arguments)
-                    .unwrap_or_else(|_| json!({}));
+                let input: Value =
+                    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
                 blocks.push(json!({
                     "type": "tool_use",
                     "id": call.id,
@@ -54,7 +54,11 @@ pub(crate) fn request_body(model: &str, request: &Request, stream: bool) -> Valu
     // one role are merged.
     let mut messages: Vec<Value> = Vec::new();
     let mut last_role = "";
-    for message in request.messages.iter().filter(|message| message.role != Role::System) {
+    for message in request
+        .messages
+        .iter()
+        .filter(|message| message.role != Role::System)
+    {
         let role = if message.role == Role::Assistant {
             "assistant"
         } else {
@@ -265,7 +269,9 @@ impl StreamDecoder {
     }
 
     fn merge_usage(&mut self, usage: &WireUsage) {
-        self.usage.get_or_insert_with(WireUsage::default).merge(usage);
+        self.usage
+            .get_or_insert_with(WireUsage::default)
+            .merge(usage);
     }
 }
 
@@ -300,7 +306,9 @@ impl Decoder for StreamDecoder {
                         });
                     }
                     Some("text") => {
-                        if let Some(text) = text_field(&block, "text").filter(|text| !text.is_empty()) {
+                        if let Some(text) =
+                            text_field(&block, "text").filter(|text| !text.is_empty())
+                        {
                             out.push(Event::TextDelta { text });
                         }
                     }
@@ -500,14 +508,14 @@ fn error_from_body(mut error: ProviderError, body: Option<&Value>) -> ProviderEr
         }
         Some("invalid_request_error") => {
             let lower = message.to_ascii_lowercase();
-            error.kind = if mentions_context_length(&message) || lower.contains("exceed context limit")
-            {
-                ErrorKind::ContextTooLong
-            } else if lower.contains("credit balance") {
-                ErrorKind::NoCredit
-            } else {
-                ErrorKind::BadRequest
-            };
+            error.kind =
+                if mentions_context_length(&message) || lower.contains("exceed context limit") {
+                    ErrorKind::ContextTooLong
+                } else if lower.contains("credit balance") {
+                    ErrorKind::NoCredit
+                } else {
+                    ErrorKind::BadRequest
+                };
             error.retryable = false;
         }
         _ => {}

@@ -17,7 +17,10 @@ fn schema(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .filter(|(key, _)| {
-                    !matches!(key.as_str(), "$schema" | "$id" | "additionalProperties" | "strict")
+                    !matches!(
+                        key.as_str(),
+                        "$schema" | "$id" | "additionalProperties" | "strict"
+                    )
                 })
                 .map(|(key, value)| (key.clone(), schema(value)))
                 .collect::<Map<String, Value>>(),
@@ -59,7 +62,11 @@ pub(crate) fn request_body(request: &Request) -> Value {
         .collect();
     let mut contents: Vec<Value> = Vec::new();
     let mut last_role = "";
-    for message in request.messages.iter().filter(|message| message.role != Role::System) {
+    for message in request
+        .messages
+        .iter()
+        .filter(|message| message.role != Role::System)
+    {
         let role = if message.role == Role::Assistant {
             "model"
         } else {
@@ -262,8 +269,9 @@ fn stop_reason(raw: &str, called_tools: bool) -> StopReason {
         "STOP" if called_tools => StopReason::ToolUse,
         "STOP" => StopReason::EndTurn,
         "MAX_TOKENS" => StopReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" => StopReason::ContentFilter,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            StopReason::ContentFilter
+        }
         "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" => StopReason::Other,
         _ => StopReason::Other,
     }
@@ -304,8 +312,14 @@ fn push_parts(parts: &[Value], tool_calls: &mut usize, out: &mut Vec<Event>) {
 }
 
 fn response_error(error: &Value) -> ProviderError {
-    let status = error.get("code").and_then(Value::as_u64).and_then(|code| u16::try_from(code).ok());
-    let (kind, retryable) = status.map_or((ErrorKind::ProviderDown, true), crate::error::kind_of_status);
+    let status = error
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|code| u16::try_from(code).ok());
+    let (kind, retryable) = status.map_or(
+        (ErrorKind::ProviderDown, true),
+        crate::error::kind_of_status,
+    );
     let mut base = ProviderError::new(kind).retryable(retryable);
     base.http_status = status;
     error_from_body(base, Some(error))
@@ -397,7 +411,10 @@ fn error_from_body(mut error: ProviderError, body: Option<&Value>) -> ProviderEr
     let Some(body) = body else {
         return error;
     };
-    let status = body.get("status").and_then(Value::as_str).map(str::to_owned);
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let message = body
         .get("message")
         .and_then(Value::as_str)
@@ -480,7 +497,11 @@ mod tests {
         assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
         let declaration = &body["tools"][0]["functionDeclarations"][0];
         assert_eq!(declaration["name"], "get_capital");
-        assert!(declaration["parameters"].get("additionalProperties").is_none());
+        assert!(
+            declaration["parameters"]
+                .get("additionalProperties")
+                .is_none()
+        );
     }
 
     #[test]
@@ -511,6 +532,9 @@ mod tests {
             br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"47s"}]}}"#,
         );
         assert_eq!(limited.kind, ErrorKind::RateLimited);
-        assert_eq!(limited.retry_after, Some(std::time::Duration::from_secs(47)));
+        assert_eq!(
+            limited.retry_after,
+            Some(std::time::Duration::from_secs(47))
+        );
     }
 }

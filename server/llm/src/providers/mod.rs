@@ -37,8 +37,9 @@ impl HttpCall {
     }
 
     pub(crate) fn post_json(url: Url, body: &impl Serialize) -> Result<Self, ProviderError> {
-        let body = serde_json::to_vec(body)
-            .map_err(|error| ProviderError::new(ErrorKind::BadRequest).with_message(error.to_string()))?;
+        let body = serde_json::to_vec(body).map_err(|error| {
+            ProviderError::new(ErrorKind::BadRequest).with_message(error.to_string())
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -73,7 +74,8 @@ pub(crate) fn join(base: &Url, path: &str) -> Result<Url, ProviderError> {
     let mut url = base.clone();
     {
         let mut segments = url.path_segments_mut().map_err(|_| {
-            ProviderError::new(ErrorKind::AddressRefused).with_message("the base URL cannot take a path")
+            ProviderError::new(ErrorKind::AddressRefused)
+                .with_message("the base URL cannot take a path")
         })?;
         segments.pop_if_empty();
         for segment in path.split('/').filter(|segment| !segment.is_empty()) {
@@ -197,19 +199,18 @@ pub(crate) fn required_key(endpoint: &Endpoint) -> Result<&str, ProviderError> {
         .api_key()
         .map(ExposeSecret::expose_secret)
         .ok_or_else(|| {
-            ProviderError::new(ErrorKind::Auth).with_message("no API key is stored for this provider")
+            ProviderError::new(ErrorKind::Auth)
+                .with_message("no API key is stored for this provider")
         })
 }
 
 fn parse_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ProviderError> {
-    serde_json::from_str(text).map_err(|error| {
-        ProviderError::invalid_response(format!("unreadable event: {error}"))
-    })
+    serde_json::from_str(text)
+        .map_err(|error| ProviderError::invalid_response(format!("unreadable event: {error}")))
 }
 
 /// Parses the JSON of an answer body.
 fn parse_json_bytes<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
-    serde_json::from_slice(body).map_err(|error| {
-        ProviderError::invalid_response(format!("unreadable answer: {error}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|error| ProviderError::invalid_response(format!("unreadable answer: {error}")))
 }

@@ -15,9 +15,7 @@ use async_openai::types::chat::{
 };
 use serde::Deserialize;
 
-use super::{
-    Decoder, HttpCall, RemoteModel, join, parse_json, parse_json_bytes,
-};
+use super::{Decoder, HttpCall, RemoteModel, join, parse_json, parse_json_bytes};
 use crate::Endpoint;
 use crate::error::{ErrorKind, ProviderError, mentions_context_length};
 use crate::sse::SseEvent;
@@ -88,7 +86,8 @@ pub(crate) fn request_body(
         messages: request.messages.iter().map(message).collect(),
         temperature: request.temperature,
         tools: (!tools.is_empty()).then_some(tools),
-        stop: (!request.stop.is_empty()).then(|| StopConfiguration::StringArray(request.stop.clone())),
+        stop: (!request.stop.is_empty())
+            .then(|| StopConfiguration::StringArray(request.stop.clone())),
         ..CreateChatCompletionRequest::default()
     };
     // OpenAI replaced `max_tokens` (refused by its reasoning models); compatible servers still
@@ -117,10 +116,9 @@ fn authorize(endpoint: &Endpoint, call: &mut HttpCall) -> Result<(), ProviderErr
             http::header::AUTHORIZATION,
             &format!("Bearer {}", secrecy::ExposeSecret::expose_secret(key)),
         ),
-        None if endpoint.kind() == ProviderKind::OpenAi => Err(ProviderError::new(
-            ErrorKind::Auth,
-        )
-        .with_message("no API key is stored for OpenAI")),
+        None if endpoint.kind() == ProviderKind::OpenAi => {
+            Err(ProviderError::new(ErrorKind::Auth).with_message("no API key is stored for OpenAI"))
+        }
         None => Ok(()),
     }
 }
@@ -496,9 +494,7 @@ fn classify(
     code: Option<String>,
     message: &str,
 ) -> ProviderError {
-    let says = |word: &str| {
-        code.as_deref() == Some(word) || error_type.as_deref() == Some(word)
-    };
+    let says = |word: &str| code.as_deref() == Some(word) || error_type.as_deref() == Some(word);
     if says("insufficient_quota") || says("billing_hard_limit_reached") {
         error.kind = ErrorKind::NoCredit;
         error.retryable = false;
@@ -558,8 +554,9 @@ mod tests {
             }],
             ..Request::default()
         };
-        let body = serde_json::to_value(request_body(ProviderKind::OpenAi, "gpt-4o", &request, true))
-            .expect("json");
+        let body =
+            serde_json::to_value(request_body(ProviderKind::OpenAi, "gpt-4o", &request, true))
+                .expect("json");
         assert_eq!(body["model"], "gpt-4o");
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["messages"][1]["content"], "hi");
@@ -594,7 +591,10 @@ mod tests {
         assert_eq!(answer.tool_calls.len(), 1);
         assert_eq!(answer.tool_calls[0].id, "call_1");
         assert_eq!(answer.tool_calls[0].arguments, "{\"a\":1}");
-        assert_eq!(answer.stop, Some((StopReason::ToolUse, "tool_calls".into())));
+        assert_eq!(
+            answer.stop,
+            Some((StopReason::ToolUse, "tool_calls".into()))
+        );
         assert_eq!(
             answer.usage,
             Some(Usage {

@@ -1,0 +1,730 @@
+//! AI calls on a user's behalf, through the gateway (`llm`): the tier policy is checked first,
+//! model names are routed to the user's own credentials (a key only ever goes to the base URL it
+//! was saved with), every call is recorded in `api_usage` with its cost (failed ones included),
+//! and a key the provider refuses with 401 is marked invalid.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use db::ids::ProviderCredentialId;
+use db::tables::provider_credentials::{self, CredentialStatus, ProviderKind as StoredKind};
+use futures::StreamExt;
+use llm::{
+    AddressPolicy, Answer, Catalog, Endpoint, ErrorKind, Event, FailedAttempt, Gateway, ModelInfo,
+    ProviderError, ProviderKind, RemoteModel, Request, RetryPolicy, StreamItem, Target, Timeouts,
+    Usage,
+};
+use tokio::sync::mpsc;
+
+use crate::policy::Work;
+use crate::{AuthenticatedUser, Error, Services};
+
+/// How long a provider's model list is reused.
+const MODEL_LIST_TTL: Duration = Duration::from_secs(300);
+
+/// The gateway and what it needs, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Ai {
+    pub gateway: Gateway,
+    pub catalog: Arc<Catalog>,
+    /// How often a streamed answer that has nothing new sends a keep-alive.
+    pub heartbeat: Duration,
+    model_lists: Arc<Mutex<HashMap<ProviderCredentialId, CachedList>>>,
+}
+
+#[derive(Clone, Debug)]
+struct CachedList {
+    fetched: Instant,
+    updated_at: DateTime<Utc>,
+    models: Vec<RemoteModel>,
+}
+
+impl Ai {
+    pub fn new(policy: AddressPolicy, timeouts: Timeouts, retry: RetryPolicy) -> Self {
+        let catalog = Catalog::builtin().unwrap_or_else(|error| {
+            // The built-in file is part of the binary and covered by a test.
+            tracing::error!(%error, "the built-in model catalog is invalid; prices are unknown");
+            Catalog::empty()
+        });
+        Self {
+            gateway: Gateway::new(policy, timeouts, retry),
+            catalog: Arc::new(catalog),
+            heartbeat: Duration::from_secs(5),
+            model_lists: Arc::default(),
+        }
+    }
+}
+
+impl Default for Ai {
+    fn default() -> Self {
+        Self::new(
+            AddressPolicy::default(),
+            Timeouts::default(),
+            RetryPolicy::default(),
+        )
+    }
+}
+
+/// What to ask: the models in order (the first that answers wins), the request, the mode it is
+/// made in (for the tier policy and the record).
+#[derive(Clone, Debug)]
+pub struct AiCall {
+    pub models: Vec<String>,
+    pub request: Request,
+    pub mode: String,
+}
+
+/// Which model answers, and why the ones before it did not.
+#[derive(Clone, Debug)]
+pub struct Answering {
+    pub provider: ProviderKind,
+    pub model: String,
+    pub failed: Vec<FailedAttempt>,
+}
+
+/// An item of a streamed answer.
+#[derive(Clone, Debug)]
+pub enum AiItem {
+    Answering(Answering),
+    Event(Event),
+    /// The call failed; `output_started` says whether events reached the caller first.
+    Failed {
+        error: ProviderError,
+        output_started: bool,
+        failed: Vec<FailedAttempt>,
+    },
+}
+
+/// A whole answer.
+#[derive(Clone, Debug)]
+pub struct AiCompletion {
+    pub answering: Answering,
+    pub answer: Answer,
+}
+
+/// A model the user can pick, with the name that routes to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvailableModel {
+    /// What to send as `model`: the bare id for cloud providers, `<label>/<id>` for a local
+    /// server.
+    pub route: String,
+    pub credential_label: String,
+    pub info: ModelInfo,
+}
+
+/// The models a user can pick, and the providers whose list could not be read.
+#[derive(Clone, Debug, Default)]
+pub struct ModelChoices {
+    pub models: Vec<AvailableModel>,
+    pub problems: Vec<(String, String)>,
+}
+
+/// The outcome of testing a saved key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialTest {
+    pub ok: bool,
+    pub message: String,
+    pub models: usize,
+}
+
+fn llm_kind(kind: StoredKind) -> ProviderKind {
+    match kind {
+        StoredKind::OpenAi => ProviderKind::OpenAi,
+        StoredKind::Anthropic => ProviderKind::Anthropic,
+        StoredKind::Gemini => ProviderKind::Gemini,
+        StoredKind::OpenAiCompatible => ProviderKind::OpenAiCompatible,
+    }
+}
+
+/// One routed model: where it goes and which stored credential pays for it.
+#[derive(Clone, Debug)]
+struct Routed {
+    target: Target,
+    credential: ProviderCredentialId,
+}
+
+fn no_provider() -> Error {
+    Error::NoProvider(
+        "No AI provider is configured: add a key or a local server in Settings → AI providers."
+            .into(),
+    )
+}
+
+fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+fn start_of_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+/// How a call ended, for its usage row.
+fn outcome_of(error: &ProviderError) -> &'static str {
+    if error.kind == ErrorKind::Incomplete {
+        "incomplete"
+    } else {
+        "error"
+    }
+}
+
+impl Services {
+    /// Checks the tier policy for one AI request in `mode`.
+    pub async fn check_ai_allowed(
+        &self,
+        user: &AuthenticatedUser,
+        mode: &str,
+    ) -> Result<(), Error> {
+        let limits = self.tiers.limits(Some(user.tier));
+        let now = Utc::now();
+        let requests_today = if limits.requests_per_day.is_some() {
+            self.database
+                .usage_since(user.id, start_of_day(now))
+                .await?
+                .requests
+        } else {
+            0
+        };
+        let tokens_this_month = if limits.tokens_per_month.is_some() {
+            self.database
+                .usage_since(user.id, start_of_month(now))
+                .await?
+                .tokens
+        } else {
+            0
+        };
+        self.tiers.check(
+            Some(user.tier),
+            &Work::AiRequest {
+                mode,
+                requests_today,
+                tokens_this_month,
+            },
+        )
+    }
+
+    fn endpoint_of(
+        &self,
+        user: &AuthenticatedUser,
+        credential: &provider_credentials::Model,
+    ) -> Result<Endpoint, Error> {
+        let key = credential
+            .encrypted_key
+            .as_deref()
+            .map(|stored| {
+                self.master_key.decrypt(
+                    stored,
+                    &crate::providers::binding_of(user.id, credential.provider, &credential.label),
+                )
+            })
+            .transpose()?;
+        Ok(Endpoint::new(
+            llm_kind(credential.provider),
+            credential.base_url.as_deref(),
+            key,
+            self.ai.gateway.address_policy(),
+        )?)
+    }
+
+    /// Routes model names to the user's credentials, in order. A name may say where it goes
+    /// (`openai/gpt-4o`, `anthropic/…`, `gemini/…`, or `<label>/<model>` for any of the user's
+    /// credentials); a bare name goes to the provider the catalog names, or to the user's only
+    /// local server (or the one whose model list has it).
+    async fn route(
+        &self,
+        user: &AuthenticatedUser,
+        models: &[String],
+    ) -> Result<Vec<Routed>, Error> {
+        let credentials = self.database.credentials_of(user.id).await?;
+        if credentials.is_empty() {
+            return Err(no_provider());
+        }
+        let mut routed = Vec::new();
+        let mut problems = Vec::new();
+        for name in models {
+            let name = name.trim();
+            let mut chosen: Option<(&provider_credentials::Model, String)> = None;
+            if let Some((prefix, rest)) = name.split_once('/') {
+                let by_provider = match prefix {
+                    "openai" => Some(StoredKind::OpenAi),
+                    "anthropic" => Some(StoredKind::Anthropic),
+                    "gemini" => Some(StoredKind::Gemini),
+                    _ => None,
+                };
+                chosen = match by_provider {
+                    Some(kind) => preferred(&credentials, kind)
+                        .map(|credential| (credential, rest.to_owned())),
+                    None => credentials
+                        .iter()
+                        .find(|credential| credential.label == prefix)
+                        .map(|credential| (credential, rest.to_owned())),
+                };
+            }
+            if chosen.is_none() {
+                chosen = match self.ai.catalog.provider_of(name) {
+                    Some(ProviderKind::OpenAi) => preferred(&credentials, StoredKind::OpenAi),
+                    Some(ProviderKind::Anthropic) => preferred(&credentials, StoredKind::Anthropic),
+                    Some(ProviderKind::Gemini) => preferred(&credentials, StoredKind::Gemini),
+                    _ => None,
+                }
+                .map(|credential| (credential, name.to_owned()));
+            }
+            if chosen.is_none() {
+                let locals: Vec<&provider_credentials::Model> = credentials
+                    .iter()
+                    .filter(|credential| credential.provider == StoredKind::OpenAiCompatible)
+                    .collect();
+                chosen = match locals.as_slice() {
+                    [only] => Some((*only, name.to_owned())),
+                    [] => None,
+                    several => several
+                        .iter()
+                        .find(|credential| self.cached_list_has(credential.id, name))
+                        .map(|credential| (*credential, name.to_owned())),
+                };
+            }
+            match chosen {
+                Some((credential, model)) if !model.is_empty() => {
+                    routed.push(Routed {
+                        target: Target {
+                            endpoint: self.endpoint_of(user, credential)?,
+                            model,
+                        },
+                        credential: credential.id,
+                    });
+                }
+                _ => problems.push(name.to_owned()),
+            }
+        }
+        if routed.is_empty() {
+            return Err(Error::Provider(
+                ProviderError::new(ErrorKind::ModelNotFound).with_message(format!(
+                    "none of your providers offers {}",
+                    problems.join(", ")
+                )),
+            ));
+        }
+        Ok(routed)
+    }
+
+    fn cached_list_has(&self, credential: ProviderCredentialId, model: &str) -> bool {
+        self.ai
+            .model_lists
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&credential)
+            .is_some_and(|list| list.models.iter().any(|entry| entry.id == model))
+    }
+
+    /// Records one call (in the background: the answer does not wait for it).
+    fn record(
+        &self,
+        user: &AuthenticatedUser,
+        provider: ProviderKind,
+        model: &str,
+        mode: &str,
+        usage: Option<Usage>,
+        outcome: &'static str,
+        error_kind: Option<ErrorKind>,
+    ) {
+        let usage = usage.unwrap_or_default();
+        let cost = self.ai.catalog.cost_micros(provider, model, &usage);
+        if cost.is_none() && usage.total_tokens() > 0 {
+            tracing::warn!(
+                provider = provider.name(),
+                model,
+                "no price known for this model; its cost is recorded as 0"
+            );
+        }
+        let row = db::NewUsage {
+            user_id: user.id,
+            provider: provider.name().to_owned(),
+            model: model.to_owned(),
+            mode: mode.to_owned(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_tokens,
+            cache_write_tokens: usage.cache_write_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost_micros: cost.unwrap_or(0),
+            outcome,
+            error_kind: error_kind.map(ErrorKind::name),
+        };
+        let database = self.database.clone();
+        tokio::spawn(async move {
+            if let Err(error) = database.record_usage(row, Utc::now()).await {
+                tracing::error!(%error, "recording AI usage failed");
+            }
+        });
+    }
+
+    /// After a failure: a refused key is marked invalid.
+    fn note_failure(
+        &self,
+        user: &AuthenticatedUser,
+        credential: ProviderCredentialId,
+        error: &ProviderError,
+    ) {
+        if !error.marks_key_invalid() {
+            return;
+        }
+        let database = self.database.clone();
+        let user_id = user.id;
+        tokio::spawn(async move {
+            if let Err(error) = database
+                .set_credential_status(user_id, credential, CredentialStatus::Invalid, Utc::now())
+                .await
+            {
+                tracing::error!(%error, "marking a provider key invalid failed");
+            }
+        });
+    }
+
+    fn record_failed_attempts(
+        &self,
+        user: &AuthenticatedUser,
+        routed: &[Routed],
+        mode: &str,
+        failed: &[FailedAttempt],
+    ) {
+        for attempt in failed {
+            if let Some(route) = routed.get(attempt.target) {
+                self.note_failure(user, route.credential, &attempt.error);
+            }
+            if attempt.usage.is_some_and(|usage| usage.total_tokens() > 0) {
+                self.record(
+                    user,
+                    attempt.provider,
+                    &attempt.model,
+                    mode,
+                    attempt.usage,
+                    "failed_over",
+                    Some(attempt.kind),
+                );
+            }
+        }
+    }
+
+    /// Starts a streamed answer. Errors found before any provider is called (tier limit, no
+    /// provider, unknown model) are returned; the rest arrive as items. The answer is produced
+    /// by a task of its own: dropping the receiver cancels it (and its usage so far is
+    /// recorded as `cancelled`).
+    pub async fn ai_stream(
+        &self,
+        user: &AuthenticatedUser,
+        call: AiCall,
+    ) -> Result<mpsc::Receiver<AiItem>, Error> {
+        self.check_ai_allowed(user, &call.mode).await?;
+        let routed = self.route(user, &call.models).await?;
+        let (sender, receiver) = mpsc::channel(64);
+        let services = self.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
+            let stream = services.ai.gateway.stream(targets, call.request);
+            futures::pin_mut!(stream);
+            let mut answering: Option<usize> = None;
+            let mut usage: Option<Usage> = None;
+            while let Some(item) = stream.next().await {
+                let forwarded = match item {
+                    Ok(StreamItem::Answering { target, failed }) => {
+                        answering = Some(target);
+                        services.record_failed_attempts(&user, &routed, &call.mode, &failed);
+                        let route = &routed[target.min(routed.len() - 1)];
+                        AiItem::Answering(Answering {
+                            provider: route.target.endpoint.kind(),
+                            model: route.target.model.clone(),
+                            failed,
+                        })
+                    }
+                    Ok(StreamItem::Event(event)) => {
+                        if let Event::Usage { usage: reported } = &event {
+                            usage = Some(*reported);
+                        }
+                        if let Event::Stop { .. } = &event
+                            && let Some(target) = answering.and_then(|index| routed.get(index))
+                        {
+                            services.record(
+                                &user,
+                                target.target.endpoint.kind(),
+                                &target.target.model,
+                                &call.mode,
+                                usage,
+                                "ok",
+                                None,
+                            );
+                        }
+                        AiItem::Event(event)
+                    }
+                    Err(failure) => {
+                        services.record_failed_attempts(
+                            &user,
+                            &routed,
+                            &call.mode,
+                            &failure.failed,
+                        );
+                        if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
+                            services.note_failure(&user, route.credential, &failure.error);
+                            services.record(
+                                &user,
+                                route.target.endpoint.kind(),
+                                &route.target.model,
+                                &call.mode,
+                                failure.usage_so_far.or(usage),
+                                outcome_of(&failure.error),
+                                Some(failure.error.kind),
+                            );
+                        }
+                        AiItem::Failed {
+                            error: failure.error,
+                            output_started: failure.output_started,
+                            failed: failure.failed,
+                        }
+                    }
+                };
+                let stopped = matches!(
+                    forwarded,
+                    AiItem::Failed { .. } | AiItem::Event(Event::Stop { .. })
+                );
+                if sender.send(forwarded).await.is_err() {
+                    // The caller left: stop asking the provider, and record what was used.
+                    if let Some(route) = answering.and_then(|index| routed.get(index))
+                        && !stopped
+                    {
+                        services.record(
+                            &user,
+                            route.target.endpoint.kind(),
+                            &route.target.model,
+                            &call.mode,
+                            usage,
+                            "cancelled",
+                            None,
+                        );
+                    }
+                    return;
+                }
+                if stopped {
+                    return;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+
+    /// A whole answer. The call runs to its end and is recorded even if the caller leaves.
+    pub async fn ai_complete(
+        &self,
+        user: &AuthenticatedUser,
+        call: AiCall,
+    ) -> Result<AiCompletion, Error> {
+        self.check_ai_allowed(user, &call.mode).await?;
+        let routed = self.route(user, &call.models).await?;
+        let services = self.clone();
+        let user = user.clone();
+        let task = tokio::spawn(async move {
+            let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
+            match services.ai.gateway.complete(&targets, &call.request).await {
+                Ok(completion) => {
+                    services.record_failed_attempts(&user, &routed, &call.mode, &completion.failed);
+                    let route = &routed[completion.target.min(routed.len() - 1)];
+                    let answer = Answer::from_events(&completion.events);
+                    services.record(
+                        &user,
+                        route.target.endpoint.kind(),
+                        &route.target.model,
+                        &call.mode,
+                        answer.usage,
+                        "ok",
+                        None,
+                    );
+                    Ok(AiCompletion {
+                        answering: Answering {
+                            provider: route.target.endpoint.kind(),
+                            model: route.target.model.clone(),
+                            failed: completion.failed,
+                        },
+                        answer,
+                    })
+                }
+                Err(failure) => {
+                    services.record_failed_attempts(&user, &routed, &call.mode, &failure.failed);
+                    if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
+                        services.note_failure(&user, route.credential, &failure.error);
+                        services.record(
+                            &user,
+                            route.target.endpoint.kind(),
+                            &route.target.model,
+                            &call.mode,
+                            None,
+                            outcome_of(&failure.error),
+                            Some(failure.error.kind),
+                        );
+                    }
+                    Err(Error::Provider(failure.error))
+                }
+            }
+        });
+        task.await
+            .map_err(|error| Error::Internal(format!("the AI call stopped: {error}")))?
+    }
+
+    async fn remote_models(
+        &self,
+        user: &AuthenticatedUser,
+        credential: &provider_credentials::Model,
+    ) -> Result<Vec<RemoteModel>, Error> {
+        let cached = self
+            .ai
+            .model_lists
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&credential.id)
+            .filter(|list| {
+                list.fetched.elapsed() < MODEL_LIST_TTL && list.updated_at == credential.updated_at
+            })
+            .map(|list| list.models.clone());
+        if let Some(models) = cached {
+            return Ok(models);
+        }
+        let endpoint = self.endpoint_of(user, credential)?;
+        let result = self.ai.gateway.list_models(&endpoint).await;
+        match result {
+            Ok(models) => {
+                self.ai
+                    .model_lists
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        credential.id,
+                        CachedList {
+                            fetched: Instant::now(),
+                            updated_at: credential.updated_at,
+                            models: models.clone(),
+                        },
+                    );
+                Ok(models)
+            }
+            Err(error) => {
+                self.note_failure(user, credential.id, &error);
+                Err(Error::Provider(error))
+            }
+        }
+    }
+
+    /// The models the user can pick: each credential's list, merged with the catalog. A
+    /// provider whose list cannot be read is named in `problems` (its catalog models are still
+    /// offered for cloud providers).
+    pub async fn available_models(&self, user: &AuthenticatedUser) -> Result<ModelChoices, Error> {
+        let credentials = self.database.credentials_of(user.id).await?;
+        let lists = futures::future::join_all(
+            credentials
+                .iter()
+                .map(|credential| self.remote_models(user, credential)),
+        )
+        .await;
+        let mut choices = ModelChoices::default();
+        for (credential, list) in credentials.iter().zip(lists) {
+            let kind = llm_kind(credential.provider);
+            let infos = match list {
+                Ok(remote) => self.ai.catalog.merge(kind, &remote),
+                Err(error) => {
+                    choices
+                        .problems
+                        .push((credential.label.clone(), error.to_string()));
+                    self.ai
+                        .catalog
+                        .models()
+                        .iter()
+                        .filter(|model| model.provider == kind)
+                        .cloned()
+                        .collect()
+                }
+            };
+            for info in infos {
+                let route = if kind == ProviderKind::OpenAiCompatible {
+                    format!("{}/{}", credential.label, info.id)
+                } else {
+                    info.id.clone()
+                };
+                if choices
+                    .models
+                    .iter()
+                    .all(|existing| existing.route != route)
+                {
+                    choices.models.push(AvailableModel {
+                        route,
+                        credential_label: credential.label.clone(),
+                        info,
+                    });
+                }
+            }
+        }
+        Ok(choices)
+    }
+
+    /// Tests a saved key with a cheap call (its provider's model list) and stores the result.
+    pub async fn test_credential(
+        &self,
+        user: &AuthenticatedUser,
+        id: ProviderCredentialId,
+    ) -> Result<CredentialTest, Error> {
+        let credential = self
+            .database
+            .find_credential(user.id, id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.ai
+            .model_lists
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&credential.id);
+        match self.remote_models(user, &credential).await {
+            Ok(models) => {
+                self.database
+                    .set_credential_status(user.id, id, CredentialStatus::Valid, Utc::now())
+                    .await?;
+                Ok(CredentialTest {
+                    ok: true,
+                    message: format!(
+                        "The provider accepted the key and offers {} models.",
+                        models.len()
+                    ),
+                    models: models.len(),
+                })
+            }
+            Err(Error::Provider(error)) => {
+                if error.kind == ErrorKind::Auth {
+                    self.database
+                        .set_credential_status(user.id, id, CredentialStatus::Invalid, Utc::now())
+                        .await?;
+                }
+                Ok(CredentialTest {
+                    ok: false,
+                    message: error.describe(),
+                    models: 0,
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// The credential of a provider kind to use: the one labelled `default`, else the first.
+fn preferred(
+    credentials: &[provider_credentials::Model],
+    kind: StoredKind,
+) -> Option<&provider_credentials::Model> {
+    let mut of_kind = credentials
+        .iter()
+        .filter(|credential| credential.provider == kind);
+    let all: Vec<&provider_credentials::Model> = of_kind.by_ref().collect();
+    all.iter()
+        .find(|credential| credential.label == "default")
+        .or_else(|| all.first())
+        .copied()
+}
