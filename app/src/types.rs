@@ -288,6 +288,13 @@ pub struct ProviderCredential {
     pub status: String,
 }
 
+/// What testing a saved key found: whether the provider accepted it, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialTestResult {
+    pub ok: bool,
+    pub message: String,
+}
+
 /// An account as administrators see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUser {

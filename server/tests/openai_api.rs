@@ -539,3 +539,76 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
             .contains("No AI provider is configured")
     );
 }
+
+#[tokio::test]
+async fn testing_a_key_asks_the_provider_and_stores_the_answer() {
+    let setup = setup(db::Backend::Sqlite, None).await;
+    setup
+        .local
+        .push(openai::models(&["qwen2.5-coder", "llama3.2"]));
+    let result = setup
+        .services
+        .test_credential(&setup.user, setup.local_credential)
+        .await
+        .unwrap();
+    assert!(result.ok && result.models == 2, "{result:?}");
+    let status = |setup: &Setup| {
+        let connection = setup.database.database.connection().clone();
+        let id = setup.local_credential;
+        async move {
+            provider_credentials::Entity::find_by_id(id)
+                .one(&connection)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(
+        status(&setup).await,
+        provider_credentials::CredentialStatus::Valid
+    );
+
+    setup.local.push(openai::error(
+        401,
+        "invalid_request_error",
+        Some("invalid_api_key"),
+        "Incorrect API key provided",
+    ));
+    let result = setup
+        .services
+        .test_credential(&setup.user, setup.local_credential)
+        .await
+        .unwrap();
+    assert!(
+        !result.ok && result.message.contains("refused the API key"),
+        "{result:?}"
+    );
+    assert_eq!(
+        status(&setup).await,
+        provider_credentials::CredentialStatus::Invalid
+    );
+    assert_eq!(setup.local.received()[1].uri, "/v1/models");
+
+    // Another user's credential does not exist for them.
+    let (bob, _) = setup
+        .services
+        .sign_up(
+            services::accounts::SignUp {
+                email: "bob@example.com".into(),
+                name: "Bob".into(),
+                password: SecretString::from("correct horse battery staple".to_owned()),
+            },
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        setup
+            .services
+            .test_credential(&bob, setup.local_credential)
+            .await,
+        Err(services::Error::NotFound)
+    ));
+    assert_eq!(setup.local.received().len(), 2);
+}

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::types::ProviderCredential;
+use crate::types::{CredentialTestResult, ProviderCredential};
 
 #[cfg(feature = "ssr")]
 fn to_wire(summary: services::providers::CredentialSummary) -> ProviderCredential {
@@ -86,4 +86,20 @@ pub async fn remove_credential(id: String) -> Result<(), AppError> {
         .remove_credential(&user, id, &super::request::meta())
         .await
         .map_err(super::reject_service_error)
+}
+
+/// `POST /api/providers/test`: tests one of the caller's keys with a cheap call to its provider
+/// (the model list) and stores whether it works.
+#[server(prefix = "/api", endpoint = "providers/test")]
+pub async fn test_credential(id: String) -> Result<CredentialTestResult, AppError> {
+    let user = super::request::require_user().await?;
+    let id = id.parse().map_err(|_| super::reject(AppError::NotFound))?;
+    let result = super::request::services()?
+        .test_credential(&user, id)
+        .await
+        .map_err(super::reject_service_error)?;
+    Ok(CredentialTestResult {
+        ok: result.ok,
+        message: result.message,
+    })
 }

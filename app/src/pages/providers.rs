@@ -1,7 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::providers::{list_credentials, remove_credential, save_credential};
+use crate::api::providers::{
+    list_credentials, remove_credential, save_credential, test_credential,
+};
 use crate::components::{
     AppLayout, Button, ButtonVariant, Card, Input, Select, ToastKind, use_toaster,
 };
@@ -57,6 +59,25 @@ pub fn ProvidersPage() -> impl IntoView {
         });
     };
 
+    // Known in the browser only: filled in after hydration.
+    let origin = RwSignal::new(String::new());
+    Effect::new(move |_| origin.set(page_origin()));
+    let testing = RwSignal::new(None::<String>);
+    let test = move |id: String| {
+        testing.set(Some(id.clone()));
+        leptos::task::spawn_local(async move {
+            match test_credential(id).await {
+                Ok(result) if result.ok => toaster.show(ToastKind::Success, result.message),
+                Ok(result) => toaster.show(ToastKind::Error, result.message),
+                Err(error) => {
+                    toaster.show(ToastKind::Error, format!("The test did not run. {error}"))
+                }
+            }
+            testing.set(None);
+            credentials.refetch();
+        });
+    };
+
     let options = ProviderChoice::ALL
         .iter()
         .map(|choice| (choice.as_str().to_owned(), choice.label().to_owned()))
@@ -86,6 +107,8 @@ pub fn ProvidersPage() -> impl IntoView {
                                                 .into_iter()
                                                 .map(|credential| {
                                                     let id = credential.id.clone();
+                                                    let test_id = credential.id.clone();
+                                                    let busy_id = credential.id.clone();
                                                     let detail = match (&credential.key_last_four, &credential.base_url) {
                                                         (Some(end), Some(url)) => format!("{url} · key …{end}"),
                                                         (Some(end), None) => format!("key …{end}"),
@@ -99,6 +122,15 @@ pub fn ProvidersPage() -> impl IntoView {
                                                                 " · " {credential.label.clone()}
                                                                 <div class="credential-detail">{detail} " · " {credential.status.clone()}</div>
                                                             </div>
+                                                            <div class="credential-actions">
+                                                            <Button
+                                                                variant=ButtonVariant::Secondary
+                                                                aria_label=format!("Test {} {}", credential.provider.label(), credential.label)
+                                                                disabled=Signal::derive(move || testing.get().as_deref() == Some(busy_id.as_str()))
+                                                                on_click=Callback::new(move |_| test(test_id.clone()))
+                                                            >
+                                                                "Test"
+                                                            </Button>
                                                             <Button
                                                                 variant=ButtonVariant::Secondary
                                                                 aria_label=format!("Remove {} {}", credential.provider.label(), credential.label)
@@ -106,6 +138,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                                             >
                                                                 "Remove"
                                                             </Button>
+                                                            </div>
                                                         </li>
                                                     }
                                                 })
@@ -161,7 +194,30 @@ pub fn ProvidersPage() -> impl IntoView {
                         <Button kind="submit" id="save-credential">"Save"</Button>
                     </form>
                 </Card>
+                <Card title="Use your providers from other tools" description="Async Coder speaks OpenAI's chat completions API, with your keys and your usage records.">
+                    <p>
+                        "Base URL: " <code id="openai-base-url">{move || format!("{}/v1", origin.get())}</code>
+                        " · key: a personal access token from "
+                        <a href="/account">"Account → Access tokens"</a>
+                        ". Model names: " <code>"gpt-4o"</code> ", " <code>"claude-sonnet-4-5"</code> ", "
+                        <code>"gemini-2.5-flash"</code> ", or " <code>"<label>/<model>"</code> " for a local server."
+                    </p>
+                </Card>
             </div>
         </AppLayout>
+    }
+}
+
+/// The page's origin in the browser (empty while rendering on the server).
+fn page_origin() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|window| window.location().origin().ok())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        String::new()
     }
 }
