@@ -295,6 +295,53 @@ pub struct CredentialTestResult {
     pub message: String,
 }
 
+/// A model the person can pick, with the name that routes to it and what it costs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiModel {
+    /// What to send as the model name (`gpt-4o`, or `<label>/<model>` for a local server).
+    pub route: String,
+    pub display_name: String,
+    pub provider: String,
+    pub credential_label: String,
+    pub context_window: Option<u64>,
+    pub tools: bool,
+    /// US dollars per million input and output tokens; `None` when unknown.
+    pub input_price: Option<String>,
+    pub output_price: Option<String>,
+}
+
+/// The models the person's providers offer, and the providers that could not be asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiModels {
+    pub models: Vec<AiModel>,
+    pub problems: Vec<String>,
+}
+
+/// One recorded AI call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub at: String,
+    pub provider: String,
+    pub model: String,
+    pub mode: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: String,
+    pub outcome: String,
+}
+
+/// What the person used today and this month, and their latest calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSummary {
+    pub requests_today: u64,
+    pub tokens_today: u64,
+    pub cost_today: String,
+    pub requests_this_month: u64,
+    pub tokens_this_month: u64,
+    pub cost_this_month: String,
+    pub recent: Vec<UsageRow>,
+}
+
 /// An account as administrators see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminUser {

@@ -85,6 +85,8 @@ const CALLER_SCOPED: &[&str] = &[
     "/api/tokens/create",
     "/api/projects/list",
     "/api/projects/create",
+    "/api/ai/models",
+    "/api/ai/usage",
 ];
 
 /// Endpoints for administrators only: another user gets 403 whatever they send.

@@ -310,6 +310,16 @@ async fn the_official_openai_python_client_works_against_the_endpoint() {
         credential.status,
         provider_credentials::CredentialStatus::Invalid
     );
+
+    // The settings page's usage report counts the same calls.
+    let report = setup.services.usage_report(&setup.user, 20).await.unwrap();
+    assert_eq!((report.today.requests, report.this_month.requests), (9, 9));
+    let tokens: i64 = rows
+        .iter()
+        .map(|row| row.input_tokens + row.output_tokens)
+        .sum();
+    assert_eq!(report.today.tokens, u64::try_from(tokens).unwrap());
+    assert_eq!(report.recent.len(), 9);
 }
 
 #[tokio::test]
@@ -493,9 +503,13 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
     assert_eq!(setup.local.received().len(), 0);
 
     // The free tier here allows two requests a day; the third is refused before any provider call.
+    // Fields naming another address are ignored: the key goes where it was saved for.
     setup.local.always(openai::completion("ok", 1, 1));
-    for _ in 0..2 {
-        assert_eq!(post_json(&setup, body.clone()).await.status(), 200);
+    let mut redirecting = body.clone();
+    redirecting["api_base"] = serde_json::json!("http://127.0.0.1:9/v1");
+    redirecting["base_url"] = serde_json::json!("http://169.254.169.254/");
+    for request in [redirecting, body.clone()] {
+        assert_eq!(post_json(&setup, request).await.status(), 200);
     }
     usage_rows(&setup).await;
     let response = post_json(&setup, body.clone()).await;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod ai;
 pub mod auth;
 pub mod files;
 pub mod projects;

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::api::ai::{list_models, load_usage};
 use crate::api::providers::{
     list_credentials, remove_credential, save_credential, test_credential,
 };
@@ -15,6 +16,8 @@ use crate::types::ProviderChoice;
 pub fn ProvidersPage() -> impl IntoView {
     let toaster = use_toaster();
     let credentials = Resource::new(|| (), |()| list_credentials());
+    let models = Resource::new(|| (), |()| list_models());
+    let usage = Resource::new(|| (), |()| load_usage());
 
     let provider = RwSignal::new(ProviderChoice::OpenAi.as_str().to_owned());
     let label = RwSignal::new(String::new());
@@ -40,6 +43,7 @@ pub fn ProvidersPage() -> impl IntoView {
                         format!("{} credential saved.", saved.provider.label()),
                     );
                     credentials.refetch();
+                    models.refetch();
                 }
                 Err(error) => form_error.set(Some(error.to_string())),
             }
@@ -75,6 +79,7 @@ pub fn ProvidersPage() -> impl IntoView {
             }
             testing.set(None);
             credentials.refetch();
+            models.refetch();
         });
     };
 
@@ -193,6 +198,75 @@ pub fn ProvidersPage() -> impl IntoView {
                         </p>
                         <Button kind="submit" id="save-credential">"Save"</Button>
                     </form>
+                </Card>
+                <Card title="Models you can use" description="What your providers offer your keys, with context window and price in US dollars per million input / output tokens.">
+                    <Suspense fallback=|| view! { <p>"Asking your providers…"</p> }>
+                        {move || Suspend::new(async move {
+                            match models.await {
+                                Ok(list) if list.models.is_empty() && list.problems.is_empty() => {
+                                    view! { <p id="no-models">"No provider is configured, so no model can be used yet."</p> }.into_any()
+                                }
+                                Ok(list) => view! {
+                                    {list.problems.into_iter().map(|problem| view! { <p class="form-error" role="alert">{problem}</p> }).collect_view()}
+                                    <table class="table" id="model-list">
+                                        <thead><tr><th>"Model"</th><th>"Provider"</th><th>"Context"</th><th>"Price"</th><th>"Tools"</th></tr></thead>
+                                        <tbody>
+                                            {list.models.into_iter().map(|model| {
+                                                let context = model.context_window.map(|tokens| format!("{}k", tokens / 1000)).unwrap_or_else(|| "?".into());
+                                                let price = match (model.input_price, model.output_price) {
+                                                    (Some(input), Some(output)) => format!("{input} / {output}"),
+                                                    _ => "unknown".into(),
+                                                };
+                                                view! {
+                                                    <tr>
+                                                        <td><code>{model.route}</code></td>
+                                                        <td>{model.provider} " · " {model.credential_label}</td>
+                                                        <td>{context}</td>
+                                                        <td>{price}</td>
+                                                        <td>{if model.tools { "yes" } else { "no" }}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any(),
+                                Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </Card>
+                <Card title="Usage" description="Every AI call is recorded with the tokens the provider reported and its cost.">
+                    <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match usage.await {
+                                Ok(summary) => {
+                                    let no_calls = summary.recent.is_empty();
+                                    view! {
+                                    <p id="usage-totals">
+                                        "Today: " {summary.requests_today} " calls, " {summary.tokens_today} " tokens, " {summary.cost_today.clone()}
+                                        " · This month: " {summary.requests_this_month} " calls, " {summary.tokens_this_month} " tokens, " {summary.cost_this_month.clone()}
+                                    </p>
+                                    <table class="table" hidden=no_calls>
+                                        <thead><tr><th>"When"</th><th>"Model"</th><th>"Mode"</th><th>"Tokens in / out"</th><th>"Cost"</th><th>"Outcome"</th></tr></thead>
+                                        <tbody>
+                                            {summary.recent.into_iter().map(|row| view! {
+                                                <tr>
+                                                    <td>{row.at}</td>
+                                                    <td>{row.provider} " · " {row.model}</td>
+                                                    <td>{row.mode}</td>
+                                                    <td>{row.input_tokens} " / " {row.output_tokens}</td>
+                                                    <td>{row.cost}</td>
+                                                    <td>{row.outcome}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any()
+                                }
+                                Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
                 </Card>
                 <Card title="Use your providers from other tools" description="Async Coder speaks OpenAI's chat completions API, with your keys and your usage records.">
                     <p>

@@ -179,6 +179,9 @@ impl Gateway {
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve provider names itself, past the
+            // address checks of `GuardedResolver`.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -1161,55 +1161,59 @@ async fn a_gap_between_chunks_longer_than_the_timeout_is_incomplete() {
     assert_eq!(upstream.received().len(), 1);
 }
 
+/// Streams five pieces 50 ms apart from an upstream speaking `kind` and checks that each
+/// reached the caller on its own, as it was sent.
+async fn forwards_one_for_one(kind: ProviderKind) {
+    let gap = Duration::from_millis(50);
+    let upstream = upstream().await;
+    let pieces = ["one", " two", " three", " four", " five"];
+    let frames = match kind {
+        OpenAi | OpenAiCompatible => openai::text_stream(&pieces, 5, 5),
+        Anthropic => anthropic::text_stream(&pieces, 5, 0, 5),
+        Gemini => gemini::text_stream(&pieces, 5, 5, 0),
+    };
+    let chunks = frames.len();
+    upstream.push(Reply::sse(frames).gap(gap));
+    let started = Instant::now();
+    let seen = run_stream(&gateway(), vec![target(&upstream, kind)], request()).await;
+    let total = started.elapsed();
+    seen.succeeded_on(0);
+    let deltas: Vec<(usize, &Event)> = seen
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| matches!(event, Event::TextDelta { .. }))
+        .collect();
+    let texts: Vec<Event> = pieces.iter().map(|piece| text(piece)).collect();
+    assert_eq!(
+        deltas
+            .iter()
+            .map(|(_, event)| (*event).clone())
+            .collect::<Vec<_>>(),
+        texts,
+        "{kind:?}: one delta per chunk"
+    );
+    let sent = gap * u32::try_from(chunks - 1).expect("chunks");
+    assert!(total >= sent, "{kind:?}: {total:?}");
+    let first = seen.arrivals[deltas[0].0];
+    let last = seen.arrivals[deltas[4].0];
+    // The first delta reached the caller well before the last was sent.
+    assert!(
+        first.duration_since(started) + gap * 3 <= total,
+        "{kind:?}: the first delta came at {:?} of {total:?}",
+        first.duration_since(started)
+    );
+    // Spread over the time they were sent (4 gaps), not batched at the end.
+    assert!(
+        last.duration_since(first) >= gap * 3,
+        "{kind:?}: the deltas came within {:?}",
+        last.duration_since(first)
+    );
+}
+
 #[tokio::test]
 async fn chunks_are_forwarded_one_for_one_as_they_arrive() {
-    let gap = Duration::from_millis(50);
-    for kind in ALL {
-        let upstream = upstream().await;
-        let pieces = ["one", " two", " three", " four", " five"];
-        let frames = match kind {
-            OpenAi | OpenAiCompatible => openai::text_stream(&pieces, 5, 5),
-            Anthropic => anthropic::text_stream(&pieces, 5, 0, 5),
-            Gemini => gemini::text_stream(&pieces, 5, 5, 0),
-        };
-        let chunks = frames.len();
-        upstream.push(Reply::sse(frames).gap(gap));
-        let started = Instant::now();
-        let seen = run_stream(&gateway(), vec![target(&upstream, kind)], request()).await;
-        let total = started.elapsed();
-        seen.succeeded_on(0);
-        let deltas: Vec<(usize, &Event)> = seen
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, event)| matches!(event, Event::TextDelta { .. }))
-            .collect();
-        let texts: Vec<Event> = pieces.iter().map(|piece| text(piece)).collect();
-        assert_eq!(
-            deltas
-                .iter()
-                .map(|(_, event)| (*event).clone())
-                .collect::<Vec<_>>(),
-            texts,
-            "{kind:?}: one delta per chunk"
-        );
-        let sent = gap * u32::try_from(chunks - 1).expect("chunks");
-        assert!(total >= sent, "{kind:?}: {total:?}");
-        let first = seen.arrivals[deltas[0].0];
-        let last = seen.arrivals[deltas[4].0];
-        // The first delta reached the caller well before the last was sent.
-        assert!(
-            first.duration_since(started) + gap * 3 <= total,
-            "{kind:?}: the first delta came at {:?} of {total:?}",
-            first.duration_since(started)
-        );
-        // Spread over the time they were sent (4 gaps), not batched at the end.
-        assert!(
-            last.duration_since(first) >= gap * 3,
-            "{kind:?}: the deltas came within {:?}",
-            last.duration_since(first)
-        );
-    }
+    futures::future::join_all(ALL.map(forwards_one_for_one)).await;
 }
 
 // ---------------------------------------------------------------------------------------------

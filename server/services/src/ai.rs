@@ -121,6 +121,14 @@ pub struct ModelChoices {
     pub problems: Vec<(String, String)>,
 }
 
+/// What a user used.
+#[derive(Clone, Debug)]
+pub struct UsageReport {
+    pub today: db::UsageTotals,
+    pub this_month: db::UsageTotals,
+    pub recent: Vec<db::tables::api_usage::Model>,
+}
+
 /// The outcome of testing a saved key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialTest {
@@ -665,6 +673,26 @@ impl Services {
             }
         }
         Ok(choices)
+    }
+
+    /// The user's calls, tokens and cost today and this month, and the latest `recent` calls.
+    pub async fn usage_report(
+        &self,
+        user: &AuthenticatedUser,
+        recent: u64,
+    ) -> Result<UsageReport, Error> {
+        let now = Utc::now();
+        Ok(UsageReport {
+            today: self
+                .database
+                .usage_since(user.id, start_of_day(now))
+                .await?,
+            this_month: self
+                .database
+                .usage_since(user.id, start_of_month(now))
+                .await?,
+            recent: self.database.recent_usage(user.id, recent).await?,
+        })
     }
 
     /// Tests a saved key with a cheap call (its provider's model list) and stores the result.
