@@ -32,7 +32,22 @@ pub struct Ai {
     /// How often a streamed answer that has nothing new sends a keep-alive.
     pub heartbeat: Duration,
     model_lists: Arc<Mutex<HashMap<ProviderCredentialId, CachedList>>>,
+    meter: Arc<Mutex<HashMap<db::ids::UserId, Counters>>>,
+    writer: Arc<std::sync::OnceLock<mpsc::Sender<(db::NewUsage, DateTime<Utc>)>>>,
 }
+
+/// A user's calls today and tokens this month, kept in memory after one read of `api_usage`
+/// (per process: with several server processes each counts its own calls on top of what was
+/// in the database when it first looked).
+#[derive(Clone, Copy, Debug)]
+struct Counters {
+    day: DateTime<Utc>,
+    requests_today: u64,
+    tokens_this_month: u64,
+}
+
+/// How many usage rows the writer puts in one statement.
+const USAGE_BATCH: usize = 500;
 
 #[derive(Clone, Debug)]
 struct CachedList {
@@ -53,6 +68,8 @@ impl Ai {
             catalog: Arc::new(catalog),
             heartbeat: Duration::from_secs(5),
             model_lists: Arc::default(),
+            meter: Arc::default(),
+            writer: Arc::default(),
         }
     }
 }
@@ -189,23 +206,13 @@ impl Services {
         mode: &str,
     ) -> Result<(), Error> {
         let limits = self.tiers.limits(Some(user.tier));
-        let now = Utc::now();
-        let requests_today = if limits.requests_per_day.is_some() {
-            self.database
-                .usage_since(user.id, start_of_day(now))
-                .await?
-                .requests
-        } else {
-            0
-        };
-        let tokens_this_month = if limits.tokens_per_month.is_some() {
-            self.database
-                .usage_since(user.id, start_of_month(now))
-                .await?
-                .tokens
-        } else {
-            0
-        };
+        let (requests_today, tokens_this_month) =
+            if limits.requests_per_day.is_some() || limits.tokens_per_month.is_some() {
+                let counters = self.usage_counters(user).await?;
+                (counters.requests_today, counters.tokens_this_month)
+            } else {
+                (0, 0)
+            };
         self.tiers.check(
             Some(user.tier),
             &Work::AiRequest {
@@ -214,6 +221,81 @@ impl Services {
                 tokens_this_month,
             },
         )
+    }
+
+    /// The user's counters for today and this month: from memory, or read once from the
+    /// database.
+    async fn usage_counters(&self, user: &AuthenticatedUser) -> Result<Counters, Error> {
+        let now = Utc::now();
+        let (day, month) = (start_of_day(now), start_of_month(now));
+        let known = self
+            .ai
+            .meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&user.id)
+            .copied();
+        if let Some(counters) = known
+            && counters.day == day
+        {
+            return Ok(counters);
+        }
+        let today = self.database.usage_since(user.id, day).await?;
+        let this_month = self.database.usage_since(user.id, month).await?;
+        let counters = Counters {
+            day,
+            requests_today: today.requests,
+            tokens_this_month: this_month.tokens,
+        };
+        self.ai
+            .meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(user.id, counters);
+        Ok(counters)
+    }
+
+    /// Counts a recorded call in the user's counters (if they are in memory).
+    fn count(&self, row: &db::NewUsage, at: DateTime<Utc>) {
+        let mut meter = self
+            .ai
+            .meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(counters) = meter.get_mut(&row.user_id) {
+            if counters.day != start_of_day(at) {
+                // A new day (or month): the next check reads the database again.
+                meter.remove(&row.user_id);
+                return;
+            }
+            if row.outcome != "failed_over" {
+                counters.requests_today += 1;
+            }
+            counters.tokens_this_month += row.input_tokens + row.output_tokens;
+        }
+    }
+
+    /// Queues a usage row for the writer task, which inserts what has arrived in batches.
+    fn write_usage(&self, row: db::NewUsage, at: DateTime<Utc>) {
+        let sender = self.ai.writer.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(10_000);
+            tokio::spawn(write_usage_rows(self.database.clone(), receiver));
+            sender
+        });
+        if let Err(error) = sender.try_send((row, at)) {
+            // The writer is behind: write this one on its own rather than lose it.
+            let (row, at) = match error {
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
+                    item
+                }
+            };
+            let database = self.database.clone();
+            tokio::spawn(async move {
+                if let Err(error) = database.record_usage(row, at).await {
+                    tracing::error!(%error, "recording AI usage failed");
+                }
+            });
+        }
     }
 
     fn endpoint_of(
@@ -363,12 +445,9 @@ impl Services {
             outcome,
             error_kind: error_kind.map(ErrorKind::name),
         };
-        let database = self.database.clone();
-        tokio::spawn(async move {
-            if let Err(error) = database.record_usage(row, Utc::now()).await {
-                tracing::error!(%error, "recording AI usage failed");
-            }
-        });
+        let now = Utc::now();
+        self.count(&row, now);
+        self.write_usage(row, now);
     }
 
     /// After a failure: a refused key is marked invalid.
@@ -738,6 +817,21 @@ impl Services {
                 })
             }
             Err(other) => Err(other),
+        }
+    }
+}
+
+/// Inserts queued usage rows, as many at a time as have arrived (up to [`USAGE_BATCH`]).
+async fn write_usage_rows(
+    database: db::Database,
+    mut receiver: mpsc::Receiver<(db::NewUsage, DateTime<Utc>)>,
+) {
+    let mut batch = Vec::with_capacity(USAGE_BATCH);
+    while receiver.recv_many(&mut batch, USAGE_BATCH).await > 0 {
+        let rows = std::mem::take(&mut batch);
+        let count = rows.len();
+        if let Err(error) = database.record_usage_batch(rows).await {
+            tracing::error!(%error, count, "recording AI usage failed");
         }
     }
 }

@@ -52,27 +52,44 @@ fn unsigned(value: Option<i64>) -> u64 {
         .unwrap_or(0)
 }
 
+fn active(usage: NewUsage, now: DateTime<Utc>) -> api_usage::ActiveModel {
+    api_usage::ActiveModel {
+        id: Set(ApiUsageId::new()),
+        user_id: Set(usage.user_id),
+        conversation_id: Set(None),
+        message_id: Set(None),
+        provider: Set(usage.provider),
+        model: Set(usage.model),
+        mode: Set(usage.mode),
+        input_tokens: Set(signed(usage.input_tokens)),
+        output_tokens: Set(signed(usage.output_tokens)),
+        cached_tokens: Set(signed(usage.cache_read_tokens)),
+        cache_write_tokens: Set(signed(usage.cache_write_tokens)),
+        reasoning_tokens: Set(signed(usage.reasoning_tokens)),
+        cost_micros: Set(signed(usage.cost_micros)),
+        created_at: Set(now),
+        outcome: Set(usage.outcome.to_owned()),
+        error_kind: Set(usage.error_kind.map(str::to_owned)),
+    }
+}
+
 impl Database {
     pub async fn record_usage(&self, usage: NewUsage, now: DateTime<Utc>) -> Result<(), Error> {
-        let model = api_usage::ActiveModel {
-            id: Set(ApiUsageId::new()),
-            user_id: Set(usage.user_id),
-            conversation_id: Set(None),
-            message_id: Set(None),
-            provider: Set(usage.provider),
-            model: Set(usage.model),
-            mode: Set(usage.mode),
-            input_tokens: Set(signed(usage.input_tokens)),
-            output_tokens: Set(signed(usage.output_tokens)),
-            cached_tokens: Set(signed(usage.cache_read_tokens)),
-            cache_write_tokens: Set(signed(usage.cache_write_tokens)),
-            reasoning_tokens: Set(signed(usage.reasoning_tokens)),
-            cost_micros: Set(signed(usage.cost_micros)),
-            created_at: Set(now),
-            outcome: Set(usage.outcome.to_owned()),
-            error_kind: Set(usage.error_kind.map(str::to_owned)),
-        };
-        model.insert(self.connection()).await?;
+        active(usage, now).insert(self.connection()).await?;
+        Ok(())
+    }
+
+    /// Records several calls in one statement (the usage writer batches what arrives together).
+    pub async fn record_usage_batch(
+        &self,
+        rows: Vec<(NewUsage, DateTime<Utc>)>,
+    ) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        api_usage::Entity::insert_many(rows.into_iter().map(|(usage, at)| active(usage, at)))
+            .exec(self.connection())
+            .await?;
         Ok(())
     }
 
