@@ -110,6 +110,7 @@ impl Services {
         {
             return Err(Error::NotFound);
         }
+        self.token_cache.clear();
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),
@@ -124,7 +125,8 @@ impl Services {
     }
 
     /// The user an `Authorization: Bearer` token acts for, if it is valid: not expired, not
-    /// revoked, its user not disabled.
+    /// revoked, its user not disabled. A valid answer is reused for a few seconds (see
+    /// [`TokenCache`]); revoking a token or changing a user's access empties the cache.
     pub async fn authenticate_bearer(
         &self,
         token: &str,
@@ -132,11 +134,11 @@ impl Services {
         if !token.starts_with(PREFIX) {
             return Ok(None);
         }
-        let Some((access_token, user)) = self
-            .database
-            .find_access_token(&tokens::hash(token))
-            .await?
-        else {
+        let hash = tokens::hash(token);
+        if let Some(user) = self.token_cache.get(&hash) {
+            return Ok(Some(user));
+        }
+        let Some((access_token, user)) = self.database.find_access_token(&hash).await? else {
             return Ok(None);
         };
         let now = Utc::now();
@@ -155,13 +157,71 @@ impl Services {
                 .mark_access_token_used(access_token.id, now)
                 .await?;
         }
-        Ok(Some(AuthenticatedUser {
+        let user = AuthenticatedUser {
             id: user.id,
             session_id: None,
             email: user.email,
             name: user.name,
             role: user.role,
             tier: user.tier,
-        }))
+        };
+        self.token_cache
+            .insert(hash, user.clone(), access_token.expires_at);
+        Ok(Some(user))
+    }
+}
+
+/// Tokens recently found valid, so that an API call does not read the database to authenticate.
+/// An entry lives [`TokenCache::TTL`] at most (then the token is looked up again, so a change
+/// made by another server process applies within that time); this process empties the cache
+/// whenever a token is revoked or a user's access changes.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedToken>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    user: AuthenticatedUser,
+    expires_at: DateTime<Utc>,
+    cached_at: std::time::Instant,
+}
+
+impl TokenCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+    /// More entries than this and the cache starts over (bounded memory).
+    const CAPACITY: usize = 10_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CachedToken>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &str) -> Option<AuthenticatedUser> {
+        let entries = self.lock();
+        let entry = entries.get(hash)?;
+        (entry.cached_at.elapsed() < Self::TTL && entry.expires_at > Utc::now())
+            .then(|| entry.user.clone())
+    }
+
+    fn insert(&self, hash: String, user: AuthenticatedUser, expires_at: DateTime<Utc>) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            CachedToken {
+                user,
+                expires_at,
+                cached_at: std::time::Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets every token (after a revocation or an access change).
+    pub fn clear(&self) {
+        self.lock().clear();
     }
 }

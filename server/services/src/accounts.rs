@@ -364,6 +364,7 @@ impl Services {
         )
         .await?;
         self.database.delete_user(user.id).await?;
+        self.token_cache.clear();
         Ok(())
     }
 

@@ -68,6 +68,8 @@ impl Services {
         if change.disabled {
             self.database.delete_sessions_of_user(target).await?;
         }
+        // Tokens act with their user's current access.
+        self.token_cache.clear();
         self.audit(
             NewAuditEntry {
                 actor_id: Some(caller.id),

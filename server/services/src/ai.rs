@@ -33,6 +33,10 @@ pub struct Ai {
     pub heartbeat: Duration,
     model_lists: Arc<Mutex<HashMap<ProviderCredentialId, CachedList>>>,
     meter: Arc<Mutex<HashMap<db::ids::UserId, Counters>>>,
+    /// Each user's credentials as last read (for [`CREDENTIALS_TTL`] at most; emptied for the
+    /// user when this process saves, removes or marks one).
+    credentials:
+        Arc<Mutex<HashMap<db::ids::UserId, (Instant, Arc<Vec<provider_credentials::Model>>)>>>,
     writer: Arc<std::sync::OnceLock<mpsc::Sender<(db::NewUsage, DateTime<Utc>)>>>,
 }
 
@@ -45,6 +49,9 @@ struct Counters {
     requests_today: u64,
     tokens_this_month: u64,
 }
+
+/// How long a user's credentials are reused without reading them again.
+const CREDENTIALS_TTL: Duration = Duration::from_secs(10);
 
 /// How many usage rows the writer puts in one statement.
 const USAGE_BATCH: usize = 500;
@@ -69,6 +76,7 @@ impl Ai {
             heartbeat: Duration::from_secs(5),
             model_lists: Arc::default(),
             meter: Arc::default(),
+            credentials: Arc::default(),
             writer: Arc::default(),
         }
     }
@@ -330,7 +338,7 @@ impl Services {
         user: &AuthenticatedUser,
         models: &[String],
     ) -> Result<Vec<Routed>, Error> {
-        let credentials = self.database.credentials_of(user.id).await?;
+        let credentials = self.credentials_for_calls(user).await?;
         if credentials.is_empty() {
             return Err(no_provider());
         }
@@ -400,6 +408,40 @@ impl Services {
             ));
         }
         Ok(routed)
+    }
+
+    /// The user's credentials, reused for a few seconds between calls.
+    async fn credentials_for_calls(
+        &self,
+        user: &AuthenticatedUser,
+    ) -> Result<Arc<Vec<provider_credentials::Model>>, Error> {
+        let cached = self
+            .ai
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&user.id)
+            .filter(|(read, _)| read.elapsed() < CREDENTIALS_TTL)
+            .map(|(_, credentials)| credentials.clone());
+        if let Some(credentials) = cached {
+            return Ok(credentials);
+        }
+        let credentials = Arc::new(self.database.credentials_of(user.id).await?);
+        self.ai
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(user.id, (Instant::now(), credentials.clone()));
+        Ok(credentials)
+    }
+
+    /// Forgets the user's cached credentials (one was saved, removed or marked).
+    pub(crate) fn forget_credentials(&self, user: db::ids::UserId) {
+        self.ai
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&user);
     }
 
     fn cached_list_has(&self, credential: ProviderCredentialId, model: &str) -> bool {

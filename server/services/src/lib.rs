@@ -112,6 +112,8 @@ pub struct Services {
     pub sign_ups_per_address_per_hour: u32,
     /// The AI gateway, its model catalog and address rules.
     pub ai: ai::Ai,
+    /// Personal access tokens recently found valid.
+    pub token_cache: Arc<access_tokens::TokenCache>,
 }
 
 impl Services {
@@ -129,6 +131,7 @@ impl Services {
             projects: projects::ProjectLimits::default(),
             sign_ups_per_address_per_hour: accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             ai: ai::Ai::default(),
+            token_cache: Arc::default(),
         }
     }
 }

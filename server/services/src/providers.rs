@@ -206,6 +206,7 @@ impl Services {
                 Utc::now(),
             )
             .await?;
+        self.forget_credentials(user.id);
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),
@@ -233,6 +234,7 @@ impl Services {
         if !self.database.delete_credential(user.id, id).await? {
             return Err(Error::NotFound);
         }
+        self.forget_credentials(user.id);
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),
