@@ -35,9 +35,8 @@ pub struct Ai {
     meter: Arc<Mutex<HashMap<db::ids::UserId, Counters>>>,
     /// Each user's credentials as last read (for [`CREDENTIALS_TTL`] at most; emptied for the
     /// user when this process saves, removes or marks one).
-    credentials:
-        Arc<Mutex<HashMap<db::ids::UserId, (Instant, Arc<Vec<provider_credentials::Model>>)>>>,
-    writer: Arc<std::sync::OnceLock<mpsc::Sender<(db::NewUsage, DateTime<Utc>)>>>,
+    credentials: Arc<Mutex<HashMap<db::ids::UserId, CachedCredentials>>>,
+    writer: Arc<std::sync::OnceLock<mpsc::Sender<QueuedUsage>>>,
 }
 
 /// A user's calls today and tokens this month, kept in memory after one read of `api_usage`
@@ -49,6 +48,12 @@ struct Counters {
     requests_today: u64,
     tokens_this_month: u64,
 }
+
+/// A user's credentials and when they were read.
+type CachedCredentials = (Instant, Arc<Vec<provider_credentials::Model>>);
+
+/// A usage row waiting for the writer, with the time of its call.
+type QueuedUsage = (db::NewUsage, DateTime<Utc>);
 
 /// How long a user's credentials are reused without reading them again.
 const CREDENTIALS_TTL: Duration = Duration::from_secs(10);
@@ -461,8 +466,7 @@ impl Services {
         model: &str,
         mode: &str,
         usage: Option<Usage>,
-        outcome: &'static str,
-        error_kind: Option<ErrorKind>,
+        (outcome, error_kind): (&'static str, Option<ErrorKind>),
     ) {
         let usage = usage.unwrap_or_default();
         let cost = self.ai.catalog.cost_micros(provider, model, &usage);
@@ -532,8 +536,7 @@ impl Services {
                     &attempt.model,
                     mode,
                     attempt.usage,
-                    "failed_over",
-                    Some(attempt.kind),
+                    ("failed_over", Some(attempt.kind)),
                 );
             }
         }
@@ -584,8 +587,7 @@ impl Services {
                                 &target.target.model,
                                 &call.mode,
                                 usage,
-                                "ok",
-                                None,
+                                ("ok", None),
                             );
                         }
                         AiItem::Event(event)
@@ -605,8 +607,7 @@ impl Services {
                                 &route.target.model,
                                 &call.mode,
                                 failure.usage_so_far.or(usage),
-                                outcome_of(&failure.error),
-                                Some(failure.error.kind),
+                                (outcome_of(&failure.error), Some(failure.error.kind)),
                             );
                         }
                         AiItem::Failed {
@@ -631,8 +632,7 @@ impl Services {
                             &route.target.model,
                             &call.mode,
                             usage,
-                            "cancelled",
-                            None,
+                            ("cancelled", None),
                         );
                     }
                     return;
@@ -668,8 +668,7 @@ impl Services {
                         &route.target.model,
                         &call.mode,
                         answer.usage,
-                        "ok",
-                        None,
+                        ("ok", None),
                     );
                     Ok(AiCompletion {
                         answering: Answering {
@@ -690,8 +689,7 @@ impl Services {
                             &route.target.model,
                             &call.mode,
                             None,
-                            outcome_of(&failure.error),
-                            Some(failure.error.kind),
+                            (outcome_of(&failure.error), Some(failure.error.kind)),
                         );
                     }
                     Err(Error::Provider(failure.error))
