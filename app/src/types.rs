@@ -494,3 +494,174 @@ pub struct SearchOutcome {
     pub truncated: bool,
     pub files_searched: usize,
 }
+
+/// A mode of the chat: built-in (`id` is `None`) or the person's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMode {
+    pub id: Option<String>,
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub system_prompt: String,
+    pub models: Vec<String>,
+    pub send_current_file: bool,
+    pub send_selection: bool,
+    pub max_context_tokens: u32,
+    pub tools: Vec<String>,
+    /// `markdown`, `plan`, `review` or `agent`.
+    pub output: String,
+    /// `false` for a mode that is coming (shown, not usable).
+    pub available: bool,
+}
+
+/// A mode as its owner writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeDraft {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub system_prompt: String,
+    /// One model name per line or comma-separated.
+    pub models: String,
+    pub send_current_file: bool,
+    pub send_selection: bool,
+    pub max_context_tokens: u32,
+    pub output: String,
+}
+
+/// What the chat panel needs to start: modes, models and the default model.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSetup {
+    pub modes: Vec<ChatMode>,
+    pub models: Vec<AiModel>,
+    /// Providers whose model list could not be read.
+    pub problems: Vec<String>,
+    pub default_model: Option<String>,
+    /// `false` when the person has no provider at all.
+    pub has_provider: bool,
+}
+
+/// A conversation in the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub project_id: Option<String>,
+    pub title: String,
+    pub mode: String,
+    pub model: Option<String>,
+    pub updated_at: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Dollars, e.g. `$0.0123`.
+    pub cost: String,
+}
+
+/// Context sent with a message: what, why, and its cost in tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextEntry {
+    pub kind: String,
+    pub label: String,
+    pub reason: String,
+    pub tokens: u32,
+    pub included: bool,
+    pub language: Option<String>,
+    pub content: String,
+}
+
+/// A model tried before the one that answered, and why it did not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackEntry {
+    pub provider: String,
+    pub model: String,
+    pub reason: String,
+}
+
+/// Token figures of an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
+}
+
+/// A stored chat message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: String,
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+    /// `streaming`, `complete`, `interrupted` or `failed`.
+    pub status: String,
+    pub mode: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub fallback: Vec<FallbackEntry>,
+    pub tokens: Option<TokenCounts>,
+    /// Dollars, when the price is known.
+    pub cost: Option<String>,
+    pub reason: Option<String>,
+    pub reasoning: Option<String>,
+    pub context: Vec<ContextEntry>,
+    pub system_prompt: Option<String>,
+    pub created_at: String,
+}
+
+/// A conversation with its messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub conversation: ConversationSummary,
+    pub messages: Vec<ChatMessage>,
+}
+
+/// The file open in the editor, sent with a message as context.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditorContext {
+    pub path: String,
+    pub language: Option<String>,
+    pub content: String,
+    /// 1-based, inclusive.
+    pub selection_start_line: Option<u32>,
+    pub selection_end_line: Option<u32>,
+    pub selection: Option<String>,
+}
+
+/// The question stored and the answer started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    pub question: ChatMessage,
+    pub answer: ChatMessage,
+    /// The conversation's title after the send (the first message names it).
+    pub title: String,
+}
+
+/// One event of an answer's stream (`GET /api/chat/answers/<id>/events`), numbered by the SSE
+/// `id` field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AnswerEvent {
+    /// The text so far of an answer being continued.
+    Resumed { text: String },
+    Answering {
+        provider: String,
+        model: String,
+        fallback: Vec<FallbackEntry>,
+    },
+    Text { text: String },
+    Reasoning { text: String },
+    Finished {
+        status: String,
+        reason: Option<String>,
+        tokens: Option<TokenCounts>,
+        cost: Option<String>,
+    },
+    /// The answer is not being generated: here it is as stored.
+    Stored { message: ChatMessage },
+}
+
+/// Micro-dollars as dollars, to the hundredth of a cent.
+pub fn dollars(micros: u64) -> String {
+    format!("${}.{:04}", micros / 1_000_000, (micros % 1_000_000) / 100)
+}

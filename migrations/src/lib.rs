@@ -15,6 +15,7 @@ mod m20261127_000006_access_tokens;
 mod m20261127_000007_file_tree;
 mod m20261127_000008_file_tree_index;
 mod m20261127_000009_usage_outcome;
+mod m20261127_000010_chat;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_file_tree::Migration),
             Box::new(m20261127_000008_file_tree_index::Migration),
             Box::new(m20261127_000009_usage_outcome::Migration),
+            Box::new(m20261127_000010_chat::Migration),
         ]
     }
 }
@@ -49,4 +51,5 @@ pub const TABLES: &[&str] = &[
     "provider_credentials",
     "access_tokens",
     "folders",
+    "modes",
 ];

@@ -4,6 +4,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod chat_stream;
 pub mod config;
 mod health;
 mod http_layers;
@@ -68,6 +69,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             post(openai_api::chat_completions),
         )
         .route(openai_api::MODELS_PATH, get(openai_api::models))
+        .route(chat_stream::EVENTS_PATH, get(chat_stream::events))
         .merge(extra)
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())

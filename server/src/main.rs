@@ -61,6 +61,13 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         })?;
         services.tiers = std::sync::Arc::new(services::policy::TierPolicy::parse(&text)?);
     }
+    let interrupted = services.recover_interrupted_answers().await?;
+    if interrupted > 0 {
+        tracing::info!(
+            answers = interrupted,
+            "answers left unfinished by the last run are marked interrupted"
+        );
+    }
     let state = AppState {
         leptos_options,
         services,

@@ -433,6 +433,7 @@ pub async fn chat_completions(
         models,
         request,
         mode: MODE.to_owned(),
+        origin: None,
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let created = chrono::Utc::now().timestamp();

@@ -5,11 +5,8 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::types::{AiModels, UsageSummary};
 
-/// Micro-dollars as dollars, to the hundredth of a cent.
 #[cfg(feature = "ssr")]
-fn dollars(micros: u64) -> String {
-    format!("${}.{:04}", micros / 1_000_000, (micros % 1_000_000) / 100)
-}
+use crate::types::dollars;
 
 /// Micro-dollars per million tokens as dollars per million tokens.
 #[cfg(feature = "ssr")]
@@ -28,7 +25,13 @@ pub async fn list_models() -> Result<AiModels, AppError> {
         .available_models(&user)
         .await
         .map_err(super::reject_service_error)?;
-    Ok(AiModels {
+    Ok(models_of(choices))
+}
+
+/// The wire form of the models a person can pick.
+#[cfg(feature = "ssr")]
+pub(crate) fn models_of(choices: services::ai::ModelChoices) -> AiModels {
+    AiModels {
         models: choices
             .models
             .into_iter()
@@ -48,7 +51,7 @@ pub async fn list_models() -> Result<AiModels, AppError> {
             .into_iter()
             .map(|(label, problem)| format!("{label}: {problem}"))
             .collect(),
-    })
+    }
 }
 
 /// `POST /api/ai/usage`: the caller's AI calls, tokens and cost today and this month, and the

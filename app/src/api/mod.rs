@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod ai;
 pub mod auth;
+pub mod chat;
 pub mod files;
 pub mod projects;
 pub mod providers;

@@ -70,4 +70,5 @@ id_types!(
     ProviderCredentialId,
     AccessTokenId,
     FolderId,
+    ModeId,
 );

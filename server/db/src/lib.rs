@@ -16,6 +16,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
 pub use queries::{
+    ConversationEntry, ConversationTotals, ModeFields, NewMessage,
     Authorship, FileBody, FileEntry, NewAuditEntry, NewCredential, NewUsage, NewUser,
     ProjectFields, RevisionEntry, SaveOutcome, Tree, TreeConflict, UsageTotals,
 };

@@ -9,6 +9,7 @@ pub mod file_revisions;
 pub mod files;
 pub mod folders;
 pub mod messages;
+pub mod modes;
 pub mod projects;
 pub mod provider_credentials;
 pub mod sessions;

@@ -207,6 +207,7 @@ async fn every_entity_round_trips_on_every_backend() {
             project_id: Some(project.id),
             title: "Why?".into(),
             mode: "ask".into(),
+            model: None,
             created_at: now,
             updated_at: now,
         };

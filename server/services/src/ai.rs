@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use db::ids::ProviderCredentialId;
+use db::ids::{ConversationId, MessageId, ProviderCredentialId};
 use db::tables::provider_credentials::{self, CredentialStatus, ProviderKind as StoredKind};
 use futures::StreamExt;
 use llm::{
@@ -104,6 +104,24 @@ pub struct AiCall {
     pub models: Vec<String>,
     pub request: Request,
     pub mode: String,
+    /// The chat message this call answers, when it answers one (for the usage rows).
+    pub origin: Option<(ConversationId, MessageId)>,
+}
+
+impl AiCall {
+    fn tag(&self) -> CallTag {
+        CallTag {
+            mode: self.mode.clone(),
+            origin: self.origin,
+        }
+    }
+}
+
+/// What every usage row of one call carries besides its figures.
+#[derive(Clone, Debug)]
+struct CallTag {
+    mode: String,
+    origin: Option<(ConversationId, MessageId)>,
 }
 
 /// Which model answers, and why the ones before it did not.
@@ -464,7 +482,7 @@ impl Services {
         user: &AuthenticatedUser,
         provider: ProviderKind,
         model: &str,
-        mode: &str,
+        tag: &CallTag,
         usage: Option<Usage>,
         (outcome, error_kind): (&'static str, Option<ErrorKind>),
     ) {
@@ -481,7 +499,9 @@ impl Services {
             user_id: user.id,
             provider: provider.name().to_owned(),
             model: model.to_owned(),
-            mode: mode.to_owned(),
+            mode: tag.mode.clone(),
+            conversation_id: tag.origin.map(|(conversation, _)| conversation),
+            message_id: tag.origin.map(|(_, message)| message),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_tokens,
@@ -522,7 +542,7 @@ impl Services {
         &self,
         user: &AuthenticatedUser,
         routed: &[Routed],
-        mode: &str,
+        tag: &CallTag,
         failed: &[FailedAttempt],
     ) {
         for attempt in failed {
@@ -534,7 +554,7 @@ impl Services {
                     user,
                     attempt.provider,
                     &attempt.model,
-                    mode,
+                    tag,
                     attempt.usage,
                     ("failed_over", Some(attempt.kind)),
                 );
@@ -553,6 +573,7 @@ impl Services {
     ) -> Result<mpsc::Receiver<AiItem>, Error> {
         self.check_ai_allowed(user, &call.mode).await?;
         let routed = self.route(user, &call.models).await?;
+        let tag = call.tag();
         let (sender, receiver) = mpsc::channel(64);
         let services = self.clone();
         let user = user.clone();
@@ -566,7 +587,7 @@ impl Services {
                 let forwarded = match item {
                     Ok(StreamItem::Answering { target, failed }) => {
                         answering = Some(target);
-                        services.record_failed_attempts(&user, &routed, &call.mode, &failed);
+                        services.record_failed_attempts(&user, &routed, &tag, &failed);
                         let route = &routed[target.min(routed.len() - 1)];
                         AiItem::Answering(Answering {
                             provider: route.target.endpoint.kind(),
@@ -585,7 +606,7 @@ impl Services {
                                 &user,
                                 target.target.endpoint.kind(),
                                 &target.target.model,
-                                &call.mode,
+                                &tag,
                                 usage,
                                 ("ok", None),
                             );
@@ -596,7 +617,7 @@ impl Services {
                         services.record_failed_attempts(
                             &user,
                             &routed,
-                            &call.mode,
+                            &tag,
                             &failure.failed,
                         );
                         if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
@@ -605,7 +626,7 @@ impl Services {
                                 &user,
                                 route.target.endpoint.kind(),
                                 &route.target.model,
-                                &call.mode,
+                                &tag,
                                 failure.usage_so_far.or(usage),
                                 (outcome_of(&failure.error), Some(failure.error.kind)),
                             );
@@ -630,7 +651,7 @@ impl Services {
                             &user,
                             route.target.endpoint.kind(),
                             &route.target.model,
-                            &call.mode,
+                            &tag,
                             usage,
                             ("cancelled", None),
                         );
@@ -653,20 +674,21 @@ impl Services {
     ) -> Result<AiCompletion, Error> {
         self.check_ai_allowed(user, &call.mode).await?;
         let routed = self.route(user, &call.models).await?;
+        let tag = call.tag();
         let services = self.clone();
         let user = user.clone();
         let task = tokio::spawn(async move {
             let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
             match services.ai.gateway.complete(&targets, &call.request).await {
                 Ok(completion) => {
-                    services.record_failed_attempts(&user, &routed, &call.mode, &completion.failed);
+                    services.record_failed_attempts(&user, &routed, &tag, &completion.failed);
                     let route = &routed[completion.target.min(routed.len() - 1)];
                     let answer = Answer::from_events(&completion.events);
                     services.record(
                         &user,
                         route.target.endpoint.kind(),
                         &route.target.model,
-                        &call.mode,
+                        &tag,
                         answer.usage,
                         ("ok", None),
                     );
@@ -680,14 +702,14 @@ impl Services {
                     })
                 }
                 Err(failure) => {
-                    services.record_failed_attempts(&user, &routed, &call.mode, &failure.failed);
+                    services.record_failed_attempts(&user, &routed, &tag, &failure.failed);
                     if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
                         services.note_failure(&user, route.credential, &failure.error);
                         services.record(
                             &user,
                             route.target.endpoint.kind(),
                             &route.target.model,
-                            &call.mode,
+                            &tag,
                             None,
                             (outcome_of(&failure.error), Some(failure.error.kind)),
                         );
@@ -869,9 +891,22 @@ async fn write_usage_rows(
     let mut batch = Vec::with_capacity(USAGE_BATCH);
     while receiver.recv_many(&mut batch, USAGE_BATCH).await > 0 {
         let rows = std::mem::take(&mut batch);
-        let count = rows.len();
-        if let Err(error) = database.record_usage_batch(rows).await {
-            tracing::error!(%error, count, "recording AI usage failed");
+        if let Err(error) = database.record_usage_batch(rows.clone()).await {
+            // One row can spoil a batch (its conversation deleted meanwhile): write them one by
+            // one, and keep a row whose chat message is gone without that link.
+            tracing::warn!(%error, count = rows.len(), "a usage batch failed; writing its rows one by one");
+            for (row, at) in rows {
+                let unlinked = db::NewUsage {
+                    conversation_id: None,
+                    message_id: None,
+                    ..row.clone()
+                };
+                if database.record_usage(row, at).await.is_err()
+                    && let Err(error) = database.record_usage(unlinked, at).await
+                {
+                    tracing::error!(%error, "recording AI usage failed");
+                }
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod ai;
 pub mod archives;
+pub mod chat;
 mod passwords;
 pub mod paths;
 pub mod policy;
@@ -114,6 +115,8 @@ pub struct Services {
     pub ai: ai::Ai,
     /// Personal access tokens recently found valid.
     pub token_cache: Arc<access_tokens::TokenCache>,
+    /// Chat answers being generated now.
+    pub live: Arc<chat::live::LiveAnswers>,
 }
 
 impl Services {
@@ -132,6 +135,7 @@ impl Services {
             sign_ups_per_address_per_hour: accounts::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             ai: ai::Ai::default(),
             token_cache: Arc::default(),
+            live: Arc::default(),
         }
     }
 }

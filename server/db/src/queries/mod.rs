@@ -2,6 +2,7 @@
 //! user's data takes the owner's id and filters on it.
 
 mod access_tokens;
+mod chat;
 mod audit;
 mod credentials;
 pub mod files;
@@ -11,6 +12,7 @@ mod usage;
 mod users;
 
 pub use audit::NewAuditEntry;
+pub use chat::{ConversationEntry, ConversationTotals, ModeFields, NewMessage};
 pub use credentials::NewCredential;
 pub use files::{Authorship, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tree, TreeConflict};
 pub use projects::ProjectFields;

@@ -4,7 +4,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, sea_query::Expr,
 };
 
-use crate::ids::{ApiUsageId, ProviderCredentialId, UserId};
+use crate::ids::{ApiUsageId, ConversationId, MessageId, ProviderCredentialId, UserId};
 use crate::tables::{api_usage, provider_credentials};
 use crate::{Database, Error};
 
@@ -15,6 +15,9 @@ pub struct NewUsage {
     pub provider: String,
     pub model: String,
     pub mode: String,
+    /// The chat message the call answered, if any.
+    pub conversation_id: Option<ConversationId>,
+    pub message_id: Option<MessageId>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
@@ -56,8 +59,8 @@ fn active(usage: NewUsage, now: DateTime<Utc>) -> api_usage::ActiveModel {
     api_usage::ActiveModel {
         id: Set(ApiUsageId::new()),
         user_id: Set(usage.user_id),
-        conversation_id: Set(None),
-        message_id: Set(None),
+        conversation_id: Set(usage.conversation_id),
+        message_id: Set(usage.message_id),
         provider: Set(usage.provider),
         model: Set(usage.model),
         mode: Set(usage.mode),

@@ -145,4 +145,35 @@ impl Database {
             .await?;
         Ok(())
     }
+
+    /// Sets one key of the user's stored preferences (JSON object), keeping the others; a
+    /// `null` value removes the key.
+    pub async fn set_preference(
+        &self,
+        id: UserId,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<(), Error> {
+        let Some(user) = self.find_user(id).await? else {
+            return Ok(());
+        };
+        let mut preferences = user
+            .preferences
+            .clone()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(object) = preferences.as_object_mut() {
+            if value.is_null() {
+                object.remove(key);
+            } else {
+                object.insert(key.to_owned(), value);
+            }
+        }
+        users::Entity::update_many()
+            .col_expr(users::Column::Preferences, Expr::value(preferences))
+            .filter(users::Column::Id.eq(id))
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
 }

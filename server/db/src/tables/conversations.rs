@@ -12,6 +12,8 @@ pub struct Model {
     pub title: String,
     /// The mode's name (`chat`, `ask`, ... or a user-defined mode).
     pub mode: String,
+    /// The model this conversation asks; `None` follows the mode's and the user's default.
+    pub model: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

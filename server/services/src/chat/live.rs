@@ -1,0 +1,255 @@
+//! Answers being generated right now. Each keeps every event it produced, numbered from 1, so
+//! that a browser that comes back (a reload, a dropped connection) asks for the events after
+//! the last one it saw and misses nothing and sees nothing twice. Generation does not depend on
+//! anyone listening.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use db::ids::{ConversationId, MessageId, UserId};
+use db::tables::messages::MessageStatus;
+use futures::Stream;
+use tokio::sync::watch;
+
+/// One event of an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerEvent {
+    /// The whole text so far, when a generation continues an earlier partial answer.
+    Resumed { text: String },
+    /// Which model answers, and why the ones before it did not.
+    Answering {
+        provider: String,
+        model: String,
+        fallback: Vec<super::FallbackNote>,
+    },
+    Text(String),
+    Reasoning(String),
+    /// The answer ended: `complete`, `interrupted` (stopped, cut or failed after output) or
+    /// `failed` (nothing came), with why, and what it used.
+    Finished {
+        status: MessageStatus,
+        reason: Option<String>,
+        usage: Option<super::UsageNote>,
+        cost_micros: Option<u64>,
+    },
+}
+
+impl AnswerEvent {
+    pub fn is_finished(&self) -> bool {
+        matches!(self, AnswerEvent::Finished { .. })
+    }
+}
+
+/// An answer in progress.
+pub struct LiveAnswer {
+    pub owner: UserId,
+    pub conversation: ConversationId,
+    events: Mutex<Vec<AnswerEvent>>,
+    /// The number of events so far; listeners wait for it to change.
+    count: watch::Sender<u64>,
+    /// Set to `true` to stop the generation.
+    stop: watch::Sender<bool>,
+}
+
+impl LiveAnswer {
+    fn new(owner: UserId, conversation: ConversationId) -> Self {
+        Self {
+            owner,
+            conversation,
+            events: Mutex::new(Vec::new()),
+            count: watch::channel(0).0,
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// Appends an event; returns its sequence number.
+    pub fn push(&self, event: AnswerEvent) -> u64 {
+        let count = {
+            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+            events.push(event);
+            events.len() as u64
+        };
+        self.count.send_replace(count);
+        count
+    }
+
+    /// The events after sequence number `after`, each with its number.
+    pub fn events_after(&self, after: u64) -> Vec<(u64, AnswerEvent)> {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(events.len());
+        events[start..]
+            .iter()
+            .enumerate()
+            .map(|(offset, event)| (after + offset as u64 + 1, event.clone()))
+            .collect()
+    }
+
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves when a stop was asked for.
+    pub async fn stopped(&self) {
+        let mut receiver = self.stop.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        if receiver.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// The events after `after`, then each new one as it comes, until the answer finishes.
+    pub fn follow(self: Arc<Self>, after: u64) -> impl Stream<Item = (u64, AnswerEvent)> + Send {
+        let receiver = self.count.subscribe();
+        futures::stream::unfold(
+            (self, receiver, after, Vec::<(u64, AnswerEvent)>::new().into_iter(), false),
+            |(live, mut receiver, mut after, mut pending, mut done)| async move {
+                loop {
+                    if let Some((sequence, event)) = pending.next() {
+                        after = sequence;
+                        if event.is_finished() {
+                            done = true;
+                        }
+                        return Some(((sequence, event), (live, receiver, after, pending, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    receiver.mark_unchanged();
+                    let batch = live.events_after(after);
+                    if batch.is_empty() {
+                        if receiver.changed().await.is_err() {
+                            return None;
+                        }
+                        continue;
+                    }
+                    pending = batch.into_iter();
+                }
+            },
+        )
+    }
+}
+
+/// Every answer being generated in this process.
+#[derive(Default)]
+pub struct LiveAnswers {
+    answers: Mutex<HashMap<MessageId, Arc<LiveAnswer>>>,
+}
+
+impl LiveAnswers {
+    /// Registers a new answer for `message` (replacing a finished one).
+    pub fn start(
+        &self,
+        message: MessageId,
+        owner: UserId,
+        conversation: ConversationId,
+    ) -> Arc<LiveAnswer> {
+        let live = Arc::new(LiveAnswer::new(owner, conversation));
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(message, Arc::clone(&live));
+        live
+    }
+
+    /// The live answer for `message`, if it is `owner`'s.
+    pub fn get(&self, message: MessageId, owner: UserId) -> Option<Arc<LiveAnswer>> {
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&message)
+            .filter(|live| live.owner == owner)
+            .cloned()
+    }
+
+    /// Forgets `message`'s answer if it is still `live` (a newer one may have replaced it).
+    pub fn finish(&self, message: MessageId, live: &Arc<LiveAnswer>) {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers
+            .get(&message)
+            .is_some_and(|current| Arc::ptr_eq(current, live))
+        {
+            answers.remove(&message);
+        }
+    }
+
+    /// Asks every live answer of a conversation to stop.
+    pub fn stop_conversation(&self, conversation: ConversationId) {
+        for live in self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|live| live.conversation == conversation)
+        {
+            live.request_stop();
+        }
+    }
+
+    /// How many answers are being generated.
+    pub fn len(&self) -> usize {
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn finished() -> AnswerEvent {
+        AnswerEvent::Finished {
+            status: MessageStatus::Complete,
+            reason: None,
+            usage: None,
+            cost_micros: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listener_gets_every_event_after_its_last_once() {
+        let answers = LiveAnswers::default();
+        let message = MessageId::new();
+        let owner = UserId::new();
+        let live = answers.start(message, owner, ConversationId::new());
+        for word in ["a", "b", "c"] {
+            live.push(AnswerEvent::Text(word.into()));
+        }
+        assert!(answers.get(message, UserId::new()).is_none(), "only the owner");
+        let found = answers.get(message, owner).unwrap();
+        let follower = tokio::spawn(found.follow(1).collect::<Vec<_>>());
+        tokio::task::yield_now().await;
+        live.push(AnswerEvent::Text("d".into()));
+        live.push(finished());
+        live.push(AnswerEvent::Text("after the end".into()));
+        let seen = follower.await.unwrap();
+        let numbers: Vec<u64> = seen.iter().map(|(sequence, _)| *sequence).collect();
+        assert_eq!(numbers, [2, 3, 4, 5]);
+        assert_eq!(seen[0].1, AnswerEvent::Text("b".into()));
+        assert!(seen[3].1.is_finished());
+        answers.finish(message, &live);
+        assert!(answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stop_reaches_the_generation() {
+        let answers = LiveAnswers::default();
+        let conversation = ConversationId::new();
+        let live = answers.start(MessageId::new(), UserId::new(), conversation);
+        let waiting = tokio::spawn({
+            let live = Arc::clone(&live);
+            async move { live.stopped().await }
+        });
+        answers.stop_conversation(conversation);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
