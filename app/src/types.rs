@@ -643,14 +643,20 @@ pub struct SentMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AnswerEvent {
     /// The text so far of an answer being continued.
-    Resumed { text: String },
+    Resumed {
+        text: String,
+    },
     Answering {
         provider: String,
         model: String,
         fallback: Vec<FallbackEntry>,
     },
-    Text { text: String },
-    Reasoning { text: String },
+    Text {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
     Finished {
         status: String,
         reason: Option<String>,
@@ -658,7 +664,9 @@ pub enum AnswerEvent {
         cost: Option<String>,
     },
     /// The answer is not being generated: here it is as stored.
-    Stored { message: ChatMessage },
+    Stored {
+        message: ChatMessage,
+    },
 }
 
 /// Micro-dollars as dollars, to the hundredth of a cent.

@@ -110,10 +110,9 @@ pub async fn events(
         header::HeaderValue::from_static("no-store"),
     );
     // Proxies (nginx) must not hold the events back.
-    response.headers_mut().insert(
-        "x-accel-buffering",
-        header::HeaderValue::from_static("no"),
-    );
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     response
 }
 
@@ -131,9 +130,18 @@ mod tests {
             }
             map
         };
-        assert!(!from_other_site(&headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(from_other_site(&headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(from_other_site(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!from_other_site(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(from_other_site(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(from_other_site(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
         assert!(!from_other_site(&headers(&[
             ("origin", "http://127.0.0.1:3000"),
             ("host", "127.0.0.1:3000")

@@ -87,7 +87,12 @@ const CALLER_SCOPED: &[&str] = &[
     "/api/projects/create",
     "/api/ai/models",
     "/api/ai/usage",
+    "/api/chat/setup",
+    "/api/chat/default-model",
 ];
+
+/// Server functions whose arguments come as JSON.
+const JSON_ENDPOINTS: &[&str] = &["/api/chat/send", "/api/chat/edit", "/api/chat/modes/save"];
 
 /// Endpoints for administrators only: another user gets 403 whatever they send.
 const ADMIN_ONLY: &[&str] = &[
@@ -164,11 +169,77 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             .as_str()
             .unwrap()
             .to_owned();
+        let conversation = json(
+            &call(
+                ada.clone(),
+                "/api/chat/new",
+                format!("project_id={project}&mode=chat"),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let json_call = |cookie: String, path: &str, body: serde_json::Value| {
+            let router = router.clone();
+            let path = path.to_owned();
+            async move {
+                let mut request = support::same_origin_request(
+                    "POST",
+                    &path,
+                    &cookie,
+                    body.to_string().into_bytes(),
+                );
+                request.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                support::send(&router, request).await
+            }
+        };
+        let sent = json(
+            &json_call(
+                ada.clone(),
+                "/api/chat/send",
+                serde_json::json!({"conversation_id": conversation, "text": "secret question", "context": null}),
+            )
+            .await,
+        );
+        let question = sent["question"]["id"].as_str().unwrap().to_owned();
+        let answer = sent["answer"]["id"].as_str().unwrap().to_owned();
+        let mode = json(
+            &json_call(
+                ada.clone(),
+                "/api/chat/modes/save",
+                serde_json::json!({"id": null, "draft": {
+                    "name": "private", "label": "", "description": "", "system_prompt": "secret prompt",
+                    "models": "", "send_current_file": true, "send_selection": true,
+                    "max_context_tokens": 1000, "output": "markdown"
+                }}),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The answer fails at once (Ada has no provider): let it settle before the snapshot.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let snapshot = |cookie: String| {
             let call = &call;
             let project = project.clone();
+            let conversation = conversation.clone();
             async move {
                 [
+                    call(
+                        cookie.clone(),
+                        "/api/chat/open",
+                        format!("id={conversation}"),
+                    )
+                    .await
+                    .body,
+                    call(cookie.clone(), "/api/chat/setup", String::new())
+                        .await
+                        .body,
                     call(
                         cookie.clone(),
                         "/api/files/tree",
@@ -205,14 +276,30 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             }
             let id = if path.starts_with("/api/tokens/") {
                 token.as_str()
+            } else if path.starts_with("/api/chat/modes/") {
+                mode.as_str()
+            } else if path.starts_with("/api/chat/") {
+                conversation.as_str()
             } else if path.starts_with("/api/admin/") {
                 // An admin endpoint's `id` is a user: A's.
                 ""
             } else {
                 credential.as_str()
             };
-            let form = [
+            let message = if path == "/api/chat/edit" {
+                question.as_str()
+            } else {
+                answer.as_str()
+            };
+            let fields = [
                 ("project_id", project.as_str()),
+                ("conversation_id", conversation.as_str()),
+                ("message_id", message),
+                ("title", "Stolen"),
+                ("mode", "chat"),
+                ("model", "gpt-4o"),
+                ("text", "overwritten"),
+                ("search", ""),
                 ("file_id", file.as_str()),
                 ("revision_id", revision.as_str()),
                 ("id", id),
@@ -230,11 +317,12 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
                 ("role", "admin"),
                 ("tier", "enterprise"),
                 ("disabled", "true"),
-            ]
-            .iter()
-            .map(|(name, value)| format!("{name}={}", form_value(value)))
-            .collect::<Vec<_>>()
-            .join("&");
+            ];
+            let form = fields
+                .iter()
+                .map(|(name, value)| format!("{name}={}", form_value(value)))
+                .collect::<Vec<_>>()
+                .join("&");
             let reply = if path.ends_with("/export.zip") {
                 support::send(
                     &router,
@@ -244,6 +332,21 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             } else if path == "/api/projects/import" {
                 // Import names no object of anyone's: it creates B's own project.
                 continue;
+            } else if JSON_ENDPOINTS.contains(&path) {
+                let mut body: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), serde_json::json!(value)))
+                    .collect();
+                body.insert("context".into(), serde_json::Value::Null);
+                body.insert(
+                    "draft".into(),
+                    serde_json::json!({
+                        "name": "stolen", "label": "", "description": "", "system_prompt": "x",
+                        "models": "", "send_current_file": true, "send_selection": true,
+                        "max_context_tokens": 1000, "output": "markdown"
+                    }),
+                );
+                json_call(bob.clone(), path, serde_json::Value::Object(body)).await
             } else {
                 post(&router, path, &form, Some(&bob), "127.0.0.1").await
             };

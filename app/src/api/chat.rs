@@ -6,12 +6,12 @@ use leptos::prelude::*;
 use server_fn::codec::Json;
 
 use crate::error::AppError;
-#[cfg(feature = "ssr")]
-use crate::types::{ContextEntry, FallbackEntry, TokenCounts, dollars};
 use crate::types::{
     ChatMessage, ChatMode, ChatSetup, ConversationSummary, ConversationView, EditorContext,
     ModeDraft, SentMessage,
 };
+#[cfg(feature = "ssr")]
+use crate::types::{ContextEntry, FallbackEntry, TokenCounts, dollars};
 
 #[cfg(feature = "ssr")]
 fn conversation_id(text: &str) -> Result<db::ids::ConversationId, AppError> {
@@ -302,7 +302,10 @@ pub async fn open_conversation(id: String) -> Result<ConversationView, AppError>
 
 /// `POST /api/chat/rename`
 #[server(prefix = "/api", endpoint = "chat/rename")]
-pub async fn rename_conversation(id: String, title: String) -> Result<ConversationSummary, AppError> {
+pub async fn rename_conversation(
+    id: String,
+    title: String,
+) -> Result<ConversationSummary, AppError> {
     let user = super::request::require_user().await?;
     let id = conversation_id(&id)?;
     let conversation = super::request::services()?
@@ -314,7 +317,10 @@ pub async fn rename_conversation(id: String, title: String) -> Result<Conversati
 
 /// `POST /api/chat/mode`: the mode the next messages of a conversation are sent in.
 #[server(prefix = "/api", endpoint = "chat/mode")]
-pub async fn set_conversation_mode(id: String, mode: String) -> Result<ConversationSummary, AppError> {
+pub async fn set_conversation_mode(
+    id: String,
+    mode: String,
+) -> Result<ConversationSummary, AppError> {
     let user = super::request::require_user().await?;
     let id = conversation_id(&id)?;
     let conversation = super::request::services()?
@@ -462,11 +468,7 @@ fn mode_input(draft: ModeDraft) -> services::chat::ModeInput {
         label: draft.label,
         description: draft.description,
         system_prompt: draft.system_prompt,
-        models: draft
-            .models
-            .split([',', '\n'])
-            .map(str::to_owned)
-            .collect(),
+        models: draft.models.split([',', '\n']).map(str::to_owned).collect(),
         context: Some(services::chat::ContextPolicy {
             current_file: draft.send_current_file,
             selection: draft.send_selection,

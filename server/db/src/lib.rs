@@ -16,9 +16,9 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
 pub use queries::{
-    ConversationEntry, ConversationTotals, ModeFields, NewMessage,
-    Authorship, FileBody, FileEntry, NewAuditEntry, NewCredential, NewUsage, NewUser,
-    ProjectFields, RevisionEntry, SaveOutcome, Tree, TreeConflict, UsageTotals,
+    Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
+    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, RevisionEntry,
+    SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 

@@ -614,12 +614,7 @@ impl Services {
                         AiItem::Event(event)
                     }
                     Err(failure) => {
-                        services.record_failed_attempts(
-                            &user,
-                            &routed,
-                            &tag,
-                            &failure.failed,
-                        );
+                        services.record_failed_attempts(&user, &routed, &tag, &failure.failed);
                         if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
                             services.note_failure(&user, route.credential, &failure.error);
                             services.record(

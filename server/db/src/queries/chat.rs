@@ -414,7 +414,11 @@ impl Database {
             .await?)
     }
 
-    pub async fn find_mode(&self, owner: UserId, id: ModeId) -> Result<Option<modes::Model>, Error> {
+    pub async fn find_mode(
+        &self,
+        owner: UserId,
+        id: ModeId,
+    ) -> Result<Option<modes::Model>, Error> {
         Ok(modes::Entity::find_by_id(id)
             .filter(modes::Column::UserId.eq(owner))
             .one(self.connection())

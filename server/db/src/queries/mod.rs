@@ -2,8 +2,8 @@
 //! user's data takes the owner's id and filters on it.
 
 mod access_tokens;
-mod chat;
 mod audit;
+mod chat;
 mod credentials;
 pub mod files;
 mod projects;

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnswerEvent {
     /// The whole text so far, when a generation continues an earlier partial answer.
-    Resumed { text: String },
+    Resumed {
+        text: String,
+    },
     /// Which model answers, and why the ones before it did not.
     Answering {
         provider: String,
@@ -76,7 +78,9 @@ impl LiveAnswer {
     /// The events after sequence number `after`, each with its number.
     pub fn events_after(&self, after: u64) -> Vec<(u64, AnswerEvent)> {
         let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(events.len());
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(events.len());
         events[start..]
             .iter()
             .enumerate()
@@ -101,7 +105,13 @@ impl LiveAnswer {
     pub fn follow(self: Arc<Self>, after: u64) -> impl Stream<Item = (u64, AnswerEvent)> + Send {
         let receiver = self.count.subscribe();
         futures::stream::unfold(
-            (self, receiver, after, Vec::<(u64, AnswerEvent)>::new().into_iter(), false),
+            (
+                self,
+                receiver,
+                after,
+                Vec::<(u64, AnswerEvent)>::new().into_iter(),
+                false,
+            ),
             |(live, mut receiver, mut after, mut pending, mut done)| async move {
                 loop {
                     if let Some((sequence, event)) = pending.next() {
@@ -221,7 +231,10 @@ mod tests {
         for word in ["a", "b", "c"] {
             live.push(AnswerEvent::Text(word.into()));
         }
-        assert!(answers.get(message, UserId::new()).is_none(), "only the owner");
+        assert!(
+            answers.get(message, UserId::new()).is_none(),
+            "only the owner"
+        );
         let found = answers.get(message, owner).unwrap();
         let follower = tokio::spawn(found.follow(1).collect::<Vec<_>>());
         tokio::task::yield_now().await;

@@ -224,7 +224,10 @@ pub fn context_items(input: &ContextInput, policy: &ContextPolicy) -> Vec<Contex
             } else if included {
                 "selected in the editor".into()
             } else {
-                format!("selected in the editor; larger than this mode's budget ({} tokens)", policy.max_tokens)
+                format!(
+                    "selected in the editor; larger than this mode's budget ({} tokens)",
+                    policy.max_tokens
+                )
             },
             tokens,
             included,
@@ -266,7 +269,9 @@ pub fn context_items(input: &ContextInput, policy: &ContextPolicy) -> Vec<Contex
 pub fn system_prompt(mode: &Mode, project: Option<&str>, context: &[ContextItem]) -> String {
     let mut prompt = mode.system_prompt.clone();
     if let Some(project) = project {
-        prompt.push_str(&format!("\n\nThe user is working in the project \"{project}\"."));
+        prompt.push_str(&format!(
+            "\n\nThe user is working in the project \"{project}\"."
+        ));
     }
     for item in context.iter().filter(|item| item.included) {
         let fence = fence_for(&item.content);
@@ -302,7 +307,9 @@ fn fence_for(text: &str) -> String {
 pub fn user_reason(error: &Error) -> String {
     match error {
         Error::Provider(error) => provider_reason(error),
-        Error::Internal(_) => "Something went wrong on the server; the answer could not be made.".into(),
+        Error::Internal(_) => {
+            "Something went wrong on the server; the answer could not be made.".into()
+        }
         other => other.to_string(),
     }
 }
@@ -339,7 +346,10 @@ fn check_context(input: &ContextInput) -> Result<(), Error> {
         if file.path.len() > 1024 {
             return Err(Error::Invalid("That file path is too long.".into()));
         }
-        let selection = file.selection.as_ref().map_or(0, |selection| selection.text.len());
+        let selection = file
+            .selection
+            .as_ref()
+            .map_or(0, |selection| selection.text.len());
         if file.content.len() > MAX_CONTEXT_CHARS || selection > MAX_CONTEXT_CHARS {
             return Err(Error::Invalid(
                 "The current file is too large to send with a message.".into(),
@@ -351,7 +361,11 @@ fn check_context(input: &ContextInput) -> Result<(), Error> {
 
 /// A title from the first message: its first line, at most 60 characters.
 fn title_from(text: &str) -> String {
-    let line = text.lines().find(|line| !line.trim().is_empty()).unwrap_or(NEW_TITLE).trim();
+    let line = text
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or(NEW_TITLE)
+        .trim();
     let mut title: String = line.chars().take(60).collect();
     if line.chars().count() > 60 {
         title.push('…');
@@ -382,7 +396,11 @@ impl Services {
         search: Option<&str>,
     ) -> Result<Vec<db::ConversationEntry>, Error> {
         if let Some(project) = project
-            && self.database.find_project(user.id, project).await?.is_none()
+            && self
+                .database
+                .find_project(user.id, project)
+                .await?
+                .is_none()
         {
             return Err(Error::NotFound);
         }
@@ -400,7 +418,11 @@ impl Services {
         model: Option<String>,
     ) -> Result<conversations::Model, Error> {
         if let Some(project) = project
-            && self.database.find_project(user.id, project).await?.is_none()
+            && self
+                .database
+                .find_project(user.id, project)
+                .await?
+                .is_none()
         {
             return Err(Error::NotFound);
         }
@@ -408,7 +430,9 @@ impl Services {
             Some(name) => self.mode_named(user, name).await?.name,
             None => "chat".to_owned(),
         };
-        let model = model.map(|model| model.trim().to_owned()).filter(|model| !model.is_empty());
+        let model = model
+            .map(|model| model.trim().to_owned())
+            .filter(|model| !model.is_empty());
         Ok(self
             .database
             .create_conversation(user.id, project, NEW_TITLE.into(), mode, model, Utc::now())
@@ -467,7 +491,12 @@ impl Services {
         user: &AuthenticatedUser,
         id: ConversationId,
     ) -> Result<(), Error> {
-        if self.database.find_conversation(user.id, id).await?.is_none() {
+        if self
+            .database
+            .find_conversation(user.id, id)
+            .await?
+            .is_none()
+        {
             return Err(Error::NotFound);
         }
         self.live.stop_conversation(id);
@@ -521,7 +550,9 @@ impl Services {
             .set_preference(
                 user.id,
                 DEFAULT_MODEL_KEY,
-                model.clone().map_or(serde_json::Value::Null, serde_json::Value::String),
+                model
+                    .clone()
+                    .map_or(serde_json::Value::Null, serde_json::Value::String),
             )
             .await?;
         Ok(model)
@@ -593,7 +624,9 @@ impl Services {
         } else {
             conversation
         };
-        let history = self.history_through(user, conversation.id, question.id).await?;
+        let history = self
+            .history_through(user, conversation.id, question.id)
+            .await?;
         self.start_answer(AnswerJob {
             user: user.clone(),
             conversation,
@@ -657,7 +690,9 @@ impl Services {
             .await?
             .ok_or(Error::NotFound)?;
         if message.role != MessageRole::User {
-            return Err(Error::Invalid("Only your own messages can be edited.".into()));
+            return Err(Error::Invalid(
+                "Only your own messages can be edited.".into(),
+            ));
         }
         self.database
             .update_message(message.id, Some(text.clone()), None, None, Utc::now())
@@ -666,7 +701,9 @@ impl Services {
             content: text,
             ..message
         };
-        let answer = self.replace_after(user, &conversation, question.clone()).await?;
+        let answer = self
+            .replace_after(user, &conversation, question.clone())
+            .await?;
         Ok(Sent {
             question: question.into(),
             answer,
@@ -1231,7 +1268,10 @@ mod tests {
 
     #[test]
     fn titles_and_reasons_read_well() {
-        assert_eq!(title_from("\n  Why does it panic?\nmore"), "Why does it panic?");
+        assert_eq!(
+            title_from("\n  Why does it panic?\nmore"),
+            "Why does it panic?"
+        );
         assert_eq!(title_from(&"a".repeat(80)).chars().count(), 61);
         let mut limited = ProviderError::new(ErrorKind::RateLimited);
         limited.retry_after = Some(Duration::from_secs(90));

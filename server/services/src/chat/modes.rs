@@ -173,10 +173,9 @@ pub fn validate(input: ModeInput, builtin_names: &[String]) -> Result<db::ModeFi
     if name.is_empty() || name.len() > 40 {
         return Err(invalid("A mode needs a name of 1 to 40 characters."));
     }
-    if !name
-        .chars()
-        .all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-')
-        || name.starts_with('-')
+    if !name.chars().all(|character| {
+        character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-'
+    }) || name.starts_with('-')
     {
         return Err(invalid(
             "A mode's name may hold only lowercase letters, digits and dashes (like code-golf).",
@@ -196,14 +195,20 @@ pub fn validate(input: ModeInput, builtin_names: &[String]) -> Result<db::ModeFi
     };
     let description = input.description.trim().to_owned();
     if description.chars().count() > 300 {
-        return Err(invalid("A mode's description may be 300 characters at most."));
+        return Err(invalid(
+            "A mode's description may be 300 characters at most.",
+        ));
     }
     let system_prompt = input.system_prompt.trim().to_owned();
     if system_prompt.is_empty() {
-        return Err(invalid("A mode needs a system prompt: what the model should do."));
+        return Err(invalid(
+            "A mode needs a system prompt: what the model should do.",
+        ));
     }
     if system_prompt.chars().count() > 20_000 {
-        return Err(invalid("A mode's system prompt may be 20,000 characters at most."));
+        return Err(invalid(
+            "A mode's system prompt may be 20,000 characters at most.",
+        ));
     }
     let mut models: Vec<String> = Vec::new();
     for model in input.models {
@@ -241,9 +246,8 @@ pub fn validate(input: ModeInput, builtin_names: &[String]) -> Result<db::ModeFi
     }
     let output = match input.output.trim() {
         "" => Output::Markdown,
-        text => Output::parse(text).ok_or_else(|| {
-            invalid("A mode's output is one of markdown, plan or review.")
-        })?,
+        text => Output::parse(text)
+            .ok_or_else(|| invalid("A mode's output is one of markdown, plan or review."))?,
     };
     if output == Output::Agent {
         return Err(invalid(
@@ -332,7 +336,10 @@ impl Services {
                 fields.name
             )));
         }
-        let row = self.database.create_mode(user.id, fields, Utc::now()).await?;
+        let row = self
+            .database
+            .create_mode(user.id, fields, Utc::now())
+            .await?;
         Ok(from_row(row))
     }
 
@@ -383,7 +390,15 @@ mod tests {
         let names: Vec<&str> = modes.iter().map(|mode| mode.name.as_str()).collect();
         assert_eq!(
             names,
-            ["chat", "ask", "debug", "documentation", "architect", "review", "async"]
+            [
+                "chat",
+                "ask",
+                "debug",
+                "documentation",
+                "architect",
+                "review",
+                "async"
+            ]
         );
         assert!(modes.iter().all(|mode| !mode.system_prompt.is_empty()));
         let unavailable: Vec<&str> = modes
@@ -474,7 +489,10 @@ mod tests {
             ),
         ] {
             let error = validate(bad, &builtin).unwrap_err().to_string();
-            assert!(error.contains(expected), "{error} should mention {expected}");
+            assert!(
+                error.contains(expected),
+                "{error} should mention {expected}"
+            );
         }
     }
 }
