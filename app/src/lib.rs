@@ -9,6 +9,7 @@ pub mod api;
 pub mod components;
 pub mod editor;
 pub mod error;
+pub mod markdown;
 pub mod pages;
 pub mod preferences;
 pub mod types;
