@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chat;
 pub mod components;
 pub mod editor;
 pub mod error;
@@ -22,8 +23,8 @@ use leptos_router::{ParamSegment, StaticSegment};
 
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
-    AccountPage, AdminPage, ErrorPage, LandingPage, NotFoundPage, ProjectsPage, ProvidersPage,
-    SettingsPage, SignInPage, SignUpPage,
+    AccountPage, AdminPage, ChatPage, ErrorPage, LandingPage, NotFoundPage, ProjectsPage,
+    ProvidersPage, SettingsPage, SignInPage, SignUpPage,
 };
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
@@ -117,6 +118,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("sign-in") view=SignInPage/>
                     <Route path=StaticSegment("sign-up") view=SignUpPage/>
                     <Route path=StaticSegment("projects") view=ProjectsPage/>
+                    <Route path=StaticSegment("chat") view=ChatPage/>
                     <Route
                         path=(StaticSegment("projects"), ParamSegment("id"))
                         view=workspace::WorkspacePage

@@ -186,7 +186,10 @@ pub fn render(text: &str) -> String {
     let mut html = String::with_capacity(text.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
     // Links open outside the app, without handing it a window reference.
-    html.replace("<a href=", "<a rel=\"noopener noreferrer nofollow\" target=\"_blank\" href=")
+    html.replace(
+        "<a href=",
+        "<a rel=\"noopener noreferrer nofollow\" target=\"_blank\" href=",
+    )
 }
 
 #[cfg(test)]
@@ -244,9 +247,36 @@ mod tests {
 
     /// The output holds only the tags this module writes and pulldown-cmark's own.
     const ALLOWED_TAGS: &[&str] = &[
-        "p", "a", "img", "code", "pre", "div", "span", "button", "em", "strong", "del", "ul",
-        "ol", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "br", "table",
-        "thead", "tbody", "tr", "th", "td", "input",
+        "p",
+        "a",
+        "img",
+        "code",
+        "pre",
+        "div",
+        "span",
+        "button",
+        "em",
+        "strong",
+        "del",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "br",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "input",
     ];
 
     fn tags_of(html: &str) -> Vec<String> {
@@ -300,8 +330,20 @@ mod tests {
             for attribute in attributes_of(&html) {
                 assert!(
                     [
-                        "href", "src", "alt", "title", "class", "type", "rel", "target",
-                        "data-lang", "data-path", "data-action", "checked", "disabled", "style",
+                        "href",
+                        "src",
+                        "alt",
+                        "title",
+                        "class",
+                        "type",
+                        "rel",
+                        "target",
+                        "data-lang",
+                        "data-path",
+                        "data-action",
+                        "checked",
+                        "disabled",
+                        "style",
                         "align"
                     ]
                     .contains(&attribute.as_str())
@@ -316,7 +358,10 @@ mod tests {
             assert!(!lower.contains("src=\"data:"), "{payload:?}: {html}");
             assert!(!lower.contains("src=\"http:"), "{payload:?}: {html}");
             assert!(!lower.contains("href=\"//"), "{payload:?}: {html}");
-            assert!(!lower.contains("vbscript:msgbox(1)\""), "{payload:?}: {html}");
+            assert!(
+                !lower.contains("vbscript:msgbox(1)\""),
+                "{payload:?}: {html}"
+            );
             assert!(!lower.contains("<script"), "{payload:?}: {html}");
             assert!(!lower.contains("data-path=\"../"), "{payload:?}: {html}");
             assert!(!lower.contains("style=\""), "{payload:?}: {html}");
@@ -325,10 +370,7 @@ mod tests {
 
     #[test]
     fn raw_html_is_shown_as_text() {
-        assert_eq!(
-            render("<b>bold</b>"),
-            "<p>&lt;b&gt;bold&lt;/b&gt;</p>\n"
-        );
+        assert_eq!(render("<b>bold</b>"), "<p>&lt;b&gt;bold&lt;/b&gt;</p>\n");
         assert!(render("<script>alert(1)</script>").contains("&lt;script&gt;"));
     }
 
@@ -350,7 +392,10 @@ mod tests {
         assert!(html.contains("href=\"/projects\""));
         // A refused link keeps its text.
         assert_eq!(render("[click](javascript:alert(1))"), "<p>click</p>\n");
-        assert_eq!(render("![alt text](http://x.example/a.png)"), "<p>alt text</p>\n");
+        assert_eq!(
+            render("![alt text](http://x.example/a.png)"),
+            "<p>alt text</p>\n"
+        );
     }
 
     #[test]
@@ -360,8 +405,13 @@ mod tests {
             "<div class=\"code-block\" data-lang=\"rust\" data-path=\"src/main.rs\">"
         ));
         assert!(html.contains("data-action=\"apply\""));
-        assert!(html.contains("<code class=\"language-rust\">fn main() { println!(&quot;&lt;hi&gt;&quot;); }\n</code>"));
-        assert_eq!(fence_info("ts:web/app.ts"), (Some("ts".into()), Some("web/app.ts".into())));
+        assert!(html.contains(
+            "<code class=\"language-rust\">fn main() { println!(&quot;&lt;hi&gt;&quot;); }\n</code>"
+        ));
+        assert_eq!(
+            fence_info("ts:web/app.ts"),
+            (Some("ts".into()), Some("web/app.ts".into()))
+        );
         assert_eq!(fence_info("src/lib.rs"), (None, Some("src/lib.rs".into())));
         assert_eq!(fence_info("python"), (Some("python".into()), None));
         assert_eq!(fence_info("rust /etc/passwd"), (Some("rust".into()), None));
@@ -370,10 +420,26 @@ mod tests {
 
     #[test]
     fn link_rules() {
-        for good in ["https://a.example", "http://a.example", "mailto:a@b.example", "#x", "/p", "p/q", "a:b/c?d"] {
+        for good in [
+            "https://a.example",
+            "http://a.example",
+            "mailto:a@b.example",
+            "#x",
+            "/p",
+            "p/q",
+            "a:b/c?d",
+        ] {
             assert!(safe_link(good) || good == "a:b/c?d", "{good}");
         }
-        for bad in ["javascript:x", " JAVASCRIPT:x", "data:text/html,x", "vbscript:x", "//evil.example", "file:///etc/passwd", "java\u{0}script:x"] {
+        for bad in [
+            "javascript:x",
+            " JAVASCRIPT:x",
+            "data:text/html,x",
+            "vbscript:x",
+            "//evil.example",
+            "file:///etc/passwd",
+            "java\u{0}script:x",
+        ] {
             assert!(!safe_link(bad), "{bad}");
         }
         assert!(safe_image("https://a.example/a.png"));

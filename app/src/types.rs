@@ -641,6 +641,8 @@ pub struct SentMessage {
 /// `id` field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// A wire type that lives for one event: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnswerEvent {
     /// The text so far of an answer being continued.
     Resumed {

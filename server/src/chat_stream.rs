@@ -97,7 +97,7 @@ pub async fn events(
             .boxed(),
         AnswerFeed::Stored(message) => {
             let event = app::types::AnswerEvent::Stored {
-                message: app::api::chat::message_of(message),
+                message: app::api::chat::message_of(*message),
             };
             futures::stream::once(async move { Ok(event_of(None, &event)) }).boxed()
         }

@@ -30,6 +30,9 @@ pub fn AppLayout(children: Children) -> impl IntoView {
                             <A href="/projects">"Projects"</A>
                         </li>
                         <li>
+                            <A href="/chat">"Chat"</A>
+                        </li>
+                        <li>
                             <A href="/account">"Account"</A>
                         </li>
                         <li>

@@ -56,9 +56,16 @@ mod binding {
             modified: &str,
             language: &str,
             dark: bool,
+            editable: bool,
         ) -> JsValue;
         #[wasm_bindgen(js_name = disposeDiff)]
         pub fn dispose_diff(diff: &JsValue);
+        #[wasm_bindgen(js_name = diffModifiedValue)]
+        pub fn diff_modified_value(diff: &JsValue) -> String;
+        #[wasm_bindgen(js_name = selectionOf)]
+        pub fn selection_of(editor: &JsValue) -> JsValue;
+        #[wasm_bindgen(js_name = colorizeCode)]
+        pub fn colorize_code(root: &web_sys::Element, dark: bool);
     }
 }
 
@@ -132,6 +139,17 @@ impl Editor {
 
     pub fn focus(&self) {
         binding::focus_editor(&self.handle);
+    }
+
+    /// The selected lines (1-based, inclusive) and text; `None` when nothing is selected.
+    pub fn selection(&self) -> Option<(u32, u32, String)> {
+        use wasm_bindgen::JsCast;
+        let value = binding::selection_of(&self.handle);
+        let array = value.dyn_into::<js_sys::Array>().ok()?;
+        let start = array.get(0).as_f64()?;
+        let end = array.get(1).as_f64()?;
+        let text = array.get(2).as_string()?;
+        Some((start as u32, end as u32, text))
     }
 
     pub fn set_font_size(&self, font_size: u32) {
@@ -219,13 +237,32 @@ impl Diff {
         modified: &str,
         language: Option<&str>,
         dark: bool,
+        editable: bool,
     ) -> Self {
         Self {
-            handle: binding::create_diff(element, original, modified, language.unwrap_or(""), dark),
+            handle: binding::create_diff(
+                element,
+                original,
+                modified,
+                language.unwrap_or(""),
+                dark,
+                editable,
+            ),
         }
+    }
+
+    /// The right side's text, as the person left it.
+    pub fn modified_text(&self) -> String {
+        binding::diff_modified_value(&self.handle)
     }
 
     pub fn dispose(&self) {
         binding::dispose_diff(&self.handle);
     }
+}
+
+/// Highlights the code blocks under `root` with Monaco's colorizer, when Monaco is loaded.
+#[cfg(feature = "hydrate")]
+pub fn colorize(root: &web_sys::Element, dark: bool) {
+    binding::colorize_code(root, dark);
 }

@@ -141,12 +141,12 @@ export function disposeEditor(editor) {
   editor.dispose();
 }
 
-/// A read-only diff: `original` on the left, `modified` on the right.
-export function createDiff(element, original, modified, language, dark) {
+/// A diff: `original` on the left, `modified` on the right (editable when `editable`).
+export function createDiff(element, original, modified, language, dark, editable) {
   const monaco = globalThis.monaco;
   const diff = monaco.editor.createDiffEditor(element, {
     automaticLayout: true,
-    readOnly: true,
+    readOnly: !editable,
     originalEditable: false,
     theme: themeName(dark),
     renderSideBySide: element.clientWidth > 700,
@@ -164,5 +164,36 @@ export function disposeDiff(diff) {
   if (models) {
     models.original.dispose();
     models.modified.dispose();
+  }
+}
+
+/// The text on the right side of a diff (what the person may have edited).
+export function diffModifiedValue(diff) {
+  const models = diff.getModel();
+  return models ? models.modified.getValue() : "";
+}
+
+/// The editor's selection: `[startLine, endLine, text]`, or `undefined` when nothing is selected.
+export function selectionOf(editor) {
+  const selection = editor.getSelection();
+  const model = editor.getModel();
+  if (!selection || !model || selection.isEmpty()) {
+    return undefined;
+  }
+  return [selection.startLineNumber, selection.endLineNumber, model.getValueInRange(selection)];
+}
+
+/// Highlights the code blocks under `root` that were not highlighted yet (Monaco's colorizer,
+/// when Monaco is loaded).
+export function colorizeCode(root, dark) {
+  const monaco = globalThis.monaco;
+  if (!monaco || !root) {
+    return;
+  }
+  for (const block of root.querySelectorAll(".code-block[data-lang] code:not([data-colorized])")) {
+    const language = block.closest(".code-block").dataset.lang;
+    block.setAttribute("data-colorized", "");
+    block.setAttribute("data-lang", language);
+    monaco.editor.colorizeElement(block, { theme: themeName(dark) }).catch(() => {});
   }
 }

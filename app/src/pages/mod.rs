@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod auth;
+mod chat;
 mod error;
 mod landing;
 mod not_found;
@@ -13,6 +14,7 @@ mod settings;
 pub use account::AccountPage;
 pub use admin::AdminPage;
 pub use auth::{SignInPage, SignUpPage};
+pub use chat::ChatPage;
 pub use error::ErrorPage;
 pub use landing::LandingPage;
 pub use not_found::NotFoundPage;

@@ -2,9 +2,12 @@
 //! open, project search and file history. Everything loads in the browser after hydration; the
 //! server sends the frame only.
 
+mod assist;
 mod panels;
 mod state;
 mod tree;
+
+pub(crate) use assist::apply_edit;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -25,6 +28,8 @@ use crate::types::OpenedFile;
 use crate::types::SaveResult;
 
 pub use state::fuzzy_score;
+#[cfg(feature = "hydrate")]
+pub use state::prefers_dark;
 use state::{SaveState, Tab, Workspace, use_workspace};
 use tree::{FileTree, target_folder};
 
@@ -45,6 +50,17 @@ pub struct Comparison {
     pub left: String,
     pub right: String,
     pub language: Option<String>,
+    /// When set, the right side is editable and accepting it saves it to this file.
+    pub apply: Option<ApplyTarget>,
+}
+
+/// Where an edit proposed in the chat goes: an existing file (its id and the version the left
+/// side shows) or a new one at `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyTarget {
+    pub file_id: Option<String>,
+    pub path: String,
+    pub base_version: i64,
 }
 
 #[component]
@@ -122,6 +138,23 @@ pub fn WorkspacePage() -> impl IntoView {
     let comparison = RwSignal::new(None::<Comparison>);
     let side = RwSignal::new(Side::Files);
     let history_open = RwSignal::new(false);
+    let chat_open = RwSignal::new(true);
+    let chat_context = Callback::new(move |()| assist::editor_context(workspace));
+    let apply_code = Callback::new(move |request: crate::chat::ApplyRequest| {
+        leptos::task::spawn_local(async move {
+            if let Err(message) = assist::propose_edit(
+                workspace,
+                comparison,
+                request.path,
+                request.code,
+                request.language,
+            )
+            .await
+            {
+                toaster.show(ToastKind::Error, message);
+            }
+        });
+    });
 
     let open = Callback::new(move |file_id: String| open_in_tab(workspace, file_id, None));
     let title = move || {
@@ -158,6 +191,16 @@ pub fn WorkspacePage() -> impl IntoView {
                         <a class="workspace-project" href="/projects" title="All projects">
                             {move || workspace.project.get().map(|project| project.name).unwrap_or_default()}
                         </a>
+                        <button
+                            type="button"
+                            id="toggle-chat"
+                            class="button button-ghost"
+                            aria-pressed=move || chat_open.get().to_string()
+                            title="Show or hide the AI chat"
+                            on:click=move |_| chat_open.update(|open| *open = !*open)
+                        >
+                            "AI"
+                        </button>
                         <div class="segmented" role="tablist" aria-label="Side panel">
                             <button
                                 type="button"
@@ -243,6 +286,13 @@ pub fn WorkspacePage() -> impl IntoView {
                 <Show when=move || history_open.get()>
                     <panels::HistoryPanel open=history_open comparison/>
                 </Show>
+                <aside class="workspace-chat" class:hidden=move || !chat_open.get() aria-label="AI">
+                    <crate::chat::ChatPanel
+                        project_id=workspace.project_id()
+                        context=chat_context
+                        on_apply=apply_code
+                    />
+                </aside>
             </div>
             <PathDialog action=path_action/>
             <DeleteDialog open=deleting/>
@@ -700,6 +750,7 @@ fn conflict_comparison(tab: &Tab, current: &OpenedFile) -> Comparison {
         left: current.content.clone().unwrap_or_default(),
         right: mine,
         language: tab.language.clone(),
+        apply: None,
     }
 }
 

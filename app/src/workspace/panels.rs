@@ -178,6 +178,7 @@ pub fn HistoryPanel(
                     left: old.content.unwrap_or_default(),
                     right: current_text(&tab),
                     language: tab.language.clone(),
+                    apply: None,
                 })),
                 Err(error) => toaster.show(ToastKind::Error, error.to_string()),
             }
@@ -410,21 +411,31 @@ pub fn QuickOpen(open: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-/// Two texts side by side in Monaco's diff editor.
+/// Two texts side by side in Monaco's diff editor. With an [`super::ApplyTarget`] the right side
+/// is editable and "Accept" saves it as a new revision of that file (or creates the file).
 #[component]
 pub fn DiffDialog(comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
     let open = RwSignal::new(false);
     let host = NodeRef::<leptos::html::Div>::new();
+    let saving = RwSignal::new(false);
     Effect::new(move |_| set_if_changed(open, comparison.with(Option::is_some)));
     Effect::new(move |_| {
         if !open.get() {
             set_if_changed(comparison, None);
         }
     });
+    let applying = move || {
+        comparison.with(|comparison| {
+            comparison
+                .as_ref()
+                .is_some_and(|comparison| comparison.apply.is_some())
+        })
+    };
+    #[cfg(feature = "hydrate")]
+    let shown = StoredValue::new_local(None::<crate::editor::Diff>);
     #[cfg(feature = "hydrate")]
     {
         let preferences = crate::preferences::use_preferences();
-        let shown = StoredValue::new_local(None::<crate::editor::Diff>);
         Effect::new(move |_| {
             shown.update_value(|slot| {
                 if let Some(diff) = slot.take() {
@@ -444,9 +455,40 @@ pub fn DiffDialog(comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
                 &comparison.right,
                 comparison.language.as_deref(),
                 super::state::prefers_dark(preferences.theme.get_untracked()),
+                comparison.apply.is_some(),
             )));
         });
     }
+    let workspace = use_workspace();
+    let toaster = use_toaster();
+    let accept = move |_| {
+        let Some(Comparison {
+            apply: Some(target),
+            ..
+        }) = comparison.get_untracked()
+        else {
+            return;
+        };
+        #[cfg(feature = "hydrate")]
+        let text = shown.with_value(|diff| diff.as_ref().map(crate::editor::Diff::modified_text));
+        #[cfg(not(feature = "hydrate"))]
+        let text: Option<String> = None;
+        let Some(text) = text else {
+            return;
+        };
+        saving.set(true);
+        leptos::task::spawn_local(async move {
+            let outcome = super::apply_edit(workspace, target, text).await;
+            saving.set(false);
+            match outcome {
+                Ok(message) => {
+                    toaster.show(ToastKind::Success, message);
+                    open.set(false);
+                }
+                Err(message) => toaster.show(ToastKind::Error, message),
+            }
+        });
+    };
     view! {
         <Modal id="diff-dialog" title="Compare" open>
             <p class="dialog-subtitle">{move || comparison.get().map(|comparison| comparison.title).unwrap_or_default()}</p>
@@ -457,8 +499,18 @@ pub fn DiffDialog(comparison: RwSignal<Option<Comparison>>) -> impl IntoView {
             <div class="diff-host" node_ref=host></div>
             <div class="dialog-actions">
                 <Button variant=ButtonVariant::Secondary on_click=Callback::new(move |_| open.set(false))>
-                    "Close"
+                    {move || if applying() { "Cancel" } else { "Close" }}
                 </Button>
+                <Show when=applying>
+                    <Button
+                        id="apply-accept"
+                        variant=ButtonVariant::Primary
+                        disabled=Signal::derive(move || saving.get())
+                        on_click=Callback::new(accept)
+                    >
+                        {move || if saving.get() { "Saving…" } else { "Accept and save" }}
+                    </Button>
+                </Show>
             </div>
         </Modal>
     }

@@ -187,7 +187,7 @@ pub enum AnswerFeed {
     /// Being generated: its events after the one asked for, then each as it comes.
     Live(std::pin::Pin<Box<dyn Stream<Item = (u64, AnswerEvent)> + Send>>),
     /// Not being generated (finished, or left by a stopped server): as stored.
-    Stored(ChatMessage),
+    Stored(Box<ChatMessage>),
 }
 
 /// Estimated tokens of a text.
@@ -853,7 +853,7 @@ impl Services {
             .await?
             .ok_or(Error::NotFound)?;
         // It may have finished between the two looks: its stored row is final then.
-        Ok(AnswerFeed::Stored(message.into()))
+        Ok(AnswerFeed::Stored(Box::new(message.into())))
     }
 
     /// Answers left `streaming` by a server that stopped are marked interrupted (run at start).

@@ -181,7 +181,7 @@ pub fn validate(input: ModeInput, builtin_names: &[String]) -> Result<db::ModeFi
             "A mode's name may hold only lowercase letters, digits and dashes (like code-golf).",
         ));
     }
-    if builtin_names.iter().any(|builtin| *builtin == name) {
+    if builtin_names.contains(&name) {
         return Err(invalid(format!(
             "\"{name}\" is a built-in mode; choose another name."
         )));

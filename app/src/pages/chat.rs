@@ -1,0 +1,18 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::chat::ChatPanel;
+use crate::components::AppLayout;
+
+/// `/chat`: conversations outside any project (no file context, nothing to apply code to).
+#[component]
+pub fn ChatPage() -> impl IntoView {
+    view! {
+        <Title text="Chat · Async Coder"/>
+        <AppLayout>
+            <div class="chat-page">
+                <ChatPanel/>
+            </div>
+        </AppLayout>
+    }
+}
