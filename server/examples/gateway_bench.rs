@@ -19,6 +19,9 @@
 
 #![allow(clippy::print_stdout, clippy::expect_used)]
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -38,6 +41,11 @@ use axum::routing::{get, post};
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
+
+use bench_support::{
+    Machine, Process, Scratch, form_value, free_port, percentile, server_function, snippet,
+    sorted, stat_fields, tree_rss_kib, wait_until_ready, chunk_event,
+};
 
 /// What the upstream answers to a non-streaming request.
 const ANSWER: &str = "Hello from the mock upstream.";
@@ -275,7 +283,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
-    let scratch = Scratch::new(args.keep)?;
+    let scratch = Scratch::new("gateway-bench", args.keep)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -717,16 +725,6 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    if text.chars().count() > 400 {
-        format!("{}…", text.chars().take(400).collect::<String>())
-    } else {
-        text.to_owned()
-    }
-}
-
 /// One non-streaming completion; its latency in milliseconds (the whole answer read).
 async fn one_completion(client: &reqwest::Client, target: &Target) -> Result<f64> {
     let started = Instant::now();
@@ -988,20 +986,6 @@ async fn load_step(
     })
 }
 
-fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
-    samples.sort_by(f64::total_cmp);
-    samples
-}
-
-/// Nearest-rank percentile of sorted samples; NaN when there are none.
-fn percentile(sorted: &[f64], quantile: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 // ------------------------------------------------------------------------------------------------
 // The mock upstream: OpenAI's chat completions wire format, on its own runtime.
 
@@ -1071,18 +1055,6 @@ async fn mock_models() -> Response {
         "data": [{"id": MODEL, "object": "model", "created": unix_now(), "owned_by": "mock"}]
     }))
     .into_response()
-}
-
-fn chunk_event(id: &str, created: u64, model: &str, delta: Value, finish: Value) -> String {
-    let event = json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": null,
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
-    });
-    format!("data: {event}\n\n")
 }
 
 async fn mock_chat(State(config): State<Arc<MockConfig>>, body: Bytes) -> Response {
@@ -1179,143 +1151,6 @@ async fn mock_chat(State(config): State<Arc<MockConfig>>, body: Bytes) -> Respon
 // Child processes and the scratch folder
 
 /// A temporary folder, removed at the end unless `--keep`.
-struct Scratch {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Scratch {
-    fn new(keep: bool) -> Result<Self> {
-        let path = std::env::temp_dir().join(format!(
-            "gateway-bench-{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Scratch { path, keep })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("kept {}", self.path.display());
-        } else if let Err(error) = std::fs::remove_dir_all(&self.path) {
-            eprintln!("could not remove {}: {error}", self.path.display());
-        }
-    }
-}
-
-/// A child in its own process group, ended with the whole group when dropped.
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Result<Self> {
-        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
-        Ok(Process { name, child, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Fails with the end of its log if the process has exited.
-    fn check_running(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} exited ({status}) — the end of its output:\n{}",
-                self.name,
-                self.log_tail(30)
-            );
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..]
-            .iter()
-            .map(|line| format!("    {line}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn signal_group(&self, signal: &str) {
-        Command::new("kill")
-            .args([signal, "--", &format!("-{}", self.pid())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            // Its group may still hold workers.
-            self.signal_group("-KILL");
-            return;
-        }
-        self.signal_group("-TERM");
-        let until = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < until {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                self.signal_group("-KILL");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.signal_group("-KILL");
-        self.child.wait().ok();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("looking for a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Polls `url` with GET until it answers 200, the process exits, or `limit` passes.
-async fn wait_until_ready(
-    client: &reqwest::Client,
-    process: &mut Process,
-    url: &str,
-    limit: Duration,
-) -> Result<()> {
-    let until = Instant::now() + limit;
-    let mut last = String::from("no answer yet");
-    while Instant::now() < until {
-        process.check_running()?;
-        match client.get(url).timeout(Duration::from_secs(2)).send().await {
-            Ok(response) if response.status().is_success() => return Ok(()),
-            Ok(response) => last = format!("answered {}", response.status()),
-            Err(error) => last = error.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    bail!(
-        "{} did not answer GET {url} within {} s ({last}) — the end of its output:\n{}",
-        process.name,
-        limit.as_secs(),
-        process.log_tail(30)
-    )
-}
-
 // ------------------------------------------------------------------------------------------------
 // LiteLLM
 
@@ -1405,60 +1240,6 @@ fn python_package_version(executable: &Path, package: &str) -> Option<String> {
 
 // ------------------------------------------------------------------------------------------------
 // Async Coder
-
-/// Percent-encodes a form value.
-fn form_value(value: &str) -> String {
-    let mut encoded = String::new();
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
-}
-
-/// A server function call as our own pages make it: form-encoded, from this origin.
-async fn server_function(
-    client: &reqwest::Client,
-    base: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-    cookie: Option<&str>,
-) -> Result<(reqwest::header::HeaderMap, Value)> {
-    let body = form
-        .iter()
-        .map(|(name, value)| format!("{name}={}", form_value(value)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut request = client
-        .post(format!("{base}{endpoint}"))
-        .header(header::ORIGIN, base)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("POST {endpoint}"))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await?;
-    if !status.is_success() {
-        bail!("POST {endpoint} answered {status}: {}", snippet(&bytes));
-    }
-    let value = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "POST {endpoint} answered something that is not JSON: {}",
-            snippet(&bytes)
-        )
-    })?;
-    Ok((headers, value))
-}
 
 async fn start_async_coder(
     client: &reqwest::Client,
@@ -1629,68 +1410,6 @@ async fn start_async_coder(
 // ------------------------------------------------------------------------------------------------
 // Process-tree figures from /proc
 
-/// Each process's parent, from /proc/<pid>/stat.
-fn parents() -> HashMap<u32, u32> {
-    let mut parents = HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return parents;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(fields) = stat_fields(pid)
-            && let Some(parent) = fields.get(1).and_then(|field| field.parse().ok())
-        {
-            parents.insert(pid, parent);
-        }
-    }
-    parents
-}
-
-/// `root` and all its descendants.
-fn process_tree(root: u32) -> Vec<u32> {
-    let parents = parents();
-    let mut tree = vec![root];
-    let mut index = 0;
-    while index < tree.len() {
-        let parent = tree[index];
-        tree.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| **p == parent)
-                .map(|(pid, _)| *pid),
-        );
-        index += 1;
-    }
-    tree
-}
-
-/// The fields of /proc/<pid>/stat after the command name: index 0 is field 3 (state).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-/// Resident memory of the whole tree, in KiB.
-fn tree_rss_kib(root: u32) -> u64 {
-    process_tree(root)
-        .into_iter()
-        .filter_map(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .sum()
-}
-
 #[derive(Clone, Debug, Default)]
 struct CpuSample {
     /// utime + stime of every process (and cutime + cstime: children it has reaped), in clock
@@ -1752,41 +1471,6 @@ fn clock_ticks_per_second() -> f64 {
 
 // ------------------------------------------------------------------------------------------------
 // The report
-
-struct Machine {
-    cpus: usize,
-    model: String,
-    memory_gib: f64,
-    kernel: String,
-}
-
-impl Machine {
-    fn describe() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let model = cpuinfo
-            .lines()
-            .find_map(|line| line.strip_prefix("model name"))
-            .and_then(|rest| rest.split_once(':'))
-            .map(|(_, name)| name.trim().to_owned())
-            .unwrap_or_else(|| "unknown CPU".to_owned());
-        let memory_gib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix("MemTotal:"))
-                    .and_then(|value| value.split_whitespace().next()?.parse::<f64>().ok())
-            })
-            .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
-            model,
-            memory_gib,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|text| text.trim().to_owned())
-                .unwrap_or_default(),
-        }
-    }
-}
 
 #[derive(Default)]
 struct Report {

@@ -1,0 +1,206 @@
+// The chat as a new user meets it, against a local OpenAI-compatible server the test starts
+// (speaking OpenAI's streaming wire format) configured as the user's local provider: no provider
+// yet, ask and watch the answer stream, switch mode and model, reload in the middle of an answer
+// and see it finish, stop an answer and continue it, apply a code block to a file through the
+// diff view, and Markdown that cannot run script.
+import http from "node:http";
+import { Page } from "@playwright/test";
+import { test, expect, hydrated } from "./fixtures";
+
+const password = "correct horse battery staple";
+const upstreamPort = Number(process.env.E2E_UPSTREAM_PORT || 3101);
+
+type Upstream = { server: http.Server; requests: any[] };
+
+const CODE_ANSWER = [
+  "Here is the file:\n\n",
+  "```rust src/main.rs\n",
+  "fn main() {\n",
+  '    println!("hello from the chat");\n',
+  "}\n",
+  "```\n",
+];
+
+function words(count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `word${index} `);
+}
+
+/** The answer's pieces and the pause between them, from the last question. */
+function script(question: string): { pieces: string[]; gap: number } {
+  if (question.includes("code")) return { pieces: CODE_ANSWER, gap: 20 };
+  if (question.includes("long")) return { pieces: words(30), gap: 200 };
+  return { pieces: ["Hello", " from", " the", " local", " model."], gap: 60 };
+}
+
+function chunk(content: string | null, finish: string | null) {
+  const delta = content === null ? {} : { content };
+  return `data: ${JSON.stringify({
+    id: "chatcmpl-e2e",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "coder",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  })}\n\n`;
+}
+
+function startUpstream(): Promise<Upstream> {
+  const upstream: Upstream = { server: undefined as any, requests: [] };
+  upstream.server = http.createServer((request, response) => {
+    if (request.method === "GET" && request.url === "/v1/models") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ object: "list", data: [{ id: "coder", object: "model", created: 1, owned_by: "e2e" }] }));
+      return;
+    }
+    let body = "";
+    request.on("data", (part) => (body += part));
+    request.on("end", async () => {
+      const parsed = JSON.parse(body);
+      upstream.requests.push(parsed);
+      const messages = parsed.messages as { role: string; content: string }[];
+      const question = messages.filter((message) => message.role === "user").pop()?.content ?? "";
+      const { pieces, gap } = script(question);
+      let closed = false;
+      response.on("close", () => (closed = true));
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      for (const piece of pieces) {
+        if (closed) return;
+        response.write(chunk(piece, null));
+        await new Promise((resolve) => setTimeout(resolve, gap));
+      }
+      response.write(chunk(null, "stop"));
+      response.write(`data: ${JSON.stringify({ id: "chatcmpl-e2e", object: "chat.completion.chunk", created: 1, model: "coder", choices: [], usage: { prompt_tokens: 42, completion_tokens: pieces.length, total_tokens: 42 + pieces.length } })}\n\n`);
+      response.end("data: [DONE]\n\n");
+    });
+  });
+  return new Promise((resolve) => upstream.server.listen(upstreamPort, "127.0.0.1", () => resolve(upstream)));
+}
+
+async function signUp(page: Page, name: string) {
+  await page.goto("/sign-up");
+  await hydrated(page);
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Email").fill(`${name.toLowerCase()}-${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.locator("#account-name")).toContainText(name);
+}
+
+async function addLocalProvider(page: Page) {
+  await page.goto("/settings/providers");
+  await hydrated(page);
+  await page.getByRole("combobox", { name: "Provider" }).selectOption("openai_compatible");
+  await page.getByLabel("Label").fill("local");
+  await page.getByLabel("Server address").fill(`http://127.0.0.1:${upstreamPort}/v1`);
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.locator(".credential").filter({ hasText: "local" })).toBeVisible();
+}
+
+function lastAnswer(page: Page) {
+  return page.locator(".chat-message.chat-assistant").last();
+}
+
+async function ask(page: Page, text: string) {
+  await page.locator("#chat-input").fill(text);
+  await page.locator("#chat-send").click();
+}
+
+test("without a provider the chat says so and links to the settings", async ({ page }) => {
+  await signUp(page, "Nia");
+  await page.goto("/chat");
+  await hydrated(page);
+  const notice = page.locator("#chat-no-provider");
+  await expect(notice).toContainText("No AI provider is configured");
+  await expect(notice.getByRole("link")).toHaveAttribute("href", "/settings/providers");
+  await expect(page.locator("#chat-send")).toBeDisabled();
+});
+
+test("ask, stream, switch mode and model, reload mid-answer, stop, continue, apply code", async ({ page }) => {
+  test.setTimeout(120_000);
+  const upstream = await startUpstream();
+  try {
+    await signUp(page, "Ora");
+    await addLocalProvider(page);
+
+    // A project with one file, open in the editor.
+    await page.goto("/projects");
+    await hydrated(page);
+    await page.locator("#new-project").click();
+    await page.getByLabel("Name", { exact: true }).fill("Chatty");
+    await page.locator("#project-save").click();
+    await page.getByRole("link", { name: "Chatty" }).click();
+    await expect(page.locator(".workspace-project")).toHaveText("Chatty");
+    await page.locator("#new-file").click();
+    await page.locator("#path-input").fill("src/main.rs");
+    await page.locator("#path-submit").click();
+    await expect(page.locator(".tab[data-path='src/main.rs']")).toHaveClass(/active/);
+    await expect(page.locator("#monaco-host .monaco-editor")).toBeVisible();
+
+    // Ask and watch it stream.
+    await expect(page.locator("#chat-no-provider")).toHaveCount(0);
+    await ask(page, "Say hello");
+    await expect(page.locator(".chat-message.chat-user").last()).toContainText("Say hello");
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "streaming");
+    await expect(lastAnswer(page).locator(".chat-body")).toHaveText("Hello from the local model.");
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    await expect(lastAnswer(page).locator(".chat-meta")).toContainText("coder");
+    await expect(page.locator("#chat-title")).toHaveText("Say hello");
+
+    // Another mode and an explicit model: the request carries the mode's prompt and the file.
+    await page.locator("#chat-mode").selectOption("ask");
+    await page.locator("#chat-model").selectOption("local/coder");
+    await ask(page, "What does this file do?");
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    const asked = upstream.requests[upstream.requests.length - 1];
+    expect(asked.model).toBe("coder");
+    expect(asked.messages[0].content).toContain("You answer questions about the user's codebase");
+    expect(asked.messages[0].content).toContain("src/main.rs");
+    await lastAnswer(page).locator(".chat-show-context").click();
+    await expect(page.locator("#chat-context")).toContainText("You answer questions");
+    await page.keyboard.press("Escape");
+
+    // A long answer survives a reload: it goes on on the server and comes back whole.
+    await ask(page, "Write a long answer");
+    await expect(lastAnswer(page).locator(".chat-body")).toContainText("word2");
+    await page.reload();
+    await hydrated(page);
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete", { timeout: 20_000 });
+    await expect(lastAnswer(page).locator(".chat-body")).toHaveText(words(30).join("").trim());
+
+    // Stop keeps what arrived; continue finishes it.
+    await ask(page, "Another long one");
+    await expect(lastAnswer(page).locator(".chat-body")).toContainText("word1");
+    await lastAnswer(page).locator(".chat-stop").click();
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "interrupted");
+    await expect(lastAnswer(page).locator(".chat-reason")).toContainText("Stopped before the end.");
+    const partial = await lastAnswer(page).locator(".chat-body").innerText();
+    expect(partial).not.toContain("word29");
+    await expect(page.locator(".chat-continue")).toBeVisible();
+
+    // A code block applied to the file through the diff view, saved as a new revision.
+    await ask(page, "Show me the code");
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    const block = lastAnswer(page).locator(".code-block");
+    await expect(block).toHaveAttribute("data-path", "src/main.rs");
+    await block.locator("[data-action='apply']").click();
+    await expect(page.locator("#diff-dialog")).toBeVisible();
+    await expect(page.locator("#diff-dialog")).toContainText("Apply to src/main.rs");
+    await page.locator("#apply-accept").click();
+    await expect(page.getByRole("status").filter({ hasText: "Saved src/main.rs as version" })).toBeVisible();
+    await expect
+      .poll(() => page.evaluate(() => (globalThis as any).monaco.editor.getEditors()[0].getModel()?.getValue() ?? ""))
+      .toContain("hello from the chat");
+    await expect(page.locator("#status-save")).toHaveText("Saved");
+
+    // Markdown from the user is shown, never run.
+    await ask(page, 'Look: <img src=x onerror="document.title=\'pwned\'"> [x](javascript:alert(1))');
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    const mine = page.locator(".chat-message.chat-user").last().locator(".chat-body");
+    await expect(mine).toContainText("<img src=x");
+    await expect(mine.locator("img")).toHaveCount(0);
+    await expect(mine.locator("a")).toHaveCount(0);
+    expect(await page.title()).not.toBe("pwned");
+    await page.screenshot({ path: "target/e2e-results/chat.png", fullPage: true });
+  } finally {
+    upstream.server.close();
+  }
+});
