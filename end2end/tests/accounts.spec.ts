@@ -1,17 +1,5 @@
-import { test, expect, hydrated, allowConsoleError } from "./fixtures";
+import { test, expect, hydrated, allowConsoleError, signUp, password } from "./fixtures";
 import { ADMIN } from "../global-setup";
-
-const password = "correct horse battery staple";
-
-async function signUp(page, name: string, email: string) {
-  await page.goto("/sign-up");
-  await hydrated(page);
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.locator("#account-name")).toContainText(name);
-}
 
 test("sign up, sign out, sign in, and a wrong password gets a plain message", async ({ page, console }) => {
   const email = `ada-${Date.now()}@example.com`;

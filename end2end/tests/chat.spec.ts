@@ -5,9 +5,8 @@
 // diff view, and Markdown that cannot run script.
 import http from "node:http";
 import { Page } from "@playwright/test";
-import { test, expect, hydrated } from "./fixtures";
+import { test, expect, hydrated, signUp, password } from "./fixtures";
 
-const password = "correct horse battery staple";
 const upstreamPort = Number(process.env.E2E_UPSTREAM_PORT || 3101);
 
 type Upstream = { server: http.Server; requests: any[] };
@@ -73,16 +72,6 @@ function startUpstream(): Promise<Upstream> {
     });
   });
   return new Promise((resolve) => upstream.server.listen(upstreamPort, "127.0.0.1", () => resolve(upstream)));
-}
-
-async function signUp(page: Page, name: string) {
-  await page.goto("/sign-up");
-  await hydrated(page);
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByLabel("Email").fill(`${name.toLowerCase()}-${Date.now()}@example.com`);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.locator("#account-name")).toContainText(name);
 }
 
 async function addLocalProvider(page: Page) {

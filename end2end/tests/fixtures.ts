@@ -31,3 +31,17 @@ export function allowConsoleError(watch: ConsoleWatch, pattern: RegExp) {
 export async function hydrated(page: Page) {
   await expect(page.locator("html")).toHaveAttribute("data-hydrated", "true");
 }
+
+/** The password every test account uses. */
+export const password = "correct horse battery staple";
+
+/** Signs a new person up (a unique email from `name` unless one is given) and waits until signed in. */
+export async function signUp(page: Page, name: string, email?: string) {
+  await page.goto("/sign-up");
+  await hydrated(page);
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Email").fill(email ?? `${name.toLowerCase()}-${Date.now()}@example.com`);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.locator("#account-name")).toContainText(name);
+}

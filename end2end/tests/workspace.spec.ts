@@ -3,20 +3,9 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { Page } from "@playwright/test";
-import { test, expect, hydrated, allowConsoleError } from "./fixtures";
+import { test, expect, hydrated, allowConsoleError, signUp, password } from "./fixtures";
 
-const password = "correct horse battery staple";
 const command = process.platform === "darwin" ? "Meta" : "Control";
-
-async function signUp(page: Page, name: string) {
-  await page.goto("/sign-up");
-  await hydrated(page);
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByLabel("Email").fill(`${name.toLowerCase()}-${Date.now()}@example.com`);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.locator("#account-name")).toContainText(name);
-}
 
 async function createProject(page: Page, name: string) {
   await page.goto("/projects");

@@ -36,8 +36,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use bench_support::{
-    Machine, Process, Scratch, chunk_event, free_port, percentile, server_function, snippet,
-    sorted, tree_rss_kib, wait_until_ready,
+    Machine, Process, Scratch, chunk_event, free_port, percentile, save_local_provider,
+    server_function, sign_up_first_account, snippet, sorted, tree_rss_kib, wait_until_ready,
 };
 
 const MODEL: &str = "mock-model";
@@ -68,7 +68,9 @@ struct Args {
 fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -227,9 +229,15 @@ async fn read_answer(client: reqwest::Client, url: String, cookie: String) -> Re
             }
             let Some(data) = data else { continue };
             match data["type"].as_str() {
-                Some("text") => note_chunks(data["text"].as_str().unwrap_or_default(), &mut next, &mut outcome),
+                Some("text") => note_chunks(
+                    data["text"].as_str().unwrap_or_default(),
+                    &mut next,
+                    &mut outcome,
+                ),
                 Some("finished") => outcome.finished = data["status"].as_str().map(str::to_owned),
-                Some("stored") => outcome.finished = data["message"]["status"].as_str().map(str::to_owned),
+                Some("stored") => {
+                    outcome.finished = data["message"]["status"].as_str().map(str::to_owned)
+                }
                 _ => {}
             }
         }
@@ -252,7 +260,9 @@ async fn read_direct(client: reqwest::Client, url: String) -> Result<Outcome> {
         buffer.push_str(&String::from_utf8_lossy(&part?));
         while let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
-            let Some(value) = frame.trim().strip_prefix("data: ") else { continue };
+            let Some(value) = frame.trim().strip_prefix("data: ") else {
+                continue;
+            };
             if let Ok(chunk) = serde_json::from_str::<Value>(value)
                 && let Some(text) = chunk["choices"][0]["delta"]["content"].as_str()
             {
@@ -343,42 +353,24 @@ async fn start_server(
         .arg(&data)
         .arg("--tiers-file")
         .arg(&tiers)
-        .args(["--allow-local-endpoint", &format!("127.0.0.1:{upstream_port}")])
+        .args([
+            "--allow-local-endpoint",
+            &format!("127.0.0.1:{upstream_port}"),
+        ])
         .env("RUST_LOG", "warn")
         .env_remove("ASYNC_CODER_MASTER_KEY")
         .env_remove("DATABASE_URL")
         .env_remove("LEPTOS_SITE_ADDR");
     let mut process = Process::spawn("Async Coder's server", command, folder.join("server.log"))?;
-    wait_until_ready(client, &mut process, &format!("{base}/readyz"), Duration::from_secs(60)).await?;
-    let (headers, _) = server_function(
+    wait_until_ready(
         client,
-        &base,
-        "/api/auth/sign-up",
-        &[("email", "bench@example.com"), ("name", "Bench"), ("password", "correct horse battery staple")],
-        None,
+        &mut process,
+        &format!("{base}/readyz"),
+        Duration::from_secs(60),
     )
     .await?;
-    let cookie = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|cookie| cookie.starts_with("session="))
-        .and_then(|cookie| cookie.split(';').next())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("signing up set no session cookie"))?;
-    server_function(
-        client,
-        &base,
-        "/api/providers/save",
-        &[
-            ("provider", "openai_compatible"),
-            ("label", "bench"),
-            ("api_key", ""),
-            ("base_url", &format!("http://127.0.0.1:{upstream_port}/v1")),
-        ],
-        Some(&cookie),
-    )
-    .await?;
+    let cookie = sign_up_first_account(client, &base).await?;
+    save_local_provider(client, &base, &cookie, upstream_port, "").await?;
     Ok((process, base, cookie))
 }
 
@@ -391,7 +383,9 @@ async fn send_message(client: &reqwest::Client, base: &str, cookie: &str) -> Res
         Some(cookie),
     )
     .await?;
-    let id = conversation["id"].as_str().ok_or_else(|| anyhow!("no conversation id"))?;
+    let id = conversation["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no conversation id"))?;
     let response = client
         .post(format!("{base}/api/chat/send"))
         .header(header::ORIGIN, base)
@@ -438,7 +432,10 @@ async fn run(args: Args) -> Result<()> {
         .build()?;
 
     // Baseline: the same streams read straight from the upstream.
-    eprintln!("baseline: {} streams straight from the upstream…", args.streams);
+    eprintln!(
+        "baseline: {} streams straight from the upstream…",
+        args.streams
+    );
     let mut direct = JoinSet::new();
     for _ in 0..args.streams {
         direct.spawn(read_direct(
@@ -452,13 +449,17 @@ async fn run(args: Args) -> Result<()> {
     }
 
     eprintln!("starting the server…");
-    let (process, base, cookie) = start_server(&client, &scratch, &args.server, upstream_port).await?;
+    let (process, base, cookie) =
+        start_server(&client, &scratch, &args.server, upstream_port).await?;
     let pid = process.pid();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kib = tree_rss_kib(pid);
 
     upstream.arrived.store(0, Ordering::SeqCst);
-    eprintln!("sending {} messages and following their answers…", args.streams);
+    eprintln!(
+        "sending {} messages and following their answers…",
+        args.streams
+    );
     let peak = Arc::new(AtomicU64::new(idle_kib));
     let sampling = {
         let peak = Arc::clone(&peak);
@@ -512,33 +513,89 @@ async fn run(args: Args) -> Result<()> {
     let machine = Machine::describe();
     let expected_chunks = args.streams * args.chunks;
     println!();
-    println!("Chat streaming benchmark — {} concurrent conversations, {} chunks each, {} ms apart", args.streams, args.chunks, args.gap_ms);
-    println!("Machine: {} CPUs ({}), {:.1} GiB, Linux {}", machine.cpus, machine.model, machine.memory_gib, machine.kernel);
-    println!("Server: {} (SQLite), the bench's clients and upstream on the same machine", args.server.display());
+    println!(
+        "Chat streaming benchmark — {} concurrent conversations, {} chunks each, {} ms apart",
+        args.streams, args.chunks, args.gap_ms
+    );
+    println!(
+        "Machine: {} CPUs ({}), {:.1} GiB, Linux {}",
+        machine.cpus, machine.model, machine.memory_gib, machine.kernel
+    );
+    println!(
+        "Server: {} (SQLite), the bench's clients and upstream on the same machine",
+        args.server.display()
+    );
     println!();
     println!("| Figure | Through the server | Upstream read directly | Added by the server |");
     println!("|---|---:|---:|---:|");
-    println!("| chunk latency p50 (ms) | {:.2} | {:.2} | {:.2} |", through.p50, baseline.p50, through.p50 - baseline.p50);
-    println!("| chunk latency p99 (ms) | {:.2} | {:.2} | {:.2} |", through.p99, baseline.p99, through.p99 - baseline.p99);
-    println!("| chunk latency max (ms) | {:.2} | {:.2} | {:.2} |", through.max, baseline.max, through.max - baseline.max);
-    println!("| chunks received / expected | {} / {expected_chunks} | {} / {expected_chunks} | |", through.received, baseline.received);
-    println!("| dropped / duplicated chunks | {} / {} | {} / {} | |", through.dropped, through.duplicated, baseline.dropped, baseline.duplicated);
+    println!(
+        "| chunk latency p50 (ms) | {:.2} | {:.2} | {:.2} |",
+        through.p50,
+        baseline.p50,
+        through.p50 - baseline.p50
+    );
+    println!(
+        "| chunk latency p99 (ms) | {:.2} | {:.2} | {:.2} |",
+        through.p99,
+        baseline.p99,
+        through.p99 - baseline.p99
+    );
+    println!(
+        "| chunk latency max (ms) | {:.2} | {:.2} | {:.2} |",
+        through.max,
+        baseline.max,
+        through.max - baseline.max
+    );
+    println!(
+        "| chunks received / expected | {} / {expected_chunks} | {} / {expected_chunks} | |",
+        through.received, baseline.received
+    );
+    println!(
+        "| dropped / duplicated chunks | {} / {} | {} / {} | |",
+        through.dropped, through.duplicated, baseline.dropped, baseline.duplicated
+    );
     println!("| event ids out of sequence | {} | | |", through.id_gaps);
-    println!("| answers stored complete | {} / {} | | |", through.complete, args.streams);
+    println!(
+        "| answers stored complete | {} / {} | | |",
+        through.complete, args.streams
+    );
     println!();
     println!("| Server memory | MiB |");
     println!("|---|---:|");
-    println!("| resident, idle (signed in, provider saved) | {:.1} |", idle_kib as f64 / 1024.0);
-    println!("| resident, peak with every stream open | {:.1} |", peak_kib as f64 / 1024.0);
-    println!("| resident, after the streams ended | {:.1} |", after_kib as f64 / 1024.0);
-    println!("| per open stream (KiB) | {:.1} |", (peak_kib.saturating_sub(idle_kib)) as f64 / args.streams as f64);
+    println!(
+        "| resident, idle (signed in, provider saved) | {:.1} |",
+        idle_kib as f64 / 1024.0
+    );
+    println!(
+        "| resident, peak with every stream open | {:.1} |",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "| resident, after the streams ended | {:.1} |",
+        after_kib as f64 / 1024.0
+    );
+    println!(
+        "| per open stream (KiB) | {:.1} |",
+        (peak_kib.saturating_sub(idle_kib)) as f64 / args.streams as f64
+    );
     println!();
-    println!("Messages stored and answers started in {:.1} s; all streams read in {:.1} s.", sent_in.as_secs_f64(), streamed_in.as_secs_f64());
+    println!(
+        "Messages stored and answers started in {:.1} s; all streams read in {:.1} s.",
+        sent_in.as_secs_f64(),
+        streamed_in.as_secs_f64()
+    );
     if !send_errors.is_empty() {
-        println!("{} sends failed; the first: {}", send_errors.len(), send_errors[0]);
+        println!(
+            "{} sends failed; the first: {}",
+            send_errors.len(),
+            send_errors[0]
+        );
     }
     if let Some(error) = reader_error {
-        println!("{} readers failed; the first: {error}", through.failed_readers);
+        println!(
+            "{} readers failed; the first: {error}",
+            through.failed_readers
+        );
     }
     if through.dropped + through.duplicated + through.id_gaps + through.failed_readers > 0
         || through.received != expected_chunks

@@ -43,8 +43,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use bench_support::{
-    Machine, Process, Scratch, form_value, free_port, percentile, server_function, snippet,
-    sorted, stat_fields, tree_rss_kib, wait_until_ready, chunk_event,
+    Machine, Process, Scratch, chunk_event, form_value, free_port, percentile, save_local_provider,
+    server_function, sign_up_first_account, snippet, sorted, stat_fields, tree_rss_kib,
+    wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -1305,27 +1306,7 @@ async fn start_async_coder(
     .await?;
 
     // Set up as a person would: the first account, a personal access token, a local provider.
-    let (headers, _) = server_function(
-        client,
-        &base,
-        "/api/auth/sign-up",
-        &[
-            ("email", "bench@example.com"),
-            ("name", "Bench"),
-            ("password", "correct horse battery staple"),
-        ],
-        None,
-    )
-    .await
-    .context("signing up the first account failed")?;
-    let cookie = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|cookie| cookie.starts_with("session=") || cookie.starts_with("__Host-session="))
-        .and_then(|cookie| cookie.split(';').next())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("signing up set no session cookie"))?;
+    let cookie = sign_up_first_account(client, &base).await?;
     let (_, created) = server_function(
         client,
         &base,
@@ -1339,21 +1320,7 @@ async fn start_async_coder(
         .as_str()
         .ok_or_else(|| anyhow!("the new access token has no secret: {created}"))?
         .to_owned();
-    let upstream = format!("http://127.0.0.1:{mock_port}/v1");
-    server_function(
-        client,
-        &base,
-        "/api/providers/save",
-        &[
-            ("provider", "openai_compatible"),
-            ("label", "bench"),
-            ("api_key", UPSTREAM_KEY),
-            ("base_url", &upstream),
-        ],
-        Some(&cookie),
-    )
-    .await
-    .with_context(|| format!("saving the local provider credential ({upstream}) failed"))?;
+    save_local_provider(client, &base, &cookie, mock_port, UPSTREAM_KEY).await?;
 
     // The gateway: its model list, then the first model name that reaches the upstream.
     let response = client

@@ -61,6 +61,8 @@ pub struct ChatState {
     /// The mode and model for the next new conversation.
     pub mode: RwSignal<String>,
     pub model: RwSignal<String>,
+    /// Set once Monaco (whose colorizer highlights code blocks) is loaded.
+    pub highlighter_ready: RwSignal<bool>,
     #[cfg(feature = "hydrate")]
     followers: StoredValue<std::collections::HashMap<String, follow::Follower>, LocalStorage>,
 }
@@ -80,6 +82,7 @@ impl ChatState {
             sending: RwSignal::new(false),
             mode: RwSignal::new("chat".into()),
             model: RwSignal::new(String::new()),
+            highlighter_ready: RwSignal::new(false),
             #[cfg(feature = "hydrate")]
             followers: StoredValue::new_local(std::collections::HashMap::new()),
         }
@@ -278,6 +281,14 @@ pub fn ChatPanel(
 
     // Load once in the browser: the setup, the list, and the conversation open last time.
     Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            // Monaco's colorizer highlights code blocks (the workspace loads it anyway).
+            match crate::editor::load().await {
+                Ok(()) => state.highlighter_ready.set(true),
+                Err(error) => leptos::logging::warn!("code blocks stay plain: {error}"),
+            }
+        });
         leptos::task::spawn_local(async move {
             match load_chat_setup().await {
                 Ok(setup) => state.setup.set(Some(setup)),
@@ -742,7 +753,7 @@ fn MessageView(
         Effect::new(move |_| {
             let finished = data.with(|data| data.status != "streaming");
             data.track();
-            if !finished {
+            if !finished || !state.highlighter_ready.get() {
                 return;
             }
             if let Some(element) = body.get() {

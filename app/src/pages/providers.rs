@@ -211,7 +211,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                     <table class="table" id="model-list">
                                         <thead><tr><th>"Model"</th><th>"Provider"</th><th>"Context"</th><th>"Price"</th><th>"Tools"</th></tr></thead>
                                         <tbody>
-                                            {list.models.into_iter().map(|model| {
+                                            {list.models.clone().into_iter().map(|model| {
                                                 let context = model.context_window.map(|tokens| format!("{}k", tokens / 1000)).unwrap_or_else(|| "?".into());
                                                 let price = match (model.input_price, model.output_price) {
                                                     (Some(input), Some(output)) => format!("{input} / {output}"),
@@ -229,6 +229,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                             }).collect_view()}
                                         </tbody>
                                     </table>
+                                    <DefaultModel models=list.models.clone()/>
                                 }.into_any(),
                                 Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
                             }
@@ -293,5 +294,54 @@ fn page_origin() -> String {
     #[cfg(not(feature = "hydrate"))]
     {
         String::new()
+    }
+}
+
+/// The model new chat conversations use when none is chosen.
+#[component]
+fn DefaultModel(models: Vec<crate::types::AiModel>) -> impl IntoView {
+    let toaster = use_toaster();
+    let current = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        leptos::task::spawn_local(async move {
+            match crate::api::chat::load_chat_setup().await {
+                Ok(setup) => current.set(setup.default_model.unwrap_or_default()),
+                Err(error) => toaster.show(ToastKind::Error, error.to_string()),
+            }
+        });
+    });
+    let mut options = vec![(
+        String::new(),
+        "None: the mode's models, else the first".to_owned(),
+    )];
+    options.extend(
+        models
+            .into_iter()
+            .map(|model| (model.route.clone(), model.route)),
+    );
+    let choose = Callback::new(move |model: String| {
+        current.set(model.clone());
+        leptos::task::spawn_local(async move {
+            match crate::api::chat::set_default_model(model).await {
+                Ok(Some(model)) => toaster.show(
+                    ToastKind::Success,
+                    format!("New conversations use {model}."),
+                ),
+                Ok(None) => toaster.show(
+                    ToastKind::Success,
+                    "New conversations use the mode's models.",
+                ),
+                Err(error) => toaster.show(ToastKind::Error, error.to_string()),
+            }
+        });
+    });
+    view! {
+        <crate::components::Select
+            id="default-model"
+            label="Default model for new chat conversations"
+            options
+            value=current
+            on_change=choose
+        />
     }
 }

@@ -25,7 +25,6 @@ pub fn snippet(bytes: &[u8]) -> String {
     }
 }
 
-
 pub fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
     samples.sort_by(f64::total_cmp);
     samples
@@ -39,7 +38,6 @@ pub fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
-
 
 pub struct Scratch {
     pub path: PathBuf,
@@ -178,7 +176,6 @@ pub async fn wait_until_ready(
     )
 }
 
-
 /// Percent-encodes a form value.
 pub fn form_value(value: &str) -> String {
     let mut encoded = String::new();
@@ -232,7 +229,6 @@ pub async fn server_function(
     })?;
     Ok((headers, value))
 }
-
 
 /// Each process's parent, from /proc/<pid>/stat.
 pub fn parents() -> HashMap<u32, u32> {
@@ -296,7 +292,6 @@ pub fn tree_rss_kib(root: u32) -> u64 {
         .sum()
 }
 
-
 pub struct Machine {
     pub cpus: usize,
     pub model: String,
@@ -332,7 +327,6 @@ impl Machine {
     }
 }
 
-
 /// One chunk of an OpenAI chat completions stream, as an SSE frame.
 pub fn chunk_event(id: &str, created: u64, model: &str, delta: Value, finish: Value) -> String {
     let event = json!({
@@ -346,3 +340,54 @@ pub fn chunk_event(id: &str, created: u64, model: &str, delta: Value, finish: Va
     format!("data: {event}\n\n")
 }
 
+/// Signs up the instance's first account through the server function, as the sign-up page does;
+/// returns its session cookie (`session=…`).
+pub async fn sign_up_first_account(client: &reqwest::Client, base: &str) -> Result<String> {
+    let (headers, _) = server_function(
+        client,
+        base,
+        "/api/auth/sign-up",
+        &[
+            ("email", "bench@example.com"),
+            ("name", "Bench"),
+            ("password", "correct horse battery staple"),
+        ],
+        None,
+    )
+    .await
+    .context("signing up the first account failed")?;
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|cookie| cookie.starts_with("session=") || cookie.starts_with("__Host-session="))
+        .and_then(|cookie| cookie.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("signing up set no session cookie"))
+}
+
+/// Saves the upstream on 127.0.0.1 as the account's local provider labelled `bench`.
+pub async fn save_local_provider(
+    client: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    upstream_port: u16,
+    key: &str,
+) -> Result<()> {
+    let upstream = format!("http://127.0.0.1:{upstream_port}/v1");
+    server_function(
+        client,
+        base,
+        "/api/providers/save",
+        &[
+            ("provider", "openai_compatible"),
+            ("label", "bench"),
+            ("api_key", key),
+            ("base_url", &upstream),
+        ],
+        Some(cookie),
+    )
+    .await
+    .with_context(|| format!("saving the local provider credential ({upstream}) failed"))?;
+    Ok(())
+}

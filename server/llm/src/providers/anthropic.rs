@@ -52,33 +52,7 @@ pub(crate) fn request_body(model: &str, request: &Request, stream: bool) -> Valu
         .collect();
     // Anthropic has two roles; tool results travel in user turns, and consecutive turns of
     // one role are merged.
-    let mut messages: Vec<Value> = Vec::new();
-    let mut last_role = "";
-    for message in request
-        .messages
-        .iter()
-        .filter(|message| message.role != Role::System)
-    {
-        let role = if message.role == Role::Assistant {
-            "assistant"
-        } else {
-            "user"
-        };
-        let blocks = content_blocks(message);
-        if blocks.is_empty() {
-            continue;
-        }
-        if role == last_role
-            && let Some(Value::Array(content)) = messages
-                .last_mut()
-                .and_then(|previous| previous.get_mut("content"))
-        {
-            content.extend(blocks);
-            continue;
-        }
-        messages.push(json!({"role": role, "content": blocks}));
-        last_role = role;
-    }
+    let messages = super::two_role_turns(request, "assistant", "content", content_blocks);
     let mut body = json!({
         "model": model,
         "max_tokens": request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -60,33 +60,7 @@ pub(crate) fn request_body(request: &Request) -> Value {
         .filter(|message| message.role == Role::System)
         .map(|message| json!({"text": message.content}))
         .collect();
-    let mut contents: Vec<Value> = Vec::new();
-    let mut last_role = "";
-    for message in request
-        .messages
-        .iter()
-        .filter(|message| message.role != Role::System)
-    {
-        let role = if message.role == Role::Assistant {
-            "model"
-        } else {
-            "user"
-        };
-        let new_parts = parts(message);
-        if new_parts.is_empty() {
-            continue;
-        }
-        if role == last_role
-            && let Some(Value::Array(existing)) = contents
-                .last_mut()
-                .and_then(|previous| previous.get_mut("parts"))
-        {
-            existing.extend(new_parts);
-            continue;
-        }
-        contents.push(json!({"role": role, "parts": new_parts}));
-        last_role = role;
-    }
+    let contents = super::two_role_turns(request, "model", "parts", parts);
     let mut body = json!({"contents": contents});
     if !system.is_empty() {
         body["systemInstruction"] = json!({"parts": system});

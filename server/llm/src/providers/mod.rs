@@ -15,7 +15,7 @@ use url::Url;
 use crate::Endpoint;
 use crate::error::{ErrorKind, ProviderError, kind_of_status, parse_retry_after};
 use crate::sse::SseEvent;
-use crate::types::{Event, ProviderKind, Request, Usage};
+use crate::types::{Event, Message, ProviderKind, Request, Role, Usage};
 
 /// An HTTP call to make, built by a translator.
 #[derive(Debug)]
@@ -213,4 +213,45 @@ fn parse_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ProviderError>
 fn parse_json_bytes<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
     serde_json::from_slice(body)
         .map_err(|error| ProviderError::invalid_response(format!("unreadable answer: {error}")))
+}
+
+/// The non-system messages of a request as turns of a two-role API (Anthropic, Gemini): each
+/// message becomes its parts (`parts_of`; a message without parts is skipped), assistant
+/// messages take `assistant_role` and everything else (user, tool results) `user`, and
+/// consecutive turns of one role are merged into one, as both APIs require. Each turn is
+/// `{"role": …, <parts_key>: [parts]}`.
+pub(crate) fn two_role_turns(
+    request: &Request,
+    assistant_role: &str,
+    parts_key: &str,
+    parts_of: impl Fn(&Message) -> Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    let mut turns: Vec<serde_json::Value> = Vec::new();
+    let mut last_role = "";
+    for message in request
+        .messages
+        .iter()
+        .filter(|message| message.role != Role::System)
+    {
+        let role = if message.role == Role::Assistant {
+            assistant_role
+        } else {
+            "user"
+        };
+        let parts = parts_of(message);
+        if parts.is_empty() {
+            continue;
+        }
+        if role == last_role
+            && let Some(serde_json::Value::Array(existing)) = turns
+                .last_mut()
+                .and_then(|previous| previous.get_mut(parts_key))
+        {
+            existing.extend(parts);
+            continue;
+        }
+        turns.push(serde_json::json!({"role": role, parts_key: parts}));
+        last_role = role;
+    }
+    turns
 }

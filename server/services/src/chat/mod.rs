@@ -1074,11 +1074,7 @@ impl Services {
                             Some(AiItem::Answering(answering)) => {
                                 meta.provider = Some(answering.provider.name().to_owned());
                                 meta.model = Some(answering.model.clone());
-                                meta.fallback = answering.failed.iter().map(|attempt| FallbackNote {
-                                    provider: attempt.provider.name().to_owned(),
-                                    model: attempt.model.clone(),
-                                    reason: attempt.error.to_string(),
-                                }).collect();
+                                meta.fallback = fallback_notes(&answering.failed);
                                 live.push(AnswerEvent::Answering {
                                     provider: answering.provider.name().to_owned(),
                                     model: answering.model,
@@ -1107,11 +1103,7 @@ impl Services {
                             }
                             Some(AiItem::Event(_)) => {}
                             Some(AiItem::Failed { error, failed, .. }) => {
-                                meta.fallback = failed.iter().map(|attempt| FallbackNote {
-                                    provider: attempt.provider.name().to_owned(),
-                                    model: attempt.model.clone(),
-                                    reason: attempt.error.to_string(),
-                                }).collect();
+                                meta.fallback = fallback_notes(&failed);
                                 meta.error_kind = Some(error.kind.name().to_owned());
                                 let status = if content.len() > base.len() || !base.is_empty() {
                                     MessageStatus::Interrupted
@@ -1169,6 +1161,17 @@ impl Services {
         });
         self.live.finish(answer, &live);
     }
+}
+
+fn fallback_notes(failed: &[llm::FailedAttempt]) -> Vec<FallbackNote> {
+    failed
+        .iter()
+        .map(|attempt| FallbackNote {
+            provider: attempt.provider.name().to_owned(),
+            model: attempt.model.clone(),
+            reason: attempt.error.to_string(),
+        })
+        .collect()
 }
 
 fn add_usage(first: Usage, second: Usage) -> Usage {

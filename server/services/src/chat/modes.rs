@@ -317,11 +317,14 @@ impl Services {
             .ok_or(Error::NotFound)
     }
 
-    pub async fn create_mode(
+    /// Checks a mode the user writes: valid, and its name not taken by another of theirs
+    /// (`except` is the mode being changed).
+    async fn checked_mode(
         &self,
         user: &AuthenticatedUser,
         input: ModeInput,
-    ) -> Result<Mode, Error> {
+        except: Option<ModeId>,
+    ) -> Result<db::ModeFields, Error> {
         let builtin: Vec<String> = builtin_modes()?.into_iter().map(|mode| mode.name).collect();
         let fields = validate(input, &builtin)?;
         if self
@@ -329,13 +332,22 @@ impl Services {
             .modes_of(user.id)
             .await?
             .iter()
-            .any(|mode| mode.name == fields.name)
+            .any(|mode| mode.name == fields.name && Some(mode.id) != except)
         {
             return Err(Error::Conflict(format!(
                 "You have a mode named \"{}\" already.",
                 fields.name
             )));
         }
+        Ok(fields)
+    }
+
+    pub async fn create_mode(
+        &self,
+        user: &AuthenticatedUser,
+        input: ModeInput,
+    ) -> Result<Mode, Error> {
+        let fields = self.checked_mode(user, input, None).await?;
         let row = self
             .database
             .create_mode(user.id, fields, Utc::now())
@@ -349,20 +361,7 @@ impl Services {
         id: ModeId,
         input: ModeInput,
     ) -> Result<Mode, Error> {
-        let builtin: Vec<String> = builtin_modes()?.into_iter().map(|mode| mode.name).collect();
-        let fields = validate(input, &builtin)?;
-        if self
-            .database
-            .modes_of(user.id)
-            .await?
-            .iter()
-            .any(|mode| mode.name == fields.name && mode.id != id)
-        {
-            return Err(Error::Conflict(format!(
-                "You have a mode named \"{}\" already.",
-                fields.name
-            )));
-        }
+        let fields = self.checked_mode(user, input, Some(id)).await?;
         let row = self
             .database
             .update_mode(user.id, id, fields, Utc::now())
