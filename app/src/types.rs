@@ -664,6 +664,7 @@ pub enum AnswerEvent {
         reason: Option<String>,
         tokens: Option<TokenCounts>,
         cost: Option<String>,
+        system_prompt: Option<String>,
     },
     /// The answer is not being generated: here it is as stored.
     Stored {

@@ -175,9 +175,13 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await expect(page.locator("#diff-dialog")).toContainText("Apply to src/main.rs");
     await page.locator("#apply-accept").click();
     await expect(page.getByRole("status").filter({ hasText: "Saved src/main.rs as version" })).toBeVisible();
-    await expect
-      .poll(() => page.evaluate(() => (globalThis as any).monaco.editor.getEditors()[0].getModel()?.getValue() ?? ""))
-      .toContain("hello from the chat");
+    await expect(page.locator("#monaco-host .view-lines")).toContainText("hello from the chat");
+    // Line for line as the block holds it (highlighting must not change the text applied).
+    expect(await page.evaluate(() => (globalThis as any).monaco.editor.getModels().map((model: any) => model.getValue()))).toContain(
+      'fn main() {\n    println!("hello from the chat");\n}\n',
+    );
+    // The diff view's editors are gone with the dialog: only the workspace's editor is left.
+    expect(await page.evaluate(() => (globalThis as any).monaco.editor.getEditors().length)).toBe(1);
     await expect(page.locator("#status-save")).toHaveText("Saved");
 
     // Markdown from the user is shown, never run.

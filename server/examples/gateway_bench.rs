@@ -23,10 +23,8 @@
 mod bench_support;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,9 +41,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use bench_support::{
-    Machine, Process, Scratch, chunk_event, form_value, free_port, percentile, save_local_provider,
-    server_function, sign_up_first_account, snippet, sorted, stat_fields, tree_rss_kib,
-    wait_until_ready,
+    Machine, Process, Scratch, chunk_event, free_port, percentile, process_tree,
+    save_local_provider, server_function, sign_up_first_account, snippet, sorted, stat_fields,
+    tree_rss_kib, wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -1148,10 +1146,6 @@ async fn mock_chat(State(config): State<Arc<MockConfig>>, body: Bytes) -> Respon
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-// ------------------------------------------------------------------------------------------------
-// Child processes and the scratch folder
-
-/// A temporary folder, removed at the end unless `--keep`.
 // ------------------------------------------------------------------------------------------------
 // LiteLLM
 

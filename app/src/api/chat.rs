@@ -167,11 +167,13 @@ pub fn event_of(event: services::chat::live::AnswerEvent) -> crate::types::Answe
             reason,
             usage,
             cost_micros,
+            system_prompt,
         } => Wire::Finished {
             status: status_name(status),
             reason,
             tokens: usage.map(tokens_of),
             cost: cost_micros.map(dollars),
+            system_prompt,
         },
     }
 }

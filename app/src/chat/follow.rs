@@ -48,7 +48,9 @@ pub fn apply(message: &mut ChatMessage, event: AnswerEvent) -> bool {
             reason,
             tokens,
             cost,
+            system_prompt,
         } => {
+            message.system_prompt = system_prompt;
             message.status = status;
             message.reason = reason;
             message.tokens = tokens;

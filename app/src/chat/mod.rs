@@ -700,11 +700,11 @@ fn code_block_of(target: &web_sys::Element) -> Option<(String, ApplyRequest)> {
     let button = target.closest("button[data-action]").ok().flatten()?;
     let action = button.get_attribute("data-action")?;
     let block = button.closest(".code-block").ok().flatten()?;
-    let code = block
-        .query_selector("code")
-        .ok()
-        .flatten()?
-        .text_content()?;
+    let code_element = block.query_selector("code").ok().flatten()?;
+    // Highlighting rewrites the element; the text as written is kept in `data-source`.
+    let code = code_element
+        .get_attribute("data-source")
+        .or_else(|| code_element.text_content())?;
     Some((
         action,
         ApplyRequest {

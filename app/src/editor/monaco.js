@@ -192,6 +192,8 @@ export function colorizeCode(root, dark) {
   }
   for (const block of root.querySelectorAll(".code-block[data-lang] code:not([data-colorized])")) {
     const language = block.closest(".code-block").dataset.lang;
+    // The colorizer turns line breaks into <br> and spaces into no-break spaces: keep the text.
+    block.dataset.source = block.textContent;
     block.setAttribute("data-colorized", "");
     block.setAttribute("data-lang", language);
     monaco.editor.colorizeElement(block, { theme: themeName(dark) }).catch(() => {});

@@ -39,6 +39,7 @@ pub fn percentile(sorted: &[f64], quantile: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// A temporary folder, removed at the end unless kept.
 pub struct Scratch {
     pub path: PathBuf,
     keep: bool,

@@ -33,6 +33,8 @@ pub enum AnswerEvent {
         reason: Option<String>,
         usage: Option<super::UsageNote>,
         cost_micros: Option<u64>,
+        /// What the answer was asked with.
+        system_prompt: Option<String>,
     },
 }
 
@@ -114,15 +116,16 @@ impl LiveAnswer {
             ),
             |(live, mut receiver, mut after, mut pending, mut done)| async move {
                 loop {
+                    // Nothing follows the end, even when it came in one batch with more.
+                    if done {
+                        return None;
+                    }
                     if let Some((sequence, event)) = pending.next() {
                         after = sequence;
                         if event.is_finished() {
                             done = true;
                         }
                         return Some(((sequence, event), (live, receiver, after, pending, done)));
-                    }
-                    if done {
-                        return None;
                     }
                     receiver.mark_unchanged();
                     let batch = live.events_after(after);
@@ -219,6 +222,7 @@ mod tests {
             reason: None,
             usage: None,
             cost_micros: None,
+            system_prompt: None,
         }
     }
 

@@ -1158,6 +1158,7 @@ impl Services {
             reason,
             usage: meta.usage,
             cost_micros: meta.cost_micros,
+            system_prompt: meta.system_prompt.clone(),
         });
         self.live.finish(answer, &live);
     }
