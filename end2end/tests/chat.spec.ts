@@ -124,6 +124,10 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await expect(page.locator(".tab[data-path='src/main.rs']")).toHaveClass(/active/);
     await expect(page.locator("#monaco-host .monaco-editor")).toBeVisible();
 
+    // The chat column opens from the side header (and stays open across reloads).
+    if (await page.locator(".workspace-chat.hidden").count()) await page.locator("#toggle-chat").click();
+    await expect(page.locator(".workspace-chat")).toBeVisible();
+
     // Ask and watch it stream.
     await expect(page.locator("#chat-no-provider")).toHaveCount(0);
     await ask(page, "Say hello");
@@ -194,6 +198,8 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     expect(await page.title()).not.toBe("pwned");
     await page.screenshot({ path: "target/e2e-results/chat.png", fullPage: true });
   } finally {
+    // Keep-alive connections too: the next test's upstream takes this port.
+    upstream.server.closeAllConnections();
     upstream.server.close();
   }
 });

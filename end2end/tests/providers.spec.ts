@@ -73,6 +73,7 @@ test("a local server: refused addresses, a key test, its models", async ({ page,
     await expect(entry).toContainText("refused by the provider");
     await expect(page.locator("#usage-totals")).toContainText("Today: 0 calls");
   } finally {
+    upstream.closeAllConnections();
     upstream.close();
   }
 });

@@ -138,7 +138,32 @@ pub fn WorkspacePage() -> impl IntoView {
     let comparison = RwSignal::new(None::<Comparison>);
     let side = RwSignal::new(Side::Files);
     let history_open = RwSignal::new(false);
-    let chat_open = RwSignal::new(true);
+    // The chat column: as the person left it in this browser, else open on wide screens only
+    // (the editor keeps its room on a laptop). Closed in the server's render.
+    let chat_open = RwSignal::new(false);
+    Effect::new(move |_| {
+        let storage = window().local_storage().ok().flatten();
+        let remembered = storage
+            .as_ref()
+            .and_then(|storage| storage.get_item(CHAT_OPEN_KEY).ok().flatten());
+        let wide = window()
+            .inner_width()
+            .ok()
+            .and_then(|width| width.as_f64())
+            .is_some_and(|width| width >= 1440.0);
+        chat_open.set(remembered.map_or(wide, |value| value == "1"));
+    });
+    let toggle_chat = move |_| {
+        let open = !chat_open.get_untracked();
+        chat_open.set(open);
+        if let Some(storage) = window().local_storage().ok().flatten()
+            && storage
+                .set_item(CHAT_OPEN_KEY, if open { "1" } else { "0" })
+                .is_err()
+        {
+            leptos::logging::warn!("could not remember whether the chat is open");
+        }
+    };
     let chat_context = Callback::new(move |()| assist::editor_context(workspace));
     let apply_code = Callback::new(move |request: crate::chat::ApplyRequest| {
         leptos::task::spawn_local(async move {
@@ -197,7 +222,7 @@ pub fn WorkspacePage() -> impl IntoView {
                             class="button button-ghost"
                             aria-pressed=move || chat_open.get().to_string()
                             title="Show or hide the AI chat"
-                            on:click=move |_| chat_open.update(|open| *open = !*open)
+                            on:click=toggle_chat
                         >
                             "AI"
                         </button>
@@ -302,6 +327,9 @@ pub fn WorkspacePage() -> impl IntoView {
         </AppLayout>
     }
 }
+
+/// Where this browser remembers whether the chat column is open.
+const CHAT_OPEN_KEY: &str = "async-coder:chat-open";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
