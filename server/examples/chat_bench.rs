@@ -16,6 +16,7 @@
 #[path = "bench_support/mod.rs"]
 mod bench_support;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -36,8 +37,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use bench_support::{
-    Machine, Process, Scratch, chunk_event, free_port, percentile, save_local_provider,
-    server_function, sign_up_first_account, snippet, sorted, tree_rss_kib, wait_until_ready,
+    CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
+    percentile, save_local_provider, server_function, sign_up_first_account, snippet, sorted,
+    tree_cpu, tree_rss_kib, wait_until_ready,
 };
 
 const MODEL: &str = "mock-model";
@@ -156,6 +158,17 @@ fn start_upstream(upstream: Arc<Upstream>) -> Result<u16> {
 // ------------------------------------------------------------------------------------------------
 // Readers
 
+/// The fields of an answer event the readers look at.
+#[derive(serde::Deserialize)]
+struct WireEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+}
+
 #[derive(Default)]
 struct Outcome {
     /// Milliseconds from the upstream writing a chunk to the reader having it.
@@ -224,19 +237,25 @@ async fn read_answer(client: reqwest::Client, url: String, cookie: String) -> Re
                     last_id = id;
                 }
                 if let Some(value) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str::<Value>(value).ok();
+                    data = Some(value);
                 }
             }
             let Some(data) = data else { continue };
-            match data["type"].as_str() {
-                Some("text") => note_chunks(
-                    data["text"].as_str().unwrap_or_default(),
+            // Typed and borrowed: the readers share the machine with the server.
+            let Ok(event) = serde_json::from_str::<WireEvent<'_>>(data) else {
+                continue;
+            };
+            match event.kind.as_ref() {
+                "text" => note_chunks(
+                    event.text.as_deref().unwrap_or_default(),
                     &mut next,
                     &mut outcome,
                 ),
-                Some("finished") => outcome.finished = data["status"].as_str().map(str::to_owned),
-                Some("stored") => {
-                    outcome.finished = data["message"]["status"].as_str().map(str::to_owned)
+                "finished" => outcome.finished = event.status.map(|status| status.into_owned()),
+                "stored" => {
+                    outcome.finished = serde_json::from_str::<Value>(data)
+                        .ok()
+                        .and_then(|stored| stored["message"]["status"].as_str().map(str::to_owned));
                 }
                 _ => {}
             }
@@ -470,6 +489,7 @@ async fn run(args: Args) -> Result<()> {
             }
         })
     };
+    let cpu_before = tree_cpu(pid);
     let started = Instant::now();
     let mut readers = JoinSet::new();
     let mut sends = JoinSet::new();
@@ -503,8 +523,14 @@ async fn run(args: Args) -> Result<()> {
         .fetch_sub(send_errors.len(), Ordering::SeqCst);
     upstream.go.notify_waiters();
     let sent_in = started.elapsed();
+    let cpu_after_sends = tree_cpu(pid);
     let (through, reader_error) = summarize(readers.join_all().await);
     let streamed_in = started.elapsed();
+    let cpu_after = tree_cpu(pid);
+    let ticks = clock_ticks_per_second();
+    let cpu_seconds = CpuSample::seconds_between(&cpu_before, &cpu_after, ticks);
+    let cpu_sending = CpuSample::seconds_between(&cpu_before, &cpu_after_sends, ticks);
+    let cpu_streaming = CpuSample::seconds_between(&cpu_after_sends, &cpu_after, ticks);
     sampling.abort();
     let peak_kib = peak.load(Ordering::Relaxed).max(tree_rss_kib(pid));
     let after_kib = tree_rss_kib(pid);
@@ -583,6 +609,18 @@ async fn run(args: Args) -> Result<()> {
         "Messages stored and answers started in {:.1} s; all streams read in {:.1} s.",
         sent_in.as_secs_f64(),
         streamed_in.as_secs_f64()
+    );
+    println!(
+        "Server CPU: {:.2} s in all; storing {} messages and starting their answers {:.2} s \
+         ({:.2} ms each); streaming {:.2} s ({:.1} µs per chunk in and out); {:.0}% of one core \
+         over the run.",
+        cpu_seconds,
+        args.streams,
+        cpu_sending,
+        cpu_sending * 1e3 / args.streams.max(1) as f64,
+        cpu_streaming,
+        cpu_streaming * 1e6 / expected_chunks.max(1) as f64,
+        cpu_seconds * 100.0 / streamed_in.as_secs_f64().max(f64::EPSILON),
     );
     if !send_errors.is_empty() {
         println!(

@@ -41,9 +41,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use bench_support::{
-    Machine, Process, Scratch, chunk_event, free_port, percentile, process_tree,
-    save_local_provider, server_function, sign_up_first_account, snippet, sorted, stat_fields,
-    tree_rss_kib, wait_until_ready,
+    CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
+    percentile, save_local_provider, server_function, sign_up_first_account, snippet, sorted,
+    tree_cpu, tree_rss_kib, wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -1370,65 +1370,6 @@ async fn start_async_coder(
 
 // ------------------------------------------------------------------------------------------------
 // Process-tree figures from /proc
-
-#[derive(Clone, Debug, Default)]
-struct CpuSample {
-    /// utime + stime of every process (and cutime + cstime: children it has reaped), in clock
-    /// ticks; includes threads that have ended.
-    ticks: u64,
-    /// Nanoseconds on CPU of every live thread (/proc/<pid>/task/<tid>/schedstat): precise, but
-    /// blind to threads that have ended.
-    nanoseconds: u64,
-}
-
-impl CpuSample {
-    /// CPU seconds between two samples: the precise figure unless threads ended meanwhile (then
-    /// the tick count is larger and wins).
-    fn seconds_between(before: &CpuSample, after: &CpuSample, ticks_per_second: f64) -> f64 {
-        let from_ticks = after.ticks.saturating_sub(before.ticks) as f64 / ticks_per_second;
-        let precise = after.nanoseconds.saturating_sub(before.nanoseconds) as f64 / 1e9;
-        if precise > 0.0 && from_ticks <= precise + 2.0 / ticks_per_second {
-            precise
-        } else {
-            from_ticks
-        }
-    }
-}
-
-fn tree_cpu(root: u32) -> CpuSample {
-    let mut sample = CpuSample::default();
-    for pid in process_tree(root) {
-        if let Some(fields) = stat_fields(pid) {
-            // utime, stime, cutime, cstime are fields 14..=17.
-            sample.ticks += fields
-                .get(11..15)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|field| field.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for task in tasks.flatten() {
-                if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
-                    .ok()
-                    .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-                {
-                    sample.nanoseconds += on_cpu;
-                }
-            }
-        }
-    }
-    sample
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 // ------------------------------------------------------------------------------------------------
 // The report

@@ -392,3 +392,62 @@ pub async fn save_local_provider(
     .with_context(|| format!("saving the local provider credential ({upstream}) failed"))?;
     Ok(())
 }
+
+#[derive(Clone, Debug, Default)]
+pub struct CpuSample {
+    /// utime + stime of every process (and cutime + cstime: children it has reaped), in clock
+    /// ticks; includes threads that have ended.
+    pub ticks: u64,
+    /// Nanoseconds on CPU of every live thread (/proc/<pid>/task/<tid>/schedstat): precise, but
+    /// blind to threads that have ended.
+    pub nanoseconds: u64,
+}
+
+impl CpuSample {
+    /// CPU seconds between two samples: the precise figure unless threads ended meanwhile (then
+    /// the tick count is larger and wins).
+    pub fn seconds_between(before: &CpuSample, after: &CpuSample, ticks_per_second: f64) -> f64 {
+        let from_ticks = after.ticks.saturating_sub(before.ticks) as f64 / ticks_per_second;
+        let precise = after.nanoseconds.saturating_sub(before.nanoseconds) as f64 / 1e9;
+        if precise > 0.0 && from_ticks <= precise + 2.0 / ticks_per_second {
+            precise
+        } else {
+            from_ticks
+        }
+    }
+}
+
+pub fn tree_cpu(root: u32) -> CpuSample {
+    let mut sample = CpuSample::default();
+    for pid in process_tree(root) {
+        if let Some(fields) = stat_fields(pid) {
+            // utime, stime, cutime, cstime are fields 14..=17.
+            sample.ticks += fields
+                .get(11..15)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|field| field.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+                {
+                    sample.nanoseconds += on_cpu;
+                }
+            }
+        }
+    }
+    sample
+}
+
+pub fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
