@@ -475,8 +475,8 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
         )
         .unwrap(),
     );
+    // The services work on `database`, which must outlive them (`setup` makes its own too).
     let setup = setup(db::Backend::Sqlite, Some(services)).await;
-    drop(database);
 
     // No token or a wrong one: 401 with OpenAI's error shape.
     let client = reqwest::Client::new();
