@@ -167,7 +167,12 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await expect(lastAnswer(page).locator(".chat-reason")).toContainText("Stopped before the end.");
     const partial = await lastAnswer(page).locator(".chat-body").innerText();
     expect(partial).not.toContain("word29");
-    await expect(page.locator(".chat-continue")).toBeVisible();
+    // Continue: the same answer goes on from what it had.
+    await lastAnswer(page).locator(".chat-continue").click();
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    await expect(lastAnswer(page).locator(".chat-body")).toHaveText(`${partial.trim()} Hello from the local model.`);
+    const continued = upstream.requests[upstream.requests.length - 1].messages;
+    expect(continued[continued.length - 2]).toEqual({ role: "assistant", content: partial.trim() + " " });
 
     // A code block applied to the file through the diff view, saved as a new revision.
     await ask(page, "Show me the code");
@@ -196,6 +201,32 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await expect(mine.locator("img")).toHaveCount(0);
     await expect(mine.locator("a")).toHaveCount(0);
     expect(await page.title()).not.toBe("pwned");
+
+    // Regenerate answers the same question again; edit-and-resend replaces what followed.
+    const before = upstream.requests.length;
+    await lastAnswer(page).locator(".chat-regenerate").click();
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    await expect(lastAnswer(page).locator(".chat-body")).toHaveText("Hello from the local model.");
+    expect(upstream.requests.length).toBe(before + 1);
+    const messages = page.locator(".chat-message");
+    const count = await messages.count();
+    await page.locator(".chat-message.chat-user").last().locator(".chat-edit-button").click();
+    await page.locator(".chat-edit").fill("Show me the code again");
+    await page.locator(".chat-message.chat-user").last().getByRole("button", { name: "Send" }).click();
+    await expect(lastAnswer(page)).toHaveAttribute("data-status", "complete");
+    await expect(lastAnswer(page).locator(".code-block")).toBeVisible();
+    await expect(messages).toHaveCount(count);
+    await expect(page.locator(".chat-message.chat-user").last()).toContainText("Show me the code again");
+
+    // The conversation is listed with its cost, found by search, and reopens after a reload.
+    await page.locator("#chat-conversations").click();
+    await page.locator("#chat-search").fill("say hello");
+    await expect(page.locator(".chat-list-item")).toHaveCount(1);
+    await page.locator("#chat-search").fill("no such words");
+    await expect(page.locator(".chat-list-item")).toHaveCount(0);
+    await page.reload();
+    await hydrated(page);
+    await expect(page.locator(".chat-message.chat-user").last()).toContainText("Show me the code again");
     await page.screenshot({ path: "target/e2e-results/chat.png", fullPage: true });
   } finally {
     // Keep-alive connections too: the next test's upstream takes this port.
