@@ -227,6 +227,11 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await page.reload();
     await hydrated(page);
     await expect(page.locator(".chat-message.chat-user").last()).toContainText("Show me the code again");
+    // A long conversation scrolls inside the panel, opened at its newest message; the page keeps
+    // the window's height.
+    await expect(lastAnswer(page).locator(".chat-actions").last()).toBeInViewport();
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    expect(height).toBeLessThanOrEqual(page.viewportSize()!.height + 2);
     await page.screenshot({ path: "target/e2e-results/chat.png", fullPage: true });
   } finally {
     // Keep-alive connections too: the next test's upstream takes this port.

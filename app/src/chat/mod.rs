@@ -323,6 +323,29 @@ pub fn ChatPanel(
         })
     };
 
+    // Keep the newest text in view: after opening a conversation or sending, and while an
+    // answer streams, unless the person scrolled up to read.
+    let list = NodeRef::<leptos::html::Div>::new();
+    #[cfg(feature = "hydrate")]
+    {
+        let count = StoredValue::new(0_usize);
+        Effect::new(move |_| {
+            let slots = state.messages.get();
+            if let Some(last) = slots.last() {
+                last.data.track();
+            }
+            let Some(element) = list.get_untracked() else {
+                return;
+            };
+            let grew = slots.len() != count.get_value();
+            count.set_value(slots.len());
+            let near_bottom =
+                element.scroll_height() - element.scroll_top() - element.client_height() < 120;
+            if grew || near_bottom {
+                element.set_scroll_top(element.scroll_height());
+            }
+        });
+    }
     let mode_options = move || {
         state
             .setup
@@ -486,7 +509,7 @@ pub fn ChatPanel(
             {move || state.setup.get().filter(|setup| !setup.problems.is_empty()).map(|setup| view! {
                 <p class="chat-warning" role="status">{format!("Some providers could not be asked for their models: {}", setup.problems.join("; "))}</p>
             })}
-            <div class="chat-messages" id="chat-messages" aria-live="polite">
+            <div class="chat-messages" id="chat-messages" aria-live="polite" node_ref=list>
                 <For
                     each=move || state.messages.get()
                     key=|slot| slot.id.clone()
