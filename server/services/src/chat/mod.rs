@@ -649,11 +649,7 @@ impl Services {
         user: &AuthenticatedUser,
         answer: MessageId,
     ) -> Result<ChatMessage, Error> {
-        let (old, conversation) = self
-            .database
-            .find_message(user.id, answer)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (old, conversation) = self.owned_message(user, answer).await?;
         if old.role != MessageRole::Assistant {
             return Err(Error::Invalid("Only an answer can be regenerated.".into()));
         }
@@ -684,11 +680,7 @@ impl Services {
         text: &str,
     ) -> Result<Sent, Error> {
         let text = check_text(text)?;
-        let (message, conversation) = self
-            .database
-            .find_message(user.id, question)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (message, conversation) = self.owned_message(user, question).await?;
         if message.role != MessageRole::User {
             return Err(Error::Invalid(
                 "Only your own messages can be edited.".into(),
@@ -764,11 +756,7 @@ impl Services {
         user: &AuthenticatedUser,
         answer: MessageId,
     ) -> Result<ChatMessage, Error> {
-        let (message, conversation) = self
-            .database
-            .find_message(user.id, answer)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (message, conversation) = self.owned_message(user, answer).await?;
         if message.role != MessageRole::Assistant
             || !matches!(
                 message.status,
@@ -810,11 +798,7 @@ impl Services {
             base: message.content.clone(),
             meta,
         });
-        let (message, _) = self
-            .database
-            .find_message(user.id, answer)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (message, _) = self.owned_message(user, answer).await?;
         Ok(message.into())
     }
 
@@ -847,11 +831,7 @@ impl Services {
         if let Some(live) = self.live.get(answer, user.id) {
             return Ok(AnswerFeed::Live(Box::pin(live.follow(after))));
         }
-        let (message, _) = self
-            .database
-            .find_message(user.id, answer)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let (message, _) = self.owned_message(user, answer).await?;
         // It may have finished between the two looks: its stored row is final then.
         Ok(AnswerFeed::Stored(Box::new(message.into())))
     }
@@ -870,6 +850,18 @@ impl Services {
     /// How many answers are being generated now.
     pub fn live_answers(&self) -> usize {
         self.live.len()
+    }
+
+    /// The user's message with this id and its conversation (`NotFound` for anyone else's).
+    async fn owned_message(
+        &self,
+        user: &AuthenticatedUser,
+        id: MessageId,
+    ) -> Result<(messages::Model, conversations::Model), Error> {
+        self.database
+            .find_message(user.id, id)
+            .await?
+            .ok_or(Error::NotFound)
     }
 
     /// The mode, if the user may send in it now.
