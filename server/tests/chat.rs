@@ -345,12 +345,19 @@ async fn stop_keeps_the_partial_answer_and_continue_finishes_it() {
 
         // Continue: the model gets the partial answer and is asked to go on; the text grows
         // in place.
-        setup.local.push(stream_of(&["the end.".to_owned()]));
-        let continued = setup
-            .services
-            .continue_answer(&setup.user, answer)
-            .await
-            .unwrap();
+        setup
+            .local
+            .push(stream_of(&["the end.".to_owned()]).first_byte_delay(Duration::from_millis(200)));
+        // Two clicks on Continue start one generation.
+        let (first, second) = tokio::join!(
+            setup.services.continue_answer(&setup.user, answer),
+            setup.services.continue_answer(&setup.user, answer)
+        );
+        let continued = match (first, second) {
+            (Ok(continued), Err(services::Error::Invalid(_)))
+            | (Err(services::Error::Invalid(_)), Ok(continued)) => continued,
+            other => panic!("one continue must win and one be refused: {other:?}"),
+        };
         assert_eq!(continued.message.id, answer);
         let done = setup.finished(answer).await;
         assert_eq!(done.message.status, MessageStatus::Complete);

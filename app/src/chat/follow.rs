@@ -18,8 +18,16 @@ pub struct Follower {
 
 impl Follower {
     pub fn close(self) {
+        drop(self);
+    }
+}
+
+/// However a follower goes (closed, replaced, or dropped because the panel went away), its
+/// stream stops: an EventSource left open would reconnect for the rest of the session.
+impl Drop for Follower {
+    fn drop(&mut self) {
         self.source.close();
-        if let Some(ticker) = self.ticker {
+        if let Some(ticker) = self.ticker.take() {
             ticker.clear();
         }
     }

@@ -764,6 +764,8 @@ fn MessageView(
     let id = entry.id.clone();
     let editing = RwSignal::new(false);
     let edit_text = RwSignal::new(String::new());
+    // A request of this message's buttons is on its way: they wait (no double start).
+    let busy = RwSignal::new(false);
     let body = NodeRef::<leptos::html::Div>::new();
     let role = move || data.with(|data| data.role.clone());
     let is_user = move || data.with(|data| data.role == "user");
@@ -822,10 +824,12 @@ fn MessageView(
         let id = id.clone();
         move |_| {
             let id = id.clone();
+            busy.set(true);
             leptos::task::spawn_local(async move {
                 if let Err(error) = stop_answer(id).await {
                     state.error.set(Some(error.to_string()));
                 }
+                busy.set(false);
             });
         }
     };
@@ -833,6 +837,7 @@ fn MessageView(
         let id = id.clone();
         move |_| {
             let id = id.clone();
+            busy.set(true);
             leptos::task::spawn_local(async move {
                 match regenerate_answer(id.clone()).await {
                     Ok(answer) => {
@@ -843,6 +848,7 @@ fn MessageView(
                     }
                     Err(error) => state.error.set(Some(error.to_string())),
                 }
+                busy.set(false);
             });
         }
     };
@@ -850,6 +856,7 @@ fn MessageView(
         let id = id.clone();
         move |_| {
             let id = id.clone();
+            busy.set(true);
             leptos::task::spawn_local(async move {
                 match continue_answer(id.clone()).await {
                     Ok(answer) => {
@@ -864,6 +871,7 @@ fn MessageView(
                     }
                     Err(error) => state.error.set(Some(error.to_string())),
                 }
+                busy.set(false);
             });
         }
     };
@@ -872,6 +880,7 @@ fn MessageView(
         move |_| {
             let id = id.clone();
             let text = edit_text.get_untracked();
+            busy.set(true);
             leptos::task::spawn_local(async move {
                 match edit_message(id.clone(), text).await {
                     Ok(sent) => {
@@ -886,6 +895,7 @@ fn MessageView(
                     }
                     Err(error) => state.error.set(Some(error.to_string())),
                 }
+                busy.set(false);
             });
         }
     };
@@ -939,7 +949,7 @@ fn MessageView(
             >
                 <textarea class="chat-edit" aria-label="Edit message" prop:value=move || edit_text.get() on:input=move |event| edit_text.set(event_target_value(&event)) rows="3"></textarea>
                 <div class="chat-actions">
-                    <button type="button" class="chat-action" on:click=resend.clone()>"Send"</button>
+                    <button type="button" class="chat-action" disabled=move || busy.get() on:click=resend.clone()>"Send"</button>
                     <button type="button" class="chat-action" on:click=move |_| editing.set(false)>"Cancel"</button>
                 </div>
             </Show>
@@ -959,7 +969,7 @@ fn MessageView(
             {move || data.with(|data| data.reason.clone()).map(|reason| view! { <p class="chat-reason">{reason}</p> })}
             <footer class="chat-actions">
                 <Show when=move || status() == "streaming">
-                    <button type="button" class="chat-action chat-stop" on:click=stop.clone()>"Stop"</button>
+                    <button type="button" class="chat-action chat-stop" disabled=move || busy.get() on:click=stop.clone()>"Stop"</button>
                 </Show>
                 <button type="button" class="chat-action" on:click=copy_message>"Copy"</button>
                 <Show when=move || is_user() && status() != "streaming">
@@ -969,10 +979,10 @@ fn MessageView(
                     }>"Edit"</button>
                 </Show>
                 <Show when=move || !is_user() && status() != "streaming">
-                    <button type="button" class="chat-action chat-regenerate" on:click=regenerate.clone()>"Regenerate"</button>
+                    <button type="button" class="chat-action chat-regenerate" disabled=move || busy.get() on:click=regenerate.clone()>"Regenerate"</button>
                 </Show>
                 <Show when=move || !is_user() && matches!(status().as_str(), "interrupted" | "failed")>
-                    <button type="button" class="chat-action chat-continue" on:click=continue_it.clone()>"Continue"</button>
+                    <button type="button" class="chat-action chat-continue" disabled=move || busy.get() on:click=continue_it.clone()>"Continue"</button>
                 </Show>
                 <Show when=move || data.with(|data| !data.context.is_empty() || data.system_prompt.is_some())>
                     <button type="button" class="chat-action chat-show-context" on:click=move |_| shown_context.set(Some(data.get_untracked()))>

@@ -90,6 +90,15 @@ impl LiveAnswer {
             .collect()
     }
 
+    /// Whether its last event is the end.
+    pub fn is_over(&self) -> bool {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .is_some_and(AnswerEvent::is_finished)
+    }
+
     pub fn request_stop(&self) {
         self.stop.send_replace(true);
     }
@@ -149,19 +158,21 @@ pub struct LiveAnswers {
 }
 
 impl LiveAnswers {
-    /// Registers a new answer for `message` (replacing a finished one).
+    /// Registers a new answer for `message`; `None` when one is being generated for it already
+    /// (one message never has two generations).
     pub fn start(
         &self,
         message: MessageId,
         owner: UserId,
         conversation: ConversationId,
-    ) -> Arc<LiveAnswer> {
+    ) -> Option<Arc<LiveAnswer>> {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.contains_key(&message) {
+            return None;
+        }
         let live = Arc::new(LiveAnswer::new(owner, conversation));
-        self.answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(message, Arc::clone(&live));
-        live
+        answers.insert(message, Arc::clone(&live));
+        Some(live)
     }
 
     /// The live answer for `message`, if it is `owner`'s.
@@ -231,7 +242,15 @@ mod tests {
         let answers = LiveAnswers::default();
         let message = MessageId::new();
         let owner = UserId::new();
-        let live = answers.start(message, owner, ConversationId::new());
+        let live = answers
+            .start(message, owner, ConversationId::new())
+            .unwrap();
+        assert!(
+            answers
+                .start(message, owner, ConversationId::new())
+                .is_none(),
+            "one generation per message"
+        );
         for word in ["a", "b", "c"] {
             live.push(AnswerEvent::Text(word.into()));
         }
@@ -258,7 +277,9 @@ mod tests {
     async fn a_stop_reaches_the_generation() {
         let answers = LiveAnswers::default();
         let conversation = ConversationId::new();
-        let live = answers.start(MessageId::new(), UserId::new(), conversation);
+        let live = answers
+            .start(MessageId::new(), UserId::new(), conversation)
+            .unwrap();
         let waiting = tokio::spawn({
             let live = Arc::clone(&live);
             async move { live.stopped().await }

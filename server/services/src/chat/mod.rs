@@ -757,17 +757,51 @@ impl Services {
         answer: MessageId,
     ) -> Result<ChatMessage, Error> {
         let (message, conversation) = self.owned_message(user, answer).await?;
+        let refused = || {
+            Error::Invalid("Only an answer that stopped before its end can be continued.".into())
+        };
         if message.role != MessageRole::Assistant
             || !matches!(
                 message.status,
                 MessageStatus::Interrupted | MessageStatus::Failed
             )
-            || self.live.get(message.id, user.id).is_some()
         {
-            return Err(Error::Invalid(
-                "Only an answer that stopped before its end can be continued.".into(),
-            ));
+            return Err(refused());
         }
+        // Claimed before anything changes: a second click finds it taken.
+        let live = self
+            .live
+            .start(message.id, user.id, conversation.id)
+            .ok_or_else(refused)?;
+        match self.prepare_continue(user, &message, &conversation).await {
+            Ok((mode, history, meta)) => self.spawn_answer(
+                AnswerJob {
+                    user: user.clone(),
+                    conversation,
+                    mode,
+                    history,
+                    answer: message.id,
+                    base: message.content.clone(),
+                    meta,
+                },
+                live,
+            ),
+            Err(error) => {
+                self.live.finish(message.id, &live);
+                return Err(error);
+            }
+        }
+        let (message, _) = self.owned_message(user, answer).await?;
+        Ok(message.into())
+    }
+
+    /// What continuing `message` needs, with the message marked streaming again.
+    async fn prepare_continue(
+        &self,
+        user: &AuthenticatedUser,
+        message: &messages::Model,
+        conversation: &conversations::Model,
+    ) -> Result<(Mode, Vec<messages::Model>, MessageMeta), Error> {
         let mode = self.usable_mode(user, &conversation.mode).await?;
         let mut history = self
             .history_through(user, conversation.id, message.id)
@@ -776,7 +810,7 @@ impl Services {
         if message.content.trim().is_empty() {
             history.pop();
         }
-        let mut meta = MessageMeta::of(&message);
+        let mut meta = MessageMeta::of(message);
         meta.reason = None;
         meta.error_kind = None;
         meta.mode = Some(mode.name.clone());
@@ -789,17 +823,7 @@ impl Services {
                 Utc::now(),
             )
             .await?;
-        self.start_answer(AnswerJob {
-            user: user.clone(),
-            conversation,
-            mode,
-            history,
-            answer: message.id,
-            base: message.content.clone(),
-            meta,
-        });
-        let (message, _) = self.owned_message(user, answer).await?;
-        Ok(message.into())
+        Ok((mode, history, meta))
     }
 
     /// Asks an answer in progress to stop; what it wrote is kept. Stopping a finished answer
@@ -831,8 +855,28 @@ impl Services {
         if let Some(live) = self.live.get(answer, user.id) {
             return Ok(AnswerFeed::Live(Box::pin(live.follow(after))));
         }
-        let (message, _) = self.owned_message(user, answer).await?;
-        // It may have finished between the two looks: its stored row is final then.
+        let (mut message, _) = self.owned_message(user, answer).await?;
+        // It may have finished between the two looks: its stored row is final then. A row still
+        // `streaming` with nothing generating it for a while was abandoned (its final save
+        // failed); a fresh one may be a send that has not started its answer yet.
+        if message.status == MessageStatus::Streaming
+            && self.live.get(answer, user.id).is_none()
+            && Utc::now() - message.updated_at > chrono::Duration::seconds(5)
+        {
+            let mut meta = MessageMeta::of(&message);
+            meta.reason = Some(LOST_ANSWER.into());
+            self.database
+                .update_message(
+                    answer,
+                    None,
+                    Some(MessageStatus::Interrupted),
+                    Some(meta.to_json()),
+                    Utc::now(),
+                )
+                .await?;
+            message.status = MessageStatus::Interrupted;
+            message.metadata = Some(meta.to_json());
+        }
         Ok(AnswerFeed::Stored(Box::new(message.into())))
     }
 
@@ -954,11 +998,29 @@ impl Services {
 
     /// Registers the answer and starts the task that generates it.
     fn start_answer(&self, job: AnswerJob) {
-        let live = self
+        match self
             .live
-            .start(job.answer, job.user.id, job.conversation.id);
+            .start(job.answer, job.user.id, job.conversation.id)
+        {
+            Some(live) => self.spawn_answer(job, live),
+            // New messages only: their ids cannot be taken.
+            None => tracing::error!("an answer was started twice for one new message"),
+        }
+    }
+
+    fn spawn_answer(&self, job: AnswerJob, live: Arc<LiveAnswer>) {
         let services = self.clone();
-        tokio::spawn(async move { services.generate(job, live).await });
+        tokio::spawn(async move {
+            let answer = job.answer;
+            // Whatever happens to the task, followers hear the end and the slot is freed.
+            let guard = EndGuard {
+                answers: Arc::clone(&services.live),
+                answer,
+                live: Arc::clone(&live),
+            };
+            services.generate(job, live).await;
+            drop(guard);
+        });
     }
 
     async fn generate(self, job: AnswerJob, live: Arc<LiveAnswer>) {
@@ -1086,12 +1148,12 @@ impl Services {
                             }
                             Some(AiItem::Event(Event::Stop { reason, .. })) => {
                                 meta.stop_reason = Some(reason.name().to_owned());
-                                let note = match reason {
-                                    StopReason::MaxTokens => Some("The answer reached the model's output limit; continue it to get the rest.".to_owned()),
-                                    StopReason::ContentFilter => Some("The provider's content filter stopped the answer.".to_owned()),
-                                    _ => None,
+                                break match reason {
+                                    // Cut by the output limit: not the end, and it can be continued.
+                                    StopReason::MaxTokens => (MessageStatus::Interrupted, Some("The answer reached the model's output limit; continue it to get the rest.".to_owned())),
+                                    StopReason::ContentFilter => (MessageStatus::Complete, Some("The provider's content filter stopped the answer.".to_owned())),
+                                    _ => (MessageStatus::Complete, None),
                                 };
-                                break (MessageStatus::Complete, note);
                             }
                             Some(AiItem::Event(_)) => {}
                             Some(AiItem::Failed { error, failed, .. }) => {
@@ -1132,18 +1194,26 @@ impl Services {
         };
         meta.reason = reason.clone();
         meta.reasoning = (!reasoning.is_empty()).then_some(reasoning);
-        if let Err(error) = self
+        // The final save is retried: the database may be away for a moment.
+        let mut attempt = 0;
+        while let Err(error) = self
             .database
             .update_message(
                 answer,
-                Some(content),
+                Some(content.clone()),
                 Some(status),
                 Some(meta.to_json()),
                 Utc::now(),
             )
             .await
         {
-            tracing::error!(%error, "saving a finished answer failed");
+            attempt += 1;
+            if attempt == 3 {
+                tracing::error!(%error, "saving a finished answer failed; it stays as last saved");
+                break;
+            }
+            tracing::warn!(%error, attempt, "saving a finished answer failed; trying again");
+            tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
         }
         live.push(AnswerEvent::Finished {
             status,
@@ -1155,6 +1225,32 @@ impl Services {
         self.live.finish(answer, &live);
     }
 }
+
+/// Held by the task that generates an answer: when the task ends in any way (a panic included)
+/// followers hear the end and the message's slot in the registry is freed.
+struct EndGuard {
+    answers: Arc<live::LiveAnswers>,
+    answer: MessageId,
+    live: Arc<LiveAnswer>,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if !self.live.is_over() {
+            self.live.push(AnswerEvent::Finished {
+                status: MessageStatus::Interrupted,
+                reason: Some(LOST_ANSWER.into()),
+                usage: None,
+                cost_micros: None,
+                system_prompt: None,
+            });
+        }
+        self.answers.finish(self.answer, &self.live);
+    }
+}
+
+/// Why an answer the server stopped writing (a crash, a failed final save) is interrupted.
+const LOST_ANSWER: &str = "The server stopped writing this answer before its end; what was saved is kept. Continue or regenerate it.";
 
 fn fallback_notes(failed: &[llm::FailedAttempt]) -> Vec<FallbackNote> {
     failed
