@@ -63,6 +63,9 @@ pub struct ChatState {
     pub model: RwSignal<String>,
     /// Set once Monaco (whose colorizer highlights code blocks) is loaded.
     pub highlighter_ready: RwSignal<bool>,
+    /// Counts conversation switches: a conversation that finishes loading after the person
+    /// moved on to another one is not shown (nor are its answers followed).
+    switches: StoredValue<u64>,
     #[cfg(feature = "hydrate")]
     followers: StoredValue<std::collections::HashMap<String, follow::Follower>, LocalStorage>,
 }
@@ -83,6 +86,7 @@ impl ChatState {
             mode: RwSignal::new("chat".into()),
             model: RwSignal::new(String::new()),
             highlighter_ready: RwSignal::new(false),
+            switches: StoredValue::new(0),
             #[cfg(feature = "hydrate")]
             followers: StoredValue::new_local(std::collections::HashMap::new()),
         }
@@ -151,9 +155,20 @@ async fn reload_list(state: ChatState) -> Result<(), String> {
 }
 
 /// Opens a conversation: its messages, and answers still being written stream in.
-async fn open(state: ChatState, id: String) {
+/// Marks a switch of conversation; returns its number.
+fn switch(state: ChatState) -> u64 {
     state.stop_following();
-    match open_conversation(id.clone()).await {
+    state.switches.update_value(|count| *count += 1);
+    state.switches.get_value()
+}
+
+async fn open(state: ChatState, id: String) {
+    let this_switch = switch(state);
+    let loaded = open_conversation(id.clone()).await;
+    if state.switches.get_value() != this_switch {
+        return;
+    }
+    match loaded {
         Ok(view) => {
             remember_active(state, Some(&id));
             state.mode.set(view.conversation.mode.clone());
@@ -181,7 +196,7 @@ async fn open(state: ChatState, id: String) {
 }
 
 fn new_conversation(state: ChatState) {
-    state.stop_following();
+    switch(state);
     state.active.set(None);
     state.messages.set(Vec::new());
     state.list_open.set(false);
@@ -198,6 +213,7 @@ fn send(state: ChatState, context: Option<Callback<(), Option<EditorContext>>>) 
     state.sending.set(true);
     state.error.set(None);
     leptos::task::spawn_local(async move {
+        let this_switch = state.switches.get_value();
         let conversation = match state.active.get_untracked() {
             Some(conversation) => conversation,
             None => {
@@ -217,7 +233,14 @@ fn send(state: ChatState, context: Option<Callback<(), Option<EditorContext>>>) 
                 }
             }
         };
-        match send_message(conversation.id.clone(), text, editor).await {
+        let sent = send_message(conversation.id.clone(), text, editor).await;
+        if state.switches.get_value() != this_switch {
+            // The person opened another conversation meanwhile: the message is stored in its
+            // own, which shows it when opened again.
+            state.sending.set(false);
+            return;
+        }
+        match sent {
             Ok(sent) => {
                 state.draft.set(String::new());
                 let answer = Slot::new(sent.answer);
