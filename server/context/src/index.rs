@@ -1,0 +1,317 @@
+//! The index of one project: each file's tags, kept up to date one file at a time, saved to disk
+//! and read back at start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::exclude::{self, Exclusion, IgnoreRules};
+use crate::language::Language;
+use crate::rank::Graph;
+use crate::tags::{self, FileTags};
+
+/// Format of the saved index; a file of another version is rebuilt, never misread.
+const FORMAT_VERSION: u32 = 2;
+
+/// One indexed file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Hash of the content the tags were read from.
+    pub hash: u64,
+    pub language: Option<Language>,
+    pub bytes: u64,
+    pub tags: FileTags,
+}
+
+/// What an update did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The file was (re)indexed.
+    Indexed,
+    /// The content was the one already indexed.
+    Unchanged,
+    /// The file is left out, and why.
+    Excluded(Exclusion),
+}
+
+#[derive(Default)]
+pub struct Index {
+    files: BTreeMap<String, FileEntry>,
+    excluded: BTreeMap<String, Exclusion>,
+    ignore_rules: IgnoreRules,
+    /// The reference graph, built on first use after a change.
+    graph: Mutex<Option<Arc<Graph>>>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Index")
+            .field("files", &self.files.len())
+            .field("excluded", &self.excluded.len())
+            .finish()
+    }
+}
+
+/// The saved form (written borrowed, read owned; same fields in the same order).
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    version: u32,
+    files: &'a BTreeMap<String, FileEntry>,
+    excluded: &'a BTreeMap<String, Exclusion>,
+}
+
+#[derive(Deserialize)]
+struct Saved {
+    version: u32,
+    files: BTreeMap<String, FileEntry>,
+    excluded: BTreeMap<String, Exclusion>,
+}
+
+pub fn content_hash(content: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(content)
+}
+
+/// A file's entry, or why it is left out.
+fn read(path: &str, content: &[u8], rules: &IgnoreRules) -> Result<FileEntry, Exclusion> {
+    if let Some(exclusion) = exclude::by_path(path) {
+        return Err(exclusion);
+    }
+    if rules.is_ignored(path) {
+        return Err(Exclusion::Ignored);
+    }
+    if let Some(exclusion) = exclude::by_content(content) {
+        return Err(exclusion);
+    }
+    let language = Language::of_path(path);
+    let tags = match (language, std::str::from_utf8(content)) {
+        (Some(language), Ok(text)) => tags::extract(language, text).unwrap_or_default(),
+        _ => FileTags::default(),
+    };
+    Ok(FileEntry {
+        hash: content_hash(content),
+        language,
+        bytes: content.len() as u64,
+        tags,
+    })
+}
+
+impl Index {
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// Indexes many files at once on `workers` threads, counting finished files in `progress`.
+    /// Ignore files among them apply to all the others.
+    pub fn build<C: AsRef<[u8]> + Sync>(
+        files: &[(String, C)],
+        workers: usize,
+        progress: &AtomicUsize,
+    ) -> Index {
+        let rules = IgnoreRules::new(files.iter().filter_map(|(path, content)| {
+            exclude::is_ignore_file(path)
+                .then(|| std::str::from_utf8(content.as_ref()).ok().map(|text| (path.as_str(), text)))
+                .flatten()
+        }));
+        let next = AtomicUsize::new(0);
+        let results: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.max(1))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let position = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((path, content)) = files.get(position) else {
+                                break;
+                            };
+                            done.push((position, read(path, content.as_ref(), &rules)));
+                            progress.fetch_add(1, Ordering::Relaxed);
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|handle| handle.join().ok())
+                .collect()
+        });
+        let mut index = Index {
+            ignore_rules: rules,
+            ..Index::default()
+        };
+        for (position, result) in results.into_iter().flatten() {
+            let path = files[position].0.clone();
+            match result {
+                Ok(entry) => {
+                    index.files.insert(path, entry);
+                }
+                Err(exclusion) => {
+                    index.excluded.insert(path, exclusion);
+                }
+            }
+        }
+        index
+    }
+
+    /// Indexes one saved file (again); nothing is parsed when its content did not change.
+    pub fn update(&mut self, path: &str, content: &[u8]) -> Change {
+        if let Some(entry) = self.files.get(path)
+            && entry.hash == content_hash(content)
+        {
+            return Change::Unchanged;
+        }
+        self.forget_graph();
+        match read(path, content, &self.ignore_rules) {
+            Ok(entry) => {
+                self.excluded.remove(path);
+                self.files.insert(path.to_owned(), entry);
+                Change::Indexed
+            }
+            Err(exclusion) => {
+                self.files.remove(path);
+                self.excluded.insert(path.to_owned(), exclusion);
+                Change::Excluded(exclusion)
+            }
+        }
+    }
+
+    /// Forgets a deleted file (or every file under a deleted folder).
+    pub fn remove(&mut self, path: &str) {
+        let folder = format!("{path}/");
+        let before = self.files.len() + self.excluded.len();
+        self.files
+            .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
+        self.excluded
+            .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
+        if before != self.files.len() + self.excluded.len() {
+            self.forget_graph();
+        }
+    }
+
+    /// Follows a renamed file or folder without parsing anything again. A file that moves in or
+    /// out of a vendored or generated folder is re-judged by `update` with its content.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        let folder = format!("{from}/");
+        let moved: Vec<String> = self
+            .files
+            .keys()
+            .chain(self.excluded.keys())
+            .filter(|path| *path == from || path.starts_with(&folder))
+            .cloned()
+            .collect();
+        for old in moved {
+            let new = format!("{to}{}", &old[from.len()..]);
+            if let Some(entry) = self.files.remove(&old) {
+                self.files.insert(new, entry);
+            } else if let Some(exclusion) = self.excluded.remove(&old) {
+                self.excluded.insert(new, exclusion);
+            }
+        }
+        self.forget_graph();
+    }
+
+    /// Replaces the ignore rules (after an ignore file changed). Files that become ignored
+    /// leave; files no longer ignored need their content: they are returned to be updated.
+    pub fn set_ignore_rules(&mut self, rules: IgnoreRules) -> Vec<String> {
+        let newly_ignored: Vec<String> = self
+            .files
+            .keys()
+            .filter(|path| rules.is_ignored(path))
+            .cloned()
+            .collect();
+        for path in newly_ignored {
+            self.files.remove(&path);
+            self.excluded.insert(path, Exclusion::Ignored);
+        }
+        let released: Vec<String> = self
+            .excluded
+            .iter()
+            .filter(|(path, exclusion)| **exclusion == Exclusion::Ignored && !rules.is_ignored(path))
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in &released {
+            self.excluded.remove(path);
+        }
+        self.ignore_rules = rules;
+        self.forget_graph();
+        released
+    }
+
+    pub fn files(&self) -> &BTreeMap<String, FileEntry> {
+        &self.files
+    }
+
+    pub fn excluded(&self) -> &BTreeMap<String, Exclusion> {
+        &self.excluded
+    }
+
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files.get(path)
+    }
+
+    /// Whether `path` is indexed with this content already.
+    pub fn is_current(&self, path: &str, hash: u64) -> bool {
+        self.files.get(path).is_some_and(|entry| entry.hash == hash)
+    }
+
+    /// The reference graph of the files as indexed now (built once after each change).
+    pub fn graph(&self) -> Arc<Graph> {
+        let mut slot = match self.graph.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(graph) = slot.as_ref() {
+            return graph.clone();
+        }
+        let graph = Arc::new(Graph::build(&self.files));
+        *slot = Some(graph.clone());
+        graph
+    }
+
+    fn forget_graph(&mut self) {
+        match self.graph.get_mut() {
+            Ok(slot) => *slot = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+    }
+
+    /// Writes the index to `path` (through a temporary file, so a crash leaves the old one).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let saved = SavedRef {
+            version: FORMAT_VERSION,
+            files: &self.files,
+            excluded: &self.excluded,
+        };
+        let bytes = postcard::to_stdvec(&saved).map_err(|error| Error::Format(error.to_string()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let temporary = path.with_extension("tmp");
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, path)?;
+        Ok(())
+    }
+
+    /// Reads an index written by `save`. The ignore rules are not saved: set them again.
+    pub fn load(path: &Path) -> Result<Index, Error> {
+        let bytes = std::fs::read(path)?;
+        let saved: Saved =
+            postcard::from_bytes(&bytes).map_err(|error| Error::Format(error.to_string()))?;
+        if saved.version != FORMAT_VERSION {
+            return Err(Error::Format(format!(
+                "index format {} (this build reads {FORMAT_VERSION})",
+                saved.version
+            )));
+        }
+        Ok(Index {
+            files: saved.files,
+            excluded: saved.excluded,
+            ..Index::default()
+        })
+    }
+}

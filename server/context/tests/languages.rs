@@ -1,0 +1,200 @@
+//! Definitions and references found in small files of each language.
+
+use context::Language;
+use context::tags::extract;
+
+struct Case {
+    path: &'static str,
+    source: &'static str,
+    definitions: &'static [(&'static str, &'static str)],
+    references: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        path: "src/lib.rs",
+        source: r#"
+pub struct Parser { depth: usize }
+pub enum Token { Word, Number }
+pub trait Visit { fn visit(&self); }
+impl Parser {
+    pub fn parse_item(&mut self) -> Token { tokenize_input("x"); Token::Word }
+}
+fn tokenize_input(text: &str) -> usize { ensure!(); helpers::count_words(text) }
+macro_rules! ensure { () => {} }
+"#,
+        definitions: &[
+            ("Parser", "class"),
+            ("Token", "class"),
+            ("Visit", "interface"),
+            ("parse_item", "method"),
+            ("tokenize_input", "function"),
+            ("ensure", "macro"),
+        ],
+        references: &["tokenize_input", "Parser", "ensure"],
+    },
+    Case {
+        path: "app/models.py",
+        source: r#"
+MAX_USERS = 10
+
+class Account:
+    def deposit(self, amount):
+        return validate_amount(amount)
+
+def validate_amount(amount):
+    return check(amount) and helpers.round_cents(amount)
+"#,
+        definitions: &[
+            ("MAX_USERS", "constant"),
+            ("Account", "class"),
+            ("deposit", "function"),
+            ("validate_amount", "function"),
+        ],
+        references: &["validate_amount", "check", "round_cents"],
+    },
+    Case {
+        path: "web/cart.ts",
+        source: r#"
+interface CartItem { sku: string }
+export class Cart {
+  total(items: CartItem[]): number { return sumPrices(items); }
+}
+export function sumPrices(items: CartItem[]): number { return format(items.length); }
+const applyDiscount = (value: number) => Math.floor(value);
+"#,
+        definitions: &[
+            ("CartItem", "interface"),
+            ("Cart", "class"),
+            ("total", "method"),
+            ("sumPrices", "function"),
+            ("applyDiscount", "function"),
+        ],
+        references: &["sumPrices", "format", "floor"],
+    },
+    Case {
+        path: "web/view.tsx",
+        source: r#"
+export function Badge(props: { label: string }) { return <span>{renderLabel(props.label)}</span>; }
+function renderLabel(label: string) { return label.toUpperCase(); }
+"#,
+        definitions: &[("Badge", "function"), ("renderLabel", "function")],
+        references: &["renderLabel", "toUpperCase"],
+    },
+    Case {
+        path: "web/util.js",
+        source: r#"
+class Queue { push(item) { this.items.push(item); } }
+function drain(queue) { return queue.flushAll(); }
+const later = function () { setTimeout(drain, 10); };
+"#,
+        definitions: &[("Queue", "class"), ("push", "method"), ("drain", "function"), ("later", "function")],
+        references: &["flushAll", "setTimeout"],
+    },
+    Case {
+        path: "cmd/server.go",
+        source: r#"
+package main
+
+type Server struct { port int }
+
+func (s *Server) Start() error { return listenOn(s.port) }
+
+func listenOn(port int) error { return net.Listen("tcp", port) }
+"#,
+        definitions: &[("Server", "type"), ("Start", "method"), ("listenOn", "function")],
+        references: &["listenOn", "Listen"],
+    },
+    Case {
+        path: "src/main/java/com/shop/Order.java",
+        source: r#"
+package com.shop;
+
+public class Order implements Payable {
+    public int total() { return Pricing.sum(lines); }
+}
+
+interface Payable { int total(); }
+"#,
+        definitions: &[("Order", "class"), ("total", "method"), ("Payable", "interface")],
+        references: &["sum", "Payable"],
+    },
+    Case {
+        path: "src/list.c",
+        source: r#"
+struct node { int value; struct node *next; };
+typedef struct node node_t;
+int list_length(node_t *head) { return count_nodes(head); }
+"#,
+        definitions: &[("node", "class"), ("node_t", "type"), ("list_length", "function")],
+        references: &["count_nodes"],
+    },
+    Case {
+        path: "src/shape.cpp",
+        source: r#"
+namespace geo {
+class Shape { public: virtual double area() const = 0; };
+}
+double geo::total_area(const Shape& shape) { return shape.area() + helper_scale(2); }
+"#,
+        definitions: &[("Shape", "class"), ("total_area", "method")],
+        references: &["helper_scale", "area"],
+    },
+];
+
+#[test]
+fn each_language_finds_its_definitions_and_references() {
+    for case in CASES {
+        let language = Language::of_path(case.path).unwrap_or_else(|| panic!("{}", case.path));
+        let tags = extract(language, case.source).unwrap_or_else(|| panic!("{}", case.path));
+        for (name, kind) in case.definitions {
+            assert!(
+                tags.definitions
+                    .iter()
+                    .any(|definition| definition.name == *name && definition.kind == *kind),
+                "{}: definition {name} ({kind}) missing from {:?}",
+                case.path,
+                tags.definitions
+                    .iter()
+                    .map(|definition| (&definition.name, &definition.kind))
+                    .collect::<Vec<_>>()
+            );
+        }
+        for name in case.references {
+            assert!(
+                tags.references.iter().any(|(used, _)| used == name),
+                "{}: reference {name} missing from {:?}",
+                case.path,
+                tags.references
+            );
+        }
+    }
+}
+
+#[test]
+fn a_definition_keeps_its_line_and_signature() {
+    let tags = extract(
+        Language::Rust,
+        "// header\n\npub fn answer(question: &str) -> u32 {\n    42\n}\n",
+    )
+    .unwrap_or_default();
+    let answer = &tags.definitions[0];
+    assert_eq!(answer.name, "answer");
+    assert_eq!(answer.line, 2);
+    assert_eq!(answer.signature, "pub fn answer(question: &str) -> u32 {");
+}
+
+#[test]
+fn references_are_counted() {
+    let tags = extract(Language::Python, "a()\na()\nb()\n").unwrap_or_default();
+    assert_eq!(
+        tags.references,
+        vec![("a".to_owned(), 2), ("b".to_owned(), 1)]
+    );
+}
+
+#[test]
+fn broken_source_still_yields_what_parses() {
+    let tags = extract(Language::Rust, "fn good() {}\nfn broken( {\n").unwrap_or_default();
+    assert!(tags.definitions.iter().any(|definition| definition.name == "good"));
+}
