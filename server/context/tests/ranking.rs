@@ -91,9 +91,10 @@ fn a_mentioned_name_lifts_its_file() {
         position("is compute_invoice_total right?", "src/billing.rs")
             < position("is compute_invoice_total right?", "src/report.rs")
     );
-    // A file named by its path is lifted too.
-    let unrelated = "src/unrelated/module_7.rs";
-    assert!(position("look at module_7", unrelated) < position("hello", unrelated));
+    // A file named by its path lifts what it uses (as in Aider, its own definitions rank by
+    // who uses them).
+    let used = "src/unrelated/module_8.rs";
+    assert!(position("look at module_7", used) < position("hello", used));
 }
 
 #[test]
