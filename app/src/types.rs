@@ -556,16 +556,56 @@ pub struct ConversationSummary {
     pub cost: String,
 }
 
-/// Context sent with a message: what, why, and its cost in tokens.
+/// Context sent with a message (or offered for the next one): what, why, how relevant, and its
+/// cost in tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextEntry {
+    /// `selection`, `current_file`, `file`, `error_location`, `recent_change`, `dependencies` or
+    /// `symbols` (a file's part of the repo map).
     pub kind: String,
+    /// What a pin or a drop is kept under.
+    pub key: String,
     pub label: String,
     pub reason: String,
+    /// Relevance in thousandths.
+    pub score: u32,
     pub tokens: u32,
     pub included: bool,
+    /// `pinned` or `dropped`.
+    pub choice: Option<String>,
     pub language: Option<String>,
     pub content: String,
+}
+
+/// Files the index leaves out for one reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOutEntry {
+    pub reason: String,
+    pub count: u32,
+    pub examples: Vec<String>,
+}
+
+/// Where a project's context index stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexState {
+    /// `loading`, `indexing`, `ready` or `failed`.
+    pub phase: String,
+    pub done: usize,
+    pub total: usize,
+    pub files: usize,
+    pub excluded: usize,
+}
+
+/// The context the next message would carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextPreview {
+    pub items: Vec<ContextEntry>,
+    pub budget: u32,
+    pub used: u32,
+    pub tokenizer: String,
+    pub left_out: Vec<LeftOutEntry>,
+    /// `None` without a project.
+    pub index: Option<IndexState>,
 }
 
 /// A model tried before the one that answered, and why it did not.

@@ -16,6 +16,7 @@ mod m20261127_000007_file_tree;
 mod m20261127_000008_file_tree_index;
 mod m20261127_000009_usage_outcome;
 mod m20261127_000010_chat;
+mod m20261127_000011_context_choices;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_file_tree_index::Migration),
             Box::new(m20261127_000009_usage_outcome::Migration),
             Box::new(m20261127_000010_chat::Migration),
+            Box::new(m20261127_000011_context_choices::Migration),
         ]
     }
 }

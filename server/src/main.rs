@@ -51,7 +51,8 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let mut services = services::Services::new(
         database.clone(),
         services::secrets::MasterKey::load_or_create(&config.data_dir)?,
-    );
+    )
+    .with_context_directory(config.data_dir.join("context"));
     services.projects = config.project_limits();
     services.sign_ups_per_address_per_hour = config.sign_ups_per_address_per_hour;
     services.ai = config.ai();

@@ -7,11 +7,11 @@ use server_fn::codec::Json;
 
 use crate::error::AppError;
 use crate::types::{
-    ChatMessage, ChatMode, ChatSetup, ConversationSummary, ConversationView, EditorContext,
-    ModeDraft, SentMessage,
+    ChatMessage, ChatMode, ChatSetup, ContextPreview, ConversationSummary, ConversationView,
+    EditorContext, IndexState, ModeDraft, SentMessage,
 };
 #[cfg(feature = "ssr")]
-use crate::types::{ContextEntry, FallbackEntry, TokenCounts, dollars};
+use crate::types::{ContextEntry, FallbackEntry, LeftOutEntry, TokenCounts, dollars};
 
 #[cfg(feature = "ssr")]
 fn conversation_id(text: &str) -> Result<db::ids::ConversationId, AppError> {
@@ -126,19 +126,7 @@ pub fn message_of(message: services::chat::ChatMessage) -> ChatMessage {
         cost: meta.cost_micros.map(dollars),
         reason: meta.reason,
         reasoning: meta.reasoning,
-        context: meta
-            .context
-            .into_iter()
-            .map(|item| ContextEntry {
-                kind: item.kind,
-                label: item.label,
-                reason: item.reason,
-                tokens: item.tokens,
-                included: item.included,
-                language: item.language,
-                content: item.content,
-            })
-            .collect(),
+        context: meta.context.into_iter().map(context_entry).collect(),
         system_prompt: meta.system_prompt,
         created_at: message.created_at.to_rfc3339(),
     }
@@ -475,6 +463,7 @@ fn mode_input(draft: ModeDraft) -> services::chat::ModeInput {
             current_file: draft.send_current_file,
             selection: draft.send_selection,
             max_tokens: draft.max_context_tokens,
+            ..services::chat::ContextPolicy::default()
         }),
         tools: Vec::new(),
         output: draft.output,
@@ -504,4 +493,130 @@ pub async fn delete_mode(id: String) -> Result<(), AppError> {
         .delete_mode(&user, id)
         .await
         .map_err(super::reject_service_error)
+}
+
+#[cfg(feature = "ssr")]
+fn context_entry(item: services::chat::ContextItem) -> ContextEntry {
+    ContextEntry {
+        kind: item.kind,
+        key: item.key,
+        label: item.label,
+        reason: item.reason,
+        score: item.score,
+        tokens: item.tokens,
+        included: item.included,
+        choice: item.choice,
+        language: item.language,
+        content: item.content,
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn index_state(status: services::project_context::IndexStatus) -> IndexState {
+    use services::project_context::IndexPhase;
+    IndexState {
+        phase: match status.phase {
+            IndexPhase::Loading => "loading",
+            IndexPhase::Indexing => "indexing",
+            IndexPhase::Ready => "ready",
+            IndexPhase::Failed => "failed",
+        }
+        .to_owned(),
+        done: status.done,
+        total: status.total,
+        files: status.files,
+        excluded: status.excluded,
+    }
+}
+
+/// `POST /api/chat/context/preview` (JSON): the context the next message would carry, with
+/// why each item is there, its score and cost, and what the index leaves out.
+#[server(prefix = "/api", endpoint = "chat/context/preview", input = Json)]
+pub async fn preview_context(
+    conversation_id: Option<String>,
+    project_id: Option<String>,
+    mode: String,
+    text: String,
+    context: Option<EditorContext>,
+) -> Result<ContextPreview, AppError> {
+    let user = super::request::require_user().await?;
+    let conversation = conversation_id
+        .as_deref()
+        .map(self::conversation_id)
+        .transpose()?;
+    let project = optional_project(project_id)?;
+    let services = super::request::services()?;
+    let chosen = services
+        .preview_context(
+            &user,
+            conversation,
+            project,
+            &mode,
+            &context_input(context),
+            &text,
+        )
+        .await
+        .map_err(super::reject_service_error)?;
+    let manifest = chosen.manifest;
+    Ok(ContextPreview {
+        items: manifest
+            .items
+            .into_iter()
+            .map(|item| context_entry(item.into()))
+            .collect(),
+        budget: manifest.budget,
+        used: manifest.used,
+        tokenizer: manifest.tokenizer,
+        left_out: manifest
+            .left_out
+            .into_iter()
+            .map(|group| LeftOutEntry {
+                reason: group.reason,
+                count: group.count,
+                examples: group.examples,
+            })
+            .collect(),
+        index: chosen.index.map(index_state),
+    })
+}
+
+/// `POST /api/chat/context/choose`: pins (`pinned`), drops (`dropped`) or releases (empty) one
+/// context item for the rest of a conversation.
+#[server(prefix = "/api", endpoint = "chat/context/choose")]
+pub async fn set_context_choice(
+    conversation_id: String,
+    key: String,
+    choice: String,
+) -> Result<(), AppError> {
+    let user = super::request::require_user().await?;
+    let id = self::conversation_id(&conversation_id)?;
+    let choice = match choice.as_str() {
+        "pinned" => Some(services::project_context::Choice::Pinned),
+        "dropped" => Some(services::project_context::Choice::Dropped),
+        "" => None,
+        _ => {
+            return Err(AppError::BadRequest(
+                "A context item is pinned, dropped or neither.".into(),
+            ));
+        }
+    };
+    super::request::services()?
+        .set_context_choice(&user, id, &key, choice)
+        .await
+        .map_err(super::reject_service_error)?;
+    Ok(())
+}
+
+/// `GET /api/projects/context-index`: where the project's context index stands (it starts
+/// loading on first ask).
+#[server(prefix = "/api", endpoint = "projects/context-index", input = server_fn::codec::GetUrl)]
+pub async fn context_index_state(project_id: String) -> Result<IndexState, AppError> {
+    let user = super::request::require_user().await?;
+    let project = optional_project(Some(project_id))?
+        .ok_or_else(|| AppError::BadRequest("Which project?".into()))?;
+    let status = super::request::services()?
+        .context_index_status(&user, project)
+        .await
+        .map_err(super::reject_service_error)?;
+    Ok(index_state(status))
 }

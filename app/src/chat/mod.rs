@@ -3,6 +3,7 @@
 //! event seen), the seven modes and the person's own, a model selector, safe Markdown with code
 //! blocks that can be copied or applied to a file.
 
+mod context;
 #[cfg(feature = "hydrate")]
 mod follow;
 mod modes;
@@ -63,6 +64,10 @@ pub struct ChatState {
     pub model: RwSignal<String>,
     /// Set once Monaco (whose colorizer highlights code blocks) is loaded.
     pub highlighter_ready: RwSignal<bool>,
+    /// The context preview is shown.
+    pub context_open: RwSignal<bool>,
+    /// The context the next message would carry (as last asked).
+    pub context_preview: RwSignal<Option<crate::types::ContextPreview>>,
     /// Counts conversation switches: a conversation that finishes loading after the person
     /// moved on to another one is not shown (nor are its answers followed).
     switches: StoredValue<u64>,
@@ -86,6 +91,8 @@ impl ChatState {
             mode: RwSignal::new("chat".into()),
             model: RwSignal::new(String::new()),
             highlighter_ready: RwSignal::new(false),
+            context_open: RwSignal::new(false),
+            context_preview: RwSignal::new(None),
             switches: StoredValue::new(0),
             #[cfg(feature = "hydrate")]
             followers: StoredValue::new_local(std::collections::HashMap::new()),
@@ -203,6 +210,20 @@ fn new_conversation(state: ChatState) {
     remember_active(state, None);
 }
 
+/// The open conversation, created first when there is none (with the chosen mode and model).
+async fn ensure_conversation(state: ChatState) -> Result<ConversationSummary, String> {
+    if let Some(conversation) = state.active.get_untracked() {
+        return Ok(conversation);
+    }
+    let model = Some(state.model.get_untracked()).filter(|model| !model.is_empty());
+    let conversation = create_conversation(state.project(), state.mode.get_untracked(), model)
+        .await
+        .map_err(|error| error.to_string())?;
+    remember_active(state, Some(&conversation.id));
+    state.active.set(Some(conversation.clone()));
+    Ok(conversation)
+}
+
 /// Sends the draft (creating the conversation first when there is none).
 fn send(state: ChatState, context: Option<Callback<(), Option<EditorContext>>>) {
     let text = state.draft.get_untracked();
@@ -214,23 +235,12 @@ fn send(state: ChatState, context: Option<Callback<(), Option<EditorContext>>>) 
     state.error.set(None);
     leptos::task::spawn_local(async move {
         let this_switch = state.switches.get_value();
-        let conversation = match state.active.get_untracked() {
-            Some(conversation) => conversation,
-            None => {
-                let model = Some(state.model.get_untracked()).filter(|model| !model.is_empty());
-                match create_conversation(state.project(), state.mode.get_untracked(), model).await
-                {
-                    Ok(conversation) => {
-                        remember_active(state, Some(&conversation.id));
-                        state.active.set(Some(conversation.clone()));
-                        conversation
-                    }
-                    Err(error) => {
-                        state.error.set(Some(error.to_string()));
-                        state.sending.set(false);
-                        return;
-                    }
-                }
+        let conversation = match ensure_conversation(state).await {
+            Ok(conversation) => conversation,
+            Err(error) => {
+                state.error.set(Some(error));
+                state.sending.set(false);
+                return;
             }
         };
         let sent = send_message(conversation.id.clone(), text, editor).await;
@@ -543,6 +553,7 @@ pub fn ChatPanel(
                 </Show>
             </div>
             {move || state.error.get().map(|error| view! { <p class="chat-error" role="alert">{error}</p> })}
+            <context::ContextPreviewPanel editor=context/>
             <form
                 class="chat-composer"
                 on:submit=move |event| {
@@ -565,15 +576,7 @@ pub fn ChatPanel(
                     rows="3"
                 ></textarea>
                 <div class="chat-composer-actions">
-                    <span class="chat-context-note">
-                        {move || context.and_then(|context| context.run(())).map(|file| {
-                            let selection = match (file.selection_start_line, file.selection_end_line) {
-                                (Some(start), Some(end)) => format!(", lines {start}–{end} selected"),
-                                _ => String::new(),
-                            };
-                            format!("Context: {}{selection}", file.path)
-                        })}
-                    </span>
+                    <context::ContextToggle/>
                     <Button
                         id="chat-send"
                         kind="submit"
@@ -1026,14 +1029,20 @@ fn ContextView(message: ChatMessage) -> impl IntoView {
         <div class="chat-context">
             {(!items.is_empty()).then(|| view! {
                 <table class="chat-context-table">
-                    <thead><tr><th>"Item"</th><th>"Why"</th><th>"Tokens"</th><th>"Sent"</th></tr></thead>
+                    <thead><tr><th>"Item"</th><th>"Why"</th><th>"Score"</th><th>"Tokens"</th><th>"Sent"</th></tr></thead>
                     <tbody>
                         {items.iter().map(|item| view! {
                             <tr>
-                                <td>{format!("{} {}", item.kind.replace('_', " "), item.label)}</td>
+                                <td>{format!("{} {}", context::kind_label(&item.kind), item.label)}</td>
                                 <td>{item.reason.clone()}</td>
+                                <td>{if item.score > 0 { format!("{}%", item.score / 10) } else { String::new() }}</td>
                                 <td>{item.tokens}</td>
-                                <td>{if item.included { "yes" } else { "no" }}</td>
+                                <td>{match (item.included, item.choice.as_deref()) {
+                                    (true, Some("pinned")) => "yes (pinned)",
+                                    (true, _) => "yes",
+                                    (false, Some("dropped")) => "no (dropped)",
+                                    (false, _) => "no",
+                                }}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>

@@ -69,7 +69,11 @@ fn generic_format(line: &str, path: &str) -> &'static str {
         "go"
     } else if path.ends_with(".py") {
         "pytest"
-    } else if path.ends_with(".js") || path.ends_with(".ts") || path.ends_with(".tsx") || path.ends_with(".jsx") {
+    } else if path.ends_with(".js")
+        || path.ends_with(".ts")
+        || path.ends_with(".tsx")
+        || path.ends_with(".jsx")
+    {
         "eslint"
     } else {
         "path:line"
@@ -86,7 +90,13 @@ pub fn locations(output: &str) -> Vec<Location> {
     for line in output.lines() {
         let before = found.len();
         if let Some(captures) = patterns.python.captures(line) {
-            push(&mut found, &captures[1], &captures[2], None, "python traceback");
+            push(
+                &mut found,
+                &captures[1],
+                &captures[2],
+                None,
+                "python traceback",
+            );
         } else if let Some(captures) = patterns.java_stack.captures(line) {
             // `at com.example.Foo.bar(Foo.java:10)`: the package names the folders.
             let qualifier = &captures[1];
@@ -103,17 +113,37 @@ pub fn locations(output: &str) -> Vec<Location> {
             };
             push(&mut found, &path, &captures[3], None, "junit");
         } else if let Some(captures) = patterns.maven.captures(line) {
-            push(&mut found, &captures[1], &captures[2], captures.get(3), "javac");
+            push(
+                &mut found,
+                &captures[1],
+                &captures[2],
+                captures.get(3),
+                "javac",
+            );
         } else if let Some(captures) = patterns.tsc.captures(line) {
-            push(&mut found, &captures[1], &captures[2], captures.get(3), "tsc");
+            push(
+                &mut found,
+                &captures[1],
+                &captures[2],
+                captures.get(3),
+                "tsc",
+            );
         } else if let Some(captures) = patterns.node_stack.captures(line) {
-            push(&mut found, &captures[1], &captures[2], captures.get(3), "node");
+            push(
+                &mut found,
+                &captures[1],
+                &captures[2],
+                captures.get(3),
+                "node",
+            );
         } else if let Some(captures) = patterns.go_stack.captures(line) {
             push(&mut found, &captures[1], &captures[2], None, "go");
         } else if let Some(captures) = patterns.eslint_file.captures(line) {
             eslint_file = Some(captures[1].to_owned());
             continue;
-        } else if let (Some(file), Some(captures)) = (&eslint_file, patterns.eslint_message.captures(line)) {
+        } else if let (Some(file), Some(captures)) =
+            (&eslint_file, patterns.eslint_message.captures(line))
+        {
             let file = file.clone();
             push(&mut found, &file, &captures[1], captures.get(2), "eslint");
             continue;

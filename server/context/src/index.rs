@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ pub enum Change {
 pub struct Index {
     files: BTreeMap<String, FileEntry>,
     excluded: BTreeMap<String, Exclusion>,
-    ignore_rules: IgnoreRules,
+    ignore_rules: Arc<IgnoreRules>,
     /// The reference graph, built on first use after a change.
     graph: Mutex<Option<Arc<Graph>>>,
 }
@@ -76,8 +76,9 @@ pub fn content_hash(content: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(content)
 }
 
-/// A file's entry, or why it is left out.
-fn read(path: &str, content: &[u8], rules: &IgnoreRules) -> Result<FileEntry, Exclusion> {
+/// A file's entry, or why it is left out (the parsing half of an update, done without the index:
+/// see [`Index::apply`]).
+pub fn read(path: &str, content: &[u8], rules: &IgnoreRules) -> Result<FileEntry, Exclusion> {
     if let Some(exclusion) = exclude::by_path(path) {
         return Err(exclusion);
     }
@@ -114,34 +115,39 @@ impl Index {
     ) -> Index {
         let rules = IgnoreRules::new(files.iter().filter_map(|(path, content)| {
             exclude::is_ignore_file(path)
-                .then(|| std::str::from_utf8(content.as_ref()).ok().map(|text| (path.as_str(), text)))
+                .then(|| {
+                    std::str::from_utf8(content.as_ref())
+                        .ok()
+                        .map(|text| (path.as_str(), text))
+                })
                 .flatten()
         }));
         let next = AtomicUsize::new(0);
-        let results: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers.max(1))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let position = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((path, content)) = files.get(position) else {
-                                break;
-                            };
-                            done.push((position, read(path, content.as_ref(), &rules)));
-                            progress.fetch_add(1, Ordering::Relaxed);
-                        }
-                        done
+        let results: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers.max(1))
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let position = next.fetch_add(1, Ordering::Relaxed);
+                                let Some((path, content)) = files.get(position) else {
+                                    break;
+                                };
+                                done.push((position, read(path, content.as_ref(), &rules)));
+                                progress.fetch_add(1, Ordering::Relaxed);
+                            }
+                            done
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|handle| handle.join().ok())
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|handle| handle.join().ok())
+                    .collect()
+            });
         let mut index = Index {
-            ignore_rules: rules,
+            ignore_rules: Arc::new(rules),
             ..Index::default()
         };
         for (position, result) in results.into_iter().flatten() {
@@ -165,8 +171,14 @@ impl Index {
         {
             return Change::Unchanged;
         }
+        let read = read(path, content, &self.ignore_rules);
+        self.apply(path, read)
+    }
+
+    /// Stores what [`read`] found for a file.
+    pub fn apply(&mut self, path: &str, read: Result<FileEntry, Exclusion>) -> Change {
         self.forget_graph();
-        match read(path, content, &self.ignore_rules) {
+        match read {
             Ok(entry) => {
                 self.excluded.remove(path);
                 self.files.insert(path.to_owned(), entry);
@@ -178,6 +190,11 @@ impl Index {
                 Change::Excluded(exclusion)
             }
         }
+    }
+
+    /// The ignore rules in force (to [`read`] files without holding the index).
+    pub fn ignore_rules(&self) -> Arc<IgnoreRules> {
+        self.ignore_rules.clone()
     }
 
     /// Forgets a deleted file (or every file under a deleted folder).
@@ -231,13 +248,15 @@ impl Index {
         let released: Vec<String> = self
             .excluded
             .iter()
-            .filter(|(path, exclusion)| **exclusion == Exclusion::Ignored && !rules.is_ignored(path))
+            .filter(|(path, exclusion)| {
+                **exclusion == Exclusion::Ignored && !rules.is_ignored(path)
+            })
             .map(|(path, _)| path.clone())
             .collect();
         for path in &released {
             self.excluded.remove(path);
         }
-        self.ignore_rules = rules;
+        self.ignore_rules = Arc::new(rules);
         self.forget_graph();
         released
     }
@@ -287,7 +306,8 @@ impl Index {
             files: &self.files,
             excluded: &self.excluded,
         };
-        let bytes = postcard::to_stdvec(&saved).map_err(|error| Error::Format(error.to_string()))?;
+        let bytes =
+            postcard::to_stdvec(&saved).map_err(|error| Error::Format(error.to_string()))?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

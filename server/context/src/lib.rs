@@ -53,7 +53,22 @@ pub fn mentioned_files<'a>(message: &str, paths: impl IntoIterator<Item = &'a st
             word.trim_matches(|character: char| {
                 matches!(
                     character,
-                    ',' | '.' | ';' | ':' | '!' | '?' | '\'' | '"' | '`' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>'
+                    ',' | '.'
+                        | ';'
+                        | ':'
+                        | '!'
+                        | '?'
+                        | '\''
+                        | '"'
+                        | '`'
+                        | '('
+                        | ')'
+                        | '['
+                        | ']'
+                        | '{'
+                        | '}'
+                        | '<'
+                        | '>'
                 )
             })
         })

@@ -259,7 +259,7 @@ pub fn choose(index: &Index, selection: Selection<'_>) -> Manifest {
             }
         }
         let graph = index.graph();
-        let ranking = graph.rank(&request);
+        let ranking = graph.rank_best(&request, map_limit(budget));
         let room = budget.saturating_sub(used);
         let repo_map = map::render(index, &ranking, room, family, &skip);
         let top = repo_map
@@ -273,8 +273,7 @@ pub fn choose(index: &Index, selection: Selection<'_>) -> Manifest {
                 key: item_key(ItemKind::Symbols, &file.path),
                 kind: ItemKind::Symbols,
                 label: file.path,
-                reason: "repo map: ranked by references to and from what you are working on"
-                    .into(),
+                reason: "repo map: ranked by references to and from what you are working on".into(),
                 score: if top > 0.0 { file.rank / top } else { 0.0 },
                 tokens: file.tokens,
                 included: true,
@@ -293,6 +292,11 @@ pub fn choose(index: &Index, selection: Selection<'_>) -> Manifest {
         tokenizer: family.name().to_owned(),
         left_out: left_out_reasons(index),
     }
+}
+
+/// The most ranked names a map of `budget` tokens can show (each costs a line of 2 tokens or more).
+pub fn map_limit(budget: u32) -> usize {
+    budget as usize / 2 + 16
 }
 
 /// All definitions of one file, as the map shows them.

@@ -46,7 +46,8 @@ fn render_file(draft: &Draft) -> String {
     let mut text = format!("{}:\n", draft.path);
     let mut previous: Option<u32> = None;
     for (line, signature) in &lines {
-        if previous.is_some_and(|previous| previous + 1 != *line) || (previous.is_none() && *line > 0)
+        if previous.is_some_and(|previous| previous + 1 != *line)
+            || (previous.is_none() && *line > 0)
         {
             text.push_str("⋮\n");
         }
@@ -124,7 +125,12 @@ pub fn render(
                 }
             })
             .collect();
-        let total: u32 = family.count(&files.iter().map(|file| file.text.as_str()).collect::<String>());
+        let total: u32 = family.count(
+            &files
+                .iter()
+                .map(|file| file.text.as_str())
+                .collect::<String>(),
+        );
         if total <= budget || drafts.is_empty() {
             return RepoMap {
                 files,

@@ -36,6 +36,8 @@ pub struct Graph {
     unused: Vec<(u32, u32)>,
     /// Files with at least one edge (the nodes PageRank sees).
     in_graph: Vec<bool>,
+    /// How many files lie under a folder of each name.
+    folder_files: FxHashMap<String, u32>,
 }
 
 #[derive(Debug)]
@@ -54,6 +56,8 @@ pub struct RankRequest {
     pub chat_files: Vec<String>,
     /// Files the message names.
     pub mentioned_files: Vec<String>,
+    /// Files edited lately: lifted half as much as a mentioned file.
+    pub recent_files: Vec<String>,
     /// Words of the message: names among them weigh 10 times more.
     pub mentioned_names: FxHashSet<String>,
 }
@@ -111,6 +115,13 @@ impl Graph {
         let mut users: Vec<Vec<(u32, u32)>> = Vec::new();
         let mut any_reference = false;
         for (path, entry) in entries {
+            let mut folders: Vec<&str> = path.split('/').collect();
+            folders.pop();
+            folders.sort_unstable();
+            folders.dedup();
+            for folder in folders {
+                *graph.folder_files.entry(folder.to_owned()).or_default() += 1;
+            }
             let file = graph.files.len() as u32;
             graph.files.push(path.clone());
             graph.file_ids.insert(path.clone(), file);
@@ -193,8 +204,14 @@ impl Graph {
         self.file_ids.get(path).copied()
     }
 
-    /// Ranks the definitions and files for a request.
+    /// Ranks the definitions and files for a request: every one of them.
     pub fn rank(&self, request: &RankRequest) -> Ranking {
+        self.rank_best(request, usize::MAX)
+    }
+
+    /// Ranks the definitions and files for a request, keeping the best `limit` (a map of `n`
+    /// tokens never shows more than `n / 2` of them: each costs a line).
+    pub fn rank_best(&self, request: &RankRequest, limit: usize) -> Ranking {
         let file_count = self.files.len();
         if file_count == 0 {
             return Ranking::default();
@@ -206,6 +223,8 @@ impl Graph {
             .collect();
         let mentioned_files: FxHashSet<&str> =
             request.mentioned_files.iter().map(String::as_str).collect();
+        let recent_files: FxHashSet<&str> =
+            request.recent_files.iter().map(String::as_str).collect();
 
         // Personalization, as Aider: files in the conversation, files mentioned, and files
         // whose path parts are mentioned words.
@@ -218,7 +237,11 @@ impl Graph {
             if mentioned_files.contains(path.as_str()) {
                 value = f64::max(value, 1.0);
             }
-            if !request.mentioned_names.is_empty() && path_mentions(path, &request.mentioned_names)
+            if recent_files.contains(path.as_str()) {
+                value = f64::max(value, 0.5);
+            }
+            if !request.mentioned_names.is_empty()
+                && self.path_mentions(path, &request.mentioned_names)
             {
                 value += 1.0;
             }
@@ -255,7 +278,9 @@ impl Graph {
             unused_count[*file as usize] += 1;
         }
 
-        let nodes: Vec<usize> = (0..file_count).filter(|file| self.in_graph[*file]).collect();
+        let nodes: Vec<usize> = (0..file_count)
+            .filter(|file| self.in_graph[*file])
+            .collect();
         let node_count = nodes.len();
         if node_count == 0 {
             return self.unranked(request, &chat);
@@ -304,9 +329,9 @@ impl Graph {
             }
             for file in &nodes {
                 if unused_count[*file] > 0 {
-                    next[*file] += rank[*file] * UNUSED_DEFINITION_WEIGHT
-                        * f64::from(unused_count[*file])
-                        / out[*file];
+                    next[*file] +=
+                        rank[*file] * UNUSED_DEFINITION_WEIGHT * f64::from(unused_count[*file])
+                            / out[*file];
                 }
             }
             let dangling_sum: f64 = dangling.iter().map(|file| rank[*file]).sum();
@@ -335,14 +360,19 @@ impl Graph {
             let share = rank[*file as usize] * UNUSED_DEFINITION_WEIGHT / out[*file as usize];
             ranked.push((share, *file, *name));
         }
-        ranked.sort_by(|a, b| {
+        ranked.retain(|(_, file, _)| !chat.contains(file));
+        let order = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
             b.0.total_cmp(&a.0)
                 .then_with(|| self.files[b.1 as usize].cmp(&self.files[a.1 as usize]))
                 .then_with(|| self.names[b.2 as usize].cmp(&self.names[a.2 as usize]))
-        });
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_by(order);
         let mut names: Vec<RankedName> = ranked
             .into_iter()
-            .filter(|(_, file, _)| !chat.contains(file))
             .map(|(rank, file, name)| RankedName {
                 file: self.files[file as usize].clone(),
                 name: self.names[name as usize].clone(),
@@ -360,6 +390,9 @@ impl Graph {
                 .then_with(|| self.files[*b].cmp(&self.files[*a]))
         });
         for file in by_rank.into_iter().chain(0..file_count) {
+            if names.len() >= limit {
+                break;
+            }
             let id = file as u32;
             if chat.contains(&id) || !listed.insert(id) {
                 continue;
@@ -405,9 +438,25 @@ impl Graph {
     }
 }
 
-/// Whether a path's folders, name, or name without extension is one of the words.
-fn path_mentions(path: &str, words: &FxHashSet<String>) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    words.contains(name) || words.contains(stem) || path.split('/').any(|part| words.contains(part))
+impl Graph {
+    /// Whether a path's name, name without extension, or one of its folders is one of the words.
+    /// Aider counts every folder; here a folder counts only when it is specific (holds fewer
+    /// than one file in twenty): naming `src` says nothing about which file under it.
+    fn path_mentions(&self, path: &str, words: &FxHashSet<String>) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+        if words.contains(name) || words.contains(stem) {
+            return true;
+        }
+        let specific = (self.files.len() / 20).max(5) as u32;
+        let mut folders = path.split('/');
+        folders.next_back();
+        folders.any(|folder| {
+            words.contains(folder)
+                && self
+                    .folder_files
+                    .get(folder)
+                    .is_some_and(|count| *count < specific)
+        })
+    }
 }

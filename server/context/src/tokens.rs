@@ -91,10 +91,25 @@ mod tests {
 
     #[test]
     fn families_follow_the_provider() {
-        assert_eq!(TokenizerFamily::of_model("anthropic", "claude-sonnet-4-5"), TokenizerFamily::Anthropic);
-        assert_eq!(TokenizerFamily::of_model("openai", "gpt-4o-mini"), TokenizerFamily::O200k);
-        assert_eq!(TokenizerFamily::of_model("openai", "gpt-4-turbo"), TokenizerFamily::Cl100k);
-        assert_eq!(TokenizerFamily::of_model("gemini", "gemini-2.5-pro"), TokenizerFamily::Gemini);
-        assert_eq!(TokenizerFamily::of_model("local", "llama3.1"), TokenizerFamily::Cl100k);
+        assert_eq!(
+            TokenizerFamily::of_model("anthropic", "claude-sonnet-4-5"),
+            TokenizerFamily::Anthropic
+        );
+        assert_eq!(
+            TokenizerFamily::of_model("openai", "gpt-4o-mini"),
+            TokenizerFamily::O200k
+        );
+        assert_eq!(
+            TokenizerFamily::of_model("openai", "gpt-4-turbo"),
+            TokenizerFamily::Cl100k
+        );
+        assert_eq!(
+            TokenizerFamily::of_model("gemini", "gemini-2.5-pro"),
+            TokenizerFamily::Gemini
+        );
+        assert_eq!(
+            TokenizerFamily::of_model("local", "llama3.1"),
+            TokenizerFamily::Cl100k
+        );
     }
 }

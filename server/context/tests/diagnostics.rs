@@ -90,7 +90,11 @@ fn junit_and_javac() {
         vec![
             ("com/shop/OrderTest.java".to_owned(), 27, "junit"),
             ("com/shop/Order.java".to_owned(), 14, "junit"),
-            ("/build/src/main/java/com/shop/Order.java".to_owned(), 9, "javac"),
+            (
+                "/build/src/main/java/com/shop/Order.java".to_owned(),
+                9,
+                "javac"
+            ),
         ]
     );
 }
@@ -114,17 +118,31 @@ fn written_paths_resolve_to_project_files() {
         Some("src/main/java/com/shop/Order.java")
     );
     assert_eq!(resolve("./cmd/server.go", &files), Some("cmd/server.go"));
-    assert_eq!(resolve("/home/dev/app/cmd/server.go", &files), Some("cmd/server.go"));
-    assert_eq!(resolve("/home/dev/shop/web/src/cart.js", &files), Some("web/src/cart.js"));
+    assert_eq!(
+        resolve("/home/dev/app/cmd/server.go", &files),
+        Some("cmd/server.go")
+    );
+    assert_eq!(
+        resolve("/home/dev/shop/web/src/cart.js", &files),
+        Some("web/src/cart.js")
+    );
     assert_eq!(resolve("cart.js", &files), None, "two files share the name");
-    assert_eq!(resolve("C:\\work\\tests\\test_cart.py", &files), Some("tests/test_cart.py"));
+    assert_eq!(
+        resolve("C:\\work\\tests\\test_cart.py", &files),
+        Some("tests/test_cart.py")
+    );
     assert_eq!(resolve("src/missing.rs", &files), None);
 }
 
 #[test]
 fn excerpts_show_the_lines_around() {
-    let content = (1..=20).map(|line| format!("line {line}\n")).collect::<String>();
+    let content = (1..=20)
+        .map(|line| format!("line {line}\n"))
+        .collect::<String>();
     let (first, text) = excerpt(&content, 10, 2);
     assert_eq!(first, 8);
-    assert_eq!(text, "     8 line 8\n     9 line 9\n>   10 line 10\n    11 line 11\n    12 line 12\n");
+    assert_eq!(
+        text,
+        "     8 line 8\n     9 line 9\n>   10 line 10\n    11 line 11\n    12 line 12\n"
+    );
 }

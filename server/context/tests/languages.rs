@@ -88,7 +88,12 @@ class Queue { push(item) { this.items.push(item); } }
 function drain(queue) { return queue.flushAll(); }
 const later = function () { setTimeout(drain, 10); };
 "#,
-        definitions: &[("Queue", "class"), ("push", "method"), ("drain", "function"), ("later", "function")],
+        definitions: &[
+            ("Queue", "class"),
+            ("push", "method"),
+            ("drain", "function"),
+            ("later", "function"),
+        ],
         references: &["flushAll", "setTimeout"],
     },
     Case {
@@ -102,7 +107,11 @@ func (s *Server) Start() error { return listenOn(s.port) }
 
 func listenOn(port int) error { return net.Listen("tcp", port) }
 "#,
-        definitions: &[("Server", "type"), ("Start", "method"), ("listenOn", "function")],
+        definitions: &[
+            ("Server", "type"),
+            ("Start", "method"),
+            ("listenOn", "function"),
+        ],
         references: &["listenOn", "Listen"],
     },
     Case {
@@ -116,7 +125,11 @@ public class Order implements Payable {
 
 interface Payable { int total(); }
 "#,
-        definitions: &[("Order", "class"), ("total", "method"), ("Payable", "interface")],
+        definitions: &[
+            ("Order", "class"),
+            ("total", "method"),
+            ("Payable", "interface"),
+        ],
         references: &["sum", "Payable"],
     },
     Case {
@@ -126,7 +139,11 @@ struct node { int value; struct node *next; };
 typedef struct node node_t;
 int list_length(node_t *head) { return count_nodes(head); }
 "#,
-        definitions: &[("node", "class"), ("node_t", "type"), ("list_length", "function")],
+        definitions: &[
+            ("node", "class"),
+            ("node_t", "type"),
+            ("list_length", "function"),
+        ],
         references: &["count_nodes"],
     },
     Case {
@@ -196,5 +213,9 @@ fn references_are_counted() {
 #[test]
 fn broken_source_still_yields_what_parses() {
     let tags = extract(Language::Rust, "fn good() {}\nfn broken( {\n").unwrap_or_default();
-    assert!(tags.definitions.iter().any(|definition| definition.name == "good"));
+    assert!(
+        tags.definitions
+            .iter()
+            .any(|definition| definition.name == "good")
+    );
 }

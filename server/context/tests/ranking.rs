@@ -55,6 +55,7 @@ fn request(current: &str, message: &str) -> RankRequest {
     RankRequest {
         chat_files: vec![current.to_owned()],
         mentioned_files: Vec::new(),
+        recent_files: Vec::new(),
         mentioned_names: mentioned_names(message),
     }
 }
@@ -62,7 +63,9 @@ fn request(current: &str, message: &str) -> RankRequest {
 #[test]
 fn the_file_defining_what_the_current_file_calls_ranks_first() {
     let index = build();
-    let ranking = index.graph().rank(&request("src/main.rs", "why is the total wrong?"));
+    let ranking = index
+        .graph()
+        .rank(&request("src/main.rs", "why is the total wrong?"));
     let files = ranking.files();
     let billing = files.iter().position(|file| *file == "src/billing.rs");
     let report = files.iter().position(|file| *file == "src/report.rs");
@@ -71,7 +74,10 @@ fn the_file_defining_what_the_current_file_calls_ranks_first() {
         .position(|file| file.starts_with("src/unrelated/"));
     assert!(billing.is_some() && report.is_some(), "{files:?}");
     assert!(billing < unrelated && report < unrelated, "{files:?}");
-    assert!(!files.contains(&"src/main.rs"), "the current file is sent whole, not mapped");
+    assert!(
+        !files.contains(&"src/main.rs"),
+        "the current file is sent whole, not mapped"
+    );
 }
 
 #[test]
@@ -86,7 +92,10 @@ fn a_mentioned_name_lifts_its_file() {
             .position(|candidate| *candidate == file)
     };
     // main.rs calls into billing.rs and report.rs; naming one of them puts its file first.
-    assert_eq!(position("why is render_report slow?", "src/report.rs"), Some(0));
+    assert_eq!(
+        position("why is render_report slow?", "src/report.rs"),
+        Some(0)
+    );
     assert!(
         position("is compute_invoice_total right?", "src/billing.rs")
             < position("is compute_invoice_total right?", "src/report.rs")
@@ -102,10 +111,15 @@ fn left_out_files_say_why() {
     let index = build();
     let excluded = index.excluded();
     assert_eq!(
-        excluded.get("node_modules/left-pad/index.js").map(|e| e.reason()),
+        excluded
+            .get("node_modules/left-pad/index.js")
+            .map(|e| e.reason()),
         Some("vendored (third-party code)")
     );
-    assert_eq!(excluded.get("Cargo.lock").map(|e| e.reason()), Some("generated"));
+    assert_eq!(
+        excluded.get("Cargo.lock").map(|e| e.reason()),
+        Some("generated")
+    );
     assert_eq!(
         excluded.get("scratch/notes.rs").map(|e| e.reason()),
         Some("ignored by the project's ignore files")
@@ -117,17 +131,30 @@ fn left_out_files_say_why() {
 fn the_map_never_exceeds_its_budget() {
     let index = build();
     let ranking = index.graph().rank(&request("src/main.rs", "total"));
-    for family in [TokenizerFamily::O200k, TokenizerFamily::Cl100k, TokenizerFamily::Anthropic] {
+    for family in [
+        TokenizerFamily::O200k,
+        TokenizerFamily::Cl100k,
+        TokenizerFamily::Anthropic,
+    ] {
         for budget in [0, 5, 20, 40, 80, 160, 1000] {
             let map = render(&index, &ranking, budget, family, &FxHashSet::default());
             assert!(map.tokens <= budget, "{budget}: {}", map.tokens);
             assert_eq!(map.tokens, family.count(&map.text()));
         }
     }
-    let roomy = render(&index, &ranking, 1000, TokenizerFamily::O200k, &FxHashSet::default());
+    let roomy = render(
+        &index,
+        &ranking,
+        1000,
+        TokenizerFamily::O200k,
+        &FxHashSet::default(),
+    );
     let text = roomy.text();
     assert!(text.contains("src/billing.rs:\n"), "{text}");
-    assert!(text.contains("│pub fn compute_invoice_total(items: u32) -> u32 {"), "{text}");
+    assert!(
+        text.contains("│pub fn compute_invoice_total(items: u32) -> u32 {"),
+        "{text}"
+    );
 }
 
 fn candidate(kind: ItemKind, label: &str, content: &str) -> Candidate {
@@ -175,7 +202,10 @@ fn the_manifest_keeps_the_budget_and_the_users_choices() {
 
     let mut choices = BTreeMap::new();
     choices.insert("symbols:src/billing.rs".to_owned(), Choice::Dropped);
-    choices.insert("symbols:src/unrelated/module_3.rs".to_owned(), Choice::Pinned);
+    choices.insert(
+        "symbols:src/unrelated/module_3.rs".to_owned(),
+        Choice::Pinned,
+    );
     choices.insert("error_location:src/tax.rs:1".to_owned(), Choice::Dropped);
     let manifest = choose(
         &index,
@@ -194,14 +224,22 @@ fn the_manifest_keeps_the_budget_and_the_users_choices() {
     assert!(pinned.is_some_and(|item| item.included && item.choice == Some(Choice::Pinned)));
     let dropped = find("error_location:src/tax.rs:1");
     assert!(dropped.is_some_and(|item| !item.included && item.reason.contains("dropped by you")));
-    assert!(manifest.left_out.iter().any(|group| group.reason == "generated"));
+    assert!(
+        manifest
+            .left_out
+            .iter()
+            .any(|group| group.reason == "generated")
+    );
 }
 
 #[test]
 fn an_edit_reindexes_one_file_and_moves_the_ranking() {
     let mut index = build();
     assert_eq!(
-        index.update("src/tax.rs", b"pub fn apply_tax_rate(amount: u32) -> u32 { amount * 2 }\n"),
+        index.update(
+            "src/tax.rs",
+            b"pub fn apply_tax_rate(amount: u32) -> u32 { amount * 2 }\n"
+        ),
         Change::Unchanged
     );
     // main.rs now calls the tax code directly.
@@ -219,13 +257,26 @@ fn an_edit_reindexes_one_file_and_moves_the_ranking() {
     index.rename("src/tax.rs", "src/finance/tax.rs");
     assert!(index.file("src/tax.rs").is_none());
     assert!(index.file("src/finance/tax.rs").is_some());
-    let files = index.graph().rank(&request("src/main.rs", "")).files().join(",");
+    let files = index
+        .graph()
+        .rank(&request("src/main.rs", ""))
+        .files()
+        .join(",");
     assert!(files.contains("src/finance/tax.rs"), "{files}");
 
     index.remove("src/unrelated");
-    assert!(index.files().keys().all(|path| !path.starts_with("src/unrelated/")));
+    assert!(
+        index
+            .files()
+            .keys()
+            .all(|path| !path.starts_with("src/unrelated/"))
+    );
     index.remove("src/finance/tax.rs");
-    let files = index.graph().rank(&request("src/main.rs", "")).files().join(",");
+    let files = index
+        .graph()
+        .rank(&request("src/main.rs", ""))
+        .files()
+        .join(",");
     assert!(!files.contains("tax.rs"), "{files}");
 
     assert_eq!(
@@ -243,8 +294,16 @@ fn the_index_survives_a_restart() {
     let loaded = Index::load(&path).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(loaded.files(), index.files());
     assert_eq!(loaded.excluded(), index.excluded());
-    let before = index.graph().rank(&request("src/main.rs", "total")).files().join(",");
-    let after = loaded.graph().rank(&request("src/main.rs", "total")).files().join(",");
+    let before = index
+        .graph()
+        .rank(&request("src/main.rs", "total"))
+        .files()
+        .join(",");
+    let after = loaded
+        .graph()
+        .rank(&request("src/main.rs", "total"))
+        .files()
+        .join(",");
     assert_eq!(before, after);
 
     std::fs::write(&path, b"not an index").unwrap_or_else(|error| panic!("{error}"));
@@ -253,9 +312,17 @@ fn the_index_survives_a_restart() {
 
 #[test]
 fn messages_mention_files_and_names() {
-    let paths = ["src/main.rs", "src/billing.rs", "web/main.rs", "docs/guide.md"];
+    let paths = [
+        "src/main.rs",
+        "src/billing.rs",
+        "web/main.rs",
+        "docs/guide.md",
+    ];
     let found = mentioned_files("see `src/billing.rs`, and guide.md or main.rs?", paths);
-    assert_eq!(found, vec!["docs/guide.md".to_owned(), "src/billing.rs".to_owned()]);
+    assert_eq!(
+        found,
+        vec!["docs/guide.md".to_owned(), "src/billing.rs".to_owned()]
+    );
     let names = mentioned_names("why does compute_total(x) fail?");
     assert!(names.contains("compute_total") && names.contains("fail"));
 }

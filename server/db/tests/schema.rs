@@ -208,6 +208,7 @@ async fn every_entity_round_trips_on_every_backend() {
             title: "Why?".into(),
             mode: "ask".into(),
             model: None,
+            context_choices: None,
             created_at: now,
             updated_at: now,
         };

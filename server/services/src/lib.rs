@@ -11,6 +11,7 @@ pub mod chat;
 mod passwords;
 pub mod paths;
 pub mod policy;
+pub mod project_context;
 pub mod projects;
 pub mod providers;
 pub mod rate_limit;
@@ -117,6 +118,8 @@ pub struct Services {
     pub token_cache: Arc<access_tokens::TokenCache>,
     /// Chat answers being generated now.
     pub live: Arc<chat::live::LiveAnswers>,
+    /// Each project's context index (repo map, symbols), loaded on first use.
+    pub context: Arc<project_context::ContextIndexes>,
 }
 
 impl Services {
@@ -136,6 +139,14 @@ impl Services {
             ai: ai::Ai::default(),
             token_cache: Arc::default(),
             live: Arc::default(),
+            context: Arc::default(),
         }
+    }
+
+    /// Saves context indexes under `directory` (else they live in memory and are rebuilt after
+    /// a restart).
+    pub fn with_context_directory(mut self, directory: std::path::PathBuf) -> Self {
+        self.context = Arc::new(project_context::ContextIndexes::new(Some(directory)));
+        self
     }
 }

@@ -197,6 +197,7 @@ impl Services {
         if !self.database.delete_project(user.id, id).await? {
             return Err(Error::NotFound);
         }
+        self.context.project_deleted(id);
         self.audit_project(user, "project.delete", &project, meta)
             .await
     }
@@ -260,17 +261,22 @@ impl Services {
         let path = paths::normalize(path)?;
         self.check_file_size(content.len())?;
         self.project(user, project).await?;
-        self.database
+        let created = self
+            .database
             .create_file(
                 project,
                 &path,
-                FileBody::Text(content),
+                FileBody::Text(content.clone()),
                 language_of(&path).map(str::to_owned),
                 by_user(user, RevisionSource::User),
                 Utc::now(),
             )
             .await?
-            .map_err(conflict)
+            .map_err(conflict)?;
+        self.context
+            .file_saved(&self.database, project, &path, content.into_bytes())
+            .await;
+        Ok(created)
     }
 
     pub async fn create_folder(
@@ -310,7 +316,8 @@ impl Services {
                 "This file is binary; it cannot be saved as text.".into(),
             ));
         }
-        self.database
+        let outcome = self
+            .database
             .save_file(
                 project,
                 file,
@@ -320,7 +327,22 @@ impl Services {
                 Utc::now(),
             )
             .await?
-            .ok_or(Error::NotFound)
+            .ok_or(Error::NotFound)?;
+        self.index_saved(project, &outcome).await;
+        Ok(outcome)
+    }
+
+    /// Re-indexes the file a save wrote (a conflict wrote nothing).
+    async fn index_saved(&self, project: ProjectId, outcome: &SaveOutcome) {
+        if let SaveOutcome::Saved(file) = outcome {
+            let content = match &file.binary_content {
+                Some(bytes) => bytes.clone(),
+                None => file.content.clone().into_bytes(),
+            };
+            self.context
+                .file_saved(&self.database, project, &file.path, content)
+                .await;
+        }
     }
 
     pub async fn move_entry(
@@ -337,6 +359,7 @@ impl Services {
             .move_entry(project, &from, &to, Utc::now())
             .await?
             .map_err(conflict)?;
+        self.context.entry_moved(project, &from, &to);
         Ok(to)
     }
 
@@ -353,6 +376,7 @@ impl Services {
             .delete_entry(project, &path, Utc::now())
             .await?
         {
+            self.context.entry_deleted(project, &path);
             Ok(())
         } else {
             Err(Error::NotFound)
@@ -397,7 +421,8 @@ impl Services {
         base_version: i64,
     ) -> Result<SaveOutcome, Error> {
         let old = self.revision(user, project, file, revision).await?;
-        self.database
+        let outcome = self
+            .database
             .save_file(
                 project,
                 file,
@@ -407,7 +432,9 @@ impl Services {
                 Utc::now(),
             )
             .await?
-            .ok_or(Error::NotFound)
+            .ok_or(Error::NotFound)?;
+        self.index_saved(project, &outcome).await;
+        Ok(outcome)
     }
 
     /// Lines of the project's text files that match, by path then line.

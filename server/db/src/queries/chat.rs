@@ -208,6 +208,7 @@ impl Database {
             title: Set(title),
             mode: Set(mode),
             model: Set(model),
+            context_choices: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -239,6 +240,21 @@ impl Database {
             active.model = Set(model);
         }
         active.updated_at = Set(now);
+        Ok(Some(active.update(self.connection()).await?))
+    }
+
+    /// Replaces the context items pinned or dropped in a conversation; `None` when not theirs.
+    pub async fn set_context_choices(
+        &self,
+        owner: UserId,
+        id: ConversationId,
+        choices: serde_json::Value,
+    ) -> Result<Option<conversations::Model>, Error> {
+        let Some(conversation) = self.find_conversation(owner, id).await? else {
+            return Ok(None);
+        };
+        let mut active = conversation.into_active_model();
+        active.context_choices = Set(Some(choices));
         Ok(Some(active.update(self.connection()).await?))
     }
 

@@ -471,6 +471,40 @@ impl Database {
             .await?)
     }
 
+    /// The text files changed most recently (newest first): id, path and when.
+    pub async fn recently_changed_files(
+        &self,
+        project: ProjectId,
+        limit: u64,
+    ) -> Result<Vec<(FileId, String, DateTime<Utc>)>, Error> {
+        Ok(files::Entity::find()
+            .select_only()
+            .column(files::Column::Id)
+            .column(files::Column::Path)
+            .column(files::Column::UpdatedAt)
+            .filter(files::Column::ProjectId.eq(project))
+            .filter(files::Column::IsBinary.eq(false))
+            .order_by_desc(files::Column::UpdatedAt)
+            .limit(limit)
+            .into_tuple()
+            .all(self.connection())
+            .await?)
+    }
+
+    /// A file's newest revisions with their contents, newest first.
+    pub async fn latest_revisions(
+        &self,
+        file: FileId,
+        count: u64,
+    ) -> Result<Vec<file_revisions::Model>, Error> {
+        Ok(file_revisions::Entity::find()
+            .filter(file_revisions::Column::FileId.eq(file))
+            .order_by_desc(file_revisions::Column::Version)
+            .limit(count)
+            .all(self.connection())
+            .await?)
+    }
+
     /// Every file with its content, by path: what an export writes.
     pub async fn files_with_content(&self, project: ProjectId) -> Result<Vec<files::Model>, Error> {
         Ok(files::Entity::find()

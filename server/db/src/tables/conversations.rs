@@ -14,6 +14,8 @@ pub struct Model {
     pub mode: String,
     /// The model this conversation asks; `None` follows the mode's and the user's default.
     pub model: Option<String>,
+    /// Context items pinned or dropped: item key to `"pinned"` or `"dropped"`.
+    pub context_choices: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -84,19 +84,52 @@ impl From<UsageNote> for Usage {
 /// One piece of context sent with a message: what it is, why it was chosen, what it cost.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextItem {
-    /// `current_file` or `selection`.
+    /// `selection`, `current_file`, `file`, `error_location`, `recent_change`, `dependencies`
+    /// or `symbols` (a file's part of the repo map).
     pub kind: String,
-    /// The file's path, with the lines for a selection.
+    /// What a pin or a drop is kept under.
+    #[serde(default)]
+    pub key: String,
+    /// The file's path, with the lines for a selection or an excerpt.
     pub label: String,
     pub reason: String,
-    /// Estimated tokens (four characters a token until the context builder counts them).
+    /// Relevance in thousandths (1000 for what the user points at).
+    #[serde(default)]
+    pub score: u32,
+    /// Tokens, in the family of the model asked.
     pub tokens: u32,
-    /// `false` when the mode's budget left it out.
+    /// `false` when the budget, the mode or the user left it out.
     pub included: bool,
+    /// `pinned` or `dropped` by the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// The text sent (empty when left out).
     pub content: String,
+}
+
+impl From<context::Item> for ContextItem {
+    fn from(item: context::Item) -> Self {
+        Self {
+            kind: item.kind.as_str().to_owned(),
+            key: item.key,
+            label: item.label,
+            reason: item.reason,
+            score: (item.score.clamp(0.0, 1.0) * 1000.0).round() as u32,
+            tokens: item.tokens,
+            included: item.included,
+            choice: item.choice.map(|choice| {
+                match choice {
+                    context::Choice::Pinned => "pinned",
+                    context::Choice::Dropped => "dropped",
+                }
+                .to_owned()
+            }),
+            language: item.language,
+            content: item.content,
+        }
+    }
 }
 
 /// What a message's metadata holds.
@@ -120,6 +153,9 @@ pub struct MessageMeta {
     pub reasoning: Option<String>,
     /// On a user message: the context sent with it.
     pub context: Vec<ContextItem>,
+    /// On a user message: the context budget and the tokenizer it was counted with.
+    pub context_budget: Option<u32>,
+    pub tokenizer: Option<String>,
     /// On an answer: the system prompt it was asked with.
     pub system_prompt: Option<String>,
 }
@@ -195,76 +231,6 @@ pub fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
 }
 
-/// The context items a message carries, within the mode's policy and budget: the selection
-/// first (it is what the user points at), then the whole current file.
-pub fn context_items(input: &ContextInput, policy: &ContextPolicy) -> Vec<ContextItem> {
-    let Some(file) = &input.current_file else {
-        return Vec::new();
-    };
-    let mut items = Vec::new();
-    let mut budget = policy.max_tokens;
-    if let Some(selection) = file
-        .selection
-        .as_ref()
-        .filter(|selection| !selection.text.trim().is_empty())
-    {
-        let tokens = estimate_tokens(&selection.text);
-        let included = policy.selection && tokens <= budget;
-        if included {
-            budget -= tokens;
-        }
-        items.push(ContextItem {
-            kind: "selection".into(),
-            label: format!(
-                "{}:{}-{}",
-                file.path, selection.start_line, selection.end_line
-            ),
-            reason: if !policy.selection {
-                "selected in the editor; this mode does not send selections".into()
-            } else if included {
-                "selected in the editor".into()
-            } else {
-                format!(
-                    "selected in the editor; larger than this mode's budget ({} tokens)",
-                    policy.max_tokens
-                )
-            },
-            tokens,
-            included,
-            language: file.language.clone(),
-            content: if included {
-                selection.text.clone()
-            } else {
-                String::new()
-            },
-        });
-    }
-    let tokens = estimate_tokens(&file.content);
-    let included = policy.current_file && tokens <= budget;
-    items.push(ContextItem {
-        kind: "current_file".into(),
-        label: file.path.clone(),
-        reason: if !policy.current_file {
-            "open in the editor; this mode does not send the current file".into()
-        } else if included {
-            "open in the editor".into()
-        } else {
-            format!(
-                "open in the editor; left out: {tokens} tokens do not fit the {budget} left of this mode's budget"
-            )
-        },
-        tokens,
-        included,
-        language: file.language.clone(),
-        content: if included {
-            file.content.clone()
-        } else {
-            String::new()
-        },
-    });
-    items
-}
-
 /// The system prompt: the mode's, then the context the user's message carries.
 pub fn system_prompt(mode: &Mode, project: Option<&str>, context: &[ContextItem]) -> String {
     let mut prompt = mode.system_prompt.clone();
@@ -273,16 +239,39 @@ pub fn system_prompt(mode: &Mode, project: Option<&str>, context: &[ContextItem]
             "\n\nThe user is working in the project \"{project}\"."
         ));
     }
-    for item in context.iter().filter(|item| item.included) {
+    let map: String = context
+        .iter()
+        .filter(|item| item.included && item.kind == "symbols")
+        .map(|item| item.content.as_str())
+        .collect();
+    for item in context
+        .iter()
+        .filter(|item| item.included && item.kind != "symbols")
+    {
         let fence = fence_for(&item.content);
         let language = item.language.as_deref().unwrap_or("");
         let heading = match item.kind.as_str() {
             "selection" => format!("The user selected {}:", item.label),
-            _ => format!("The file open in the user's editor is {}:", item.label),
+            "current_file" => format!("The file open in the user's editor is {}:", item.label),
+            "error_location" => format!(
+                "Lines {} (numbered; `>` marks the line), which the output the user attached points at:",
+                item.label
+            ),
+            "recent_change" => format!("A recent change to {}:", item.label),
+            "dependencies" => format!("The project's dependency manifest {}:", item.label),
+            _ => format!("The file {}:", item.label),
         };
         prompt.push_str(&format!(
             "\n\n{heading}\n{fence}{language}\n{}\n{fence}",
             item.content.trim_end_matches('\n')
+        ));
+    }
+    if !map.is_empty() {
+        let fence = fence_for(&map);
+        prompt.push_str(&format!(
+            "\n\nA map of other files of the project, ranked by how they relate to this request, \
+             with their most relevant definitions (`⋮` marks lines left out):\n{fence}\n{}\n{fence}",
+            map.trim_end_matches('\n')
         ));
     }
     prompt
@@ -341,7 +330,7 @@ fn check_text(text: &str) -> Result<String, Error> {
     Ok(text)
 }
 
-fn check_context(input: &ContextInput) -> Result<(), Error> {
+pub(crate) fn check_context(input: &ContextInput) -> Result<(), Error> {
     if let Some(file) = &input.current_file {
         if file.path.len() > 1024 {
             return Err(Error::Invalid("That file path is too long.".into()));
@@ -576,9 +565,27 @@ impl Services {
             .await?
             .ok_or(Error::NotFound)?;
         let mode = self.usable_mode(user, &conversation.mode).await?;
+        let chosen = self
+            .choose_context(
+                user,
+                conversation.project_id,
+                conversation.model.as_deref(),
+                &crate::project_context::choices_of(conversation.context_choices.as_ref()),
+                &mode.context,
+                &context,
+                &text,
+            )
+            .await?;
         let question_meta = MessageMeta {
             mode: Some(mode.name.clone()),
-            context: context_items(&context, &mode.context),
+            context: chosen
+                .manifest
+                .items
+                .into_iter()
+                .map(ContextItem::from)
+                .collect(),
+            context_budget: Some(chosen.manifest.budget),
+            tokenizer: Some(chosen.manifest.tokenizer),
             ..MessageMeta::default()
         };
         let answer_meta = MessageMeta {
@@ -909,7 +916,11 @@ impl Services {
     }
 
     /// The mode, if the user may send in it now.
-    async fn usable_mode(&self, user: &AuthenticatedUser, name: &str) -> Result<Mode, Error> {
+    pub(crate) async fn usable_mode(
+        &self,
+        user: &AuthenticatedUser,
+        name: &str,
+    ) -> Result<Mode, Error> {
         let mode = match self.mode_named(user, name).await {
             Ok(mode) => mode,
             // A deleted user mode falls back to chat.
@@ -1313,19 +1324,38 @@ mod tests {
         }
     }
 
+    fn items(input: &ContextInput, policy: &ContextPolicy) -> Vec<ContextItem> {
+        let (candidates, refused) = crate::project_context::editor_candidates(input, policy);
+        let choices = std::collections::BTreeMap::new();
+        let manifest = context::choose(
+            &context::Index::new(),
+            context::Selection {
+                budget: policy.max_tokens,
+                family: context::TokenizerFamily::O200k,
+                candidates,
+                map: None,
+                choices: &choices,
+            },
+        );
+        refused
+            .into_iter()
+            .chain(manifest.items)
+            .map(ContextItem::from)
+            .collect()
+    }
+
     #[test]
     fn context_stays_within_the_budget_selection_first() {
         let policy = ContextPolicy {
-            current_file: true,
-            selection: true,
             max_tokens: 10,
+            ..ContextPolicy::default()
         };
-        let items = context_items(&file(&"x".repeat(400), Some("fn a() {}")), &policy);
+        let items = items(&file(&"x y ".repeat(100), Some("fn a() {}")), &policy);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].kind, "selection");
         assert!(items[0].included);
         assert_eq!(items[0].label, "src/lib.rs:2-3");
-        assert!(!items[1].included, "100 tokens do not fit in 10");
+        assert!(!items[1].included, "200 tokens do not fit in 10");
         assert!(items[1].content.is_empty());
         assert!(items[1].reason.contains("left out"));
         let total: u32 = items
@@ -1339,23 +1369,33 @@ mod tests {
             current_file: false,
             ..policy
         };
-        let items = context_items(&file("fn main() {}", None), &no_files);
-        assert_eq!(items.len(), 1);
-        assert!(!items[0].included);
-        assert!(context_items(&ContextInput::default(), &policy).is_empty());
+        let listed = items(&file("fn main() {}", None), &no_files);
+        assert_eq!(listed.len(), 1);
+        assert!(!listed[0].included);
+        assert!(listed[0].reason.contains("does not send"));
+        assert!(items(&ContextInput::default(), &policy).is_empty());
     }
 
     #[test]
     fn the_prompt_fences_context_safely() {
         let mode = modes::builtin_modes().unwrap().remove(0);
-        let items = context_items(
+        let mut sent = items(
             &file("let fence = \"```\";\n", None),
             &ContextPolicy::default(),
         );
-        let prompt = system_prompt(&mode, Some("demo"), &items);
+        sent.push(ContextItem {
+            kind: "symbols".into(),
+            label: "src/map.rs".into(),
+            included: true,
+            content: "src/map.rs:\n│pub fn render() {\n⋮\n".into(),
+            ..ContextItem::default()
+        });
+        let prompt = system_prompt(&mode, Some("demo"), &sent);
         assert!(prompt.starts_with(&mode.system_prompt));
         assert!(prompt.contains("the project \"demo\""));
         assert!(prompt.contains("````rust\nlet fence"));
+        assert!(prompt.contains("A map of other files"));
+        assert!(prompt.contains("│pub fn render() {"));
     }
 
     #[test]

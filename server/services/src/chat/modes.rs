@@ -54,6 +54,18 @@ pub struct ContextPolicy {
     pub current_file: bool,
     pub selection: bool,
     pub max_tokens: u32,
+    /// The repo map: the project's files ranked for the request, with their definitions.
+    #[serde(default = "yes")]
+    pub repo_map: bool,
+    /// Places that errors, logs and test output in the message point at.
+    #[serde(default = "yes")]
+    pub errors: bool,
+    /// The last change of recently changed files.
+    #[serde(default = "yes")]
+    pub recent_changes: bool,
+    /// Dependency manifests (Cargo.toml, package.json, ...).
+    #[serde(default = "yes")]
+    pub manifests: bool,
 }
 
 impl Default for ContextPolicy {
@@ -62,6 +74,10 @@ impl Default for ContextPolicy {
             current_file: true,
             selection: true,
             max_tokens: 8000,
+            repo_map: true,
+            errors: true,
+            recent_changes: true,
+            manifests: true,
         }
     }
 }
