@@ -1324,7 +1324,7 @@ mod tests {
         }
     }
 
-    fn items(input: &ContextInput, policy: &ContextPolicy) -> Vec<ContextItem> {
+    fn chosen_items(input: &ContextInput, policy: &ContextPolicy) -> Vec<ContextItem> {
         let (candidates, refused) = crate::project_context::editor_candidates(input, policy);
         let choices = std::collections::BTreeMap::new();
         let manifest = context::choose(
@@ -1350,7 +1350,7 @@ mod tests {
             max_tokens: 10,
             ..ContextPolicy::default()
         };
-        let items = items(&file(&"x y ".repeat(100), Some("fn a() {}")), &policy);
+        let items = chosen_items(&file(&"x y ".repeat(100), Some("fn a() {}")), &policy);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].kind, "selection");
         assert!(items[0].included);
@@ -1369,17 +1369,17 @@ mod tests {
             current_file: false,
             ..policy
         };
-        let listed = items(&file("fn main() {}", None), &no_files);
+        let listed = chosen_items(&file("fn main() {}", None), &no_files);
         assert_eq!(listed.len(), 1);
         assert!(!listed[0].included);
         assert!(listed[0].reason.contains("does not send"));
-        assert!(items(&ContextInput::default(), &policy).is_empty());
+        assert!(chosen_items(&ContextInput::default(), &policy).is_empty());
     }
 
     #[test]
     fn the_prompt_fences_context_safely() {
         let mode = modes::builtin_modes().unwrap().remove(0);
-        let mut sent = items(
+        let mut sent = chosen_items(
             &file("let fence = \"```\";\n", None),
             &ContextPolicy::default(),
         );
