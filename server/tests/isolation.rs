@@ -92,7 +92,12 @@ const CALLER_SCOPED: &[&str] = &[
 ];
 
 /// Server functions whose arguments come as JSON.
-const JSON_ENDPOINTS: &[&str] = &["/api/chat/send", "/api/chat/edit", "/api/chat/modes/save"];
+const JSON_ENDPOINTS: &[&str] = &[
+    "/api/chat/send",
+    "/api/chat/edit",
+    "/api/chat/modes/save",
+    "/api/chat/context/preview",
+];
 
 /// Endpoints for administrators only: another user gets 403 whatever they send.
 const ADMIN_ONLY: &[&str] = &[
@@ -317,6 +322,8 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
                 ("role", "admin"),
                 ("tier", "enterprise"),
                 ("disabled", "true"),
+                ("key", "symbols:src/main.rs"),
+                ("choice", "pinned"),
             ];
             let form = fields
                 .iter()

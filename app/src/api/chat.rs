@@ -607,9 +607,9 @@ pub async fn set_context_choice(
     Ok(())
 }
 
-/// `GET /api/projects/context-index`: where the project's context index stands (it starts
-/// loading on first ask).
-#[server(prefix = "/api", endpoint = "projects/context-index", input = server_fn::codec::GetUrl)]
+/// `POST /api/projects/context-index`: where the project's context index stands (asking starts
+/// loading it).
+#[server(prefix = "/api", endpoint = "projects/context-index")]
 pub async fn context_index_state(project_id: String) -> Result<IndexState, AppError> {
     let user = super::request::require_user().await?;
     let project = optional_project(Some(project_id))?

@@ -185,7 +185,10 @@ pub fn ContextPreviewPanel(
                 </ul>
                 {move || preview.get().filter(|preview| !preview.left_out.is_empty()).map(|preview| view! {
                     <details class="chat-context-left-out">
-                        <summary>{format!("{} files left out of the index", preview.left_out.iter().map(|group| group.count).sum::<u32>())}</summary>
+                        <summary>{
+                            let count = preview.left_out.iter().map(|group| group.count).sum::<u32>();
+                            format!("{count} {} left out of the index", if count == 1 { "file" } else { "files" })
+                        }</summary>
                         <ul>
                             {preview.left_out.into_iter().map(|group| view! {
                                 <li>{format!("{} {}: {}{}", group.count, group.reason, group.examples.join(", "), if group.count as usize > group.examples.len() { ", …" } else { "" })}</li>

@@ -845,6 +845,65 @@ fn EditorArea() -> impl IntoView {
     }
 }
 
+/// The project's context index: its progress while it is built (asked again every second until
+/// ready), then how many files it holds.
+#[component]
+fn IndexStatus() -> impl IntoView {
+    let workspace = use_workspace();
+    let state = RwSignal::new(None::<crate::types::IndexState>);
+    #[cfg(feature = "hydrate")]
+    {
+        let project = workspace.project_id();
+        leptos::task::spawn_local(async move {
+            loop {
+                match crate::api::chat::context_index_state(project.clone()).await {
+                    Ok(found) => {
+                        let done = found.phase == "ready" || found.phase == "failed";
+                        state.set(Some(found));
+                        if done {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        leptos::logging::warn!("context index: {error}");
+                        break;
+                    }
+                }
+                sleep_milliseconds(1000).await;
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _unused = &workspace;
+    view! {
+        <span id="status-index" class="status-index" data-phase=move || state.get().map(|state| state.phase).unwrap_or_default()
+            title=move || state.get().map(|state| format!("Context index: {} files indexed, {} left out", state.files, state.excluded)).unwrap_or_default()>
+            {move || state.get().map(|state| match state.phase.as_str() {
+                "loading" => "Index: reading…".to_owned(),
+                "indexing" => format!("Indexing {} / {}", state.done, state.total),
+                "failed" => "Index: out of date".to_owned(),
+                _ => format!("Index: {} files", state.files),
+            })}
+        </span>
+    }
+}
+
+/// Waits `milliseconds` in the browser.
+#[cfg(feature = "hydrate")]
+async fn sleep_milliseconds(milliseconds: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(window) = web_sys::window()
+            && let Err(error) =
+                window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, milliseconds)
+        {
+            leptos::logging::warn!("set_timeout failed: {error:?}");
+        }
+    });
+    if let Err(error) = wasm_bindgen_futures::JsFuture::from(promise).await {
+        leptos::logging::warn!("timer failed: {error:?}");
+    }
+}
+
 #[component]
 fn StatusBar(history_open: RwSignal<bool>) -> impl IntoView {
     let workspace = use_workspace();
@@ -869,6 +928,7 @@ fn StatusBar(history_open: RwSignal<bool>) -> impl IntoView {
                 }}
             </span>
             <span class="status-spacer"></span>
+            <IndexStatus/>
             <button
                 type="button"
                 id="toggle-history"

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::exclude::{self, Exclusion, IgnoreRules};
 use crate::language::Language;
-use crate::rank::Graph;
+use crate::rank::{FileNames, Graph, Interner, RankRequest, Ranking};
 use crate::tags::{self, FileTags};
+use rustc_hash::FxHashMap;
 
 /// Format of the saved index; a file of another version is rebuilt, never misread.
 const FORMAT_VERSION: u32 = 2;
@@ -43,6 +44,9 @@ pub struct Index {
     files: BTreeMap<String, FileEntry>,
     excluded: BTreeMap<String, Exclusion>,
     ignore_rules: Arc<IgnoreRules>,
+    /// Names by number, and each file's names as numbers (not saved: rebuilt when read).
+    interner: Interner,
+    file_names: FxHashMap<String, FileNames>,
     /// The reference graph, built on first use after a change.
     graph: Mutex<Option<Arc<Graph>>>,
 }
@@ -154,6 +158,8 @@ impl Index {
             let path = files[position].0.clone();
             match result {
                 Ok(entry) => {
+                    let names = index.interner.file_names(&entry);
+                    index.file_names.insert(path.clone(), names);
                     index.files.insert(path, entry);
                 }
                 Err(exclusion) => {
@@ -181,11 +187,14 @@ impl Index {
         match read {
             Ok(entry) => {
                 self.excluded.remove(path);
+                let names = self.interner.file_names(&entry);
+                self.file_names.insert(path.to_owned(), names);
                 self.files.insert(path.to_owned(), entry);
                 Change::Indexed
             }
             Err(exclusion) => {
                 self.files.remove(path);
+                self.file_names.remove(path);
                 self.excluded.insert(path.to_owned(), exclusion);
                 Change::Excluded(exclusion)
             }
@@ -202,6 +211,8 @@ impl Index {
         let folder = format!("{path}/");
         let before = self.files.len() + self.excluded.len();
         self.files
+            .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
+        self.file_names
             .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
         self.excluded
             .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
@@ -224,6 +235,9 @@ impl Index {
         for old in moved {
             let new = format!("{to}{}", &old[from.len()..]);
             if let Some(entry) = self.files.remove(&old) {
+                if let Some(names) = self.file_names.remove(&old) {
+                    self.file_names.insert(new.clone(), names);
+                }
                 self.files.insert(new, entry);
             } else if let Some(exclusion) = self.excluded.remove(&old) {
                 self.excluded.insert(new, exclusion);
@@ -243,6 +257,7 @@ impl Index {
             .collect();
         for path in newly_ignored {
             self.files.remove(&path);
+            self.file_names.remove(&path);
             self.excluded.insert(path, Exclusion::Ignored);
         }
         let released: Vec<String> = self
@@ -287,9 +302,14 @@ impl Index {
         if let Some(graph) = slot.as_ref() {
             return graph.clone();
         }
-        let graph = Arc::new(Graph::build(&self.files));
+        let graph = Arc::new(Graph::build(&self.files, &self.file_names, &self.interner));
         *slot = Some(graph.clone());
         graph
+    }
+
+    /// Ranks the definitions and files for a request, keeping the best `limit`.
+    pub fn rank(&self, request: &RankRequest, limit: usize) -> Ranking {
+        self.graph().rank_best(request, limit)
     }
 
     fn forget_graph(&mut self) {
@@ -328,10 +348,15 @@ impl Index {
                 saved.version
             )));
         }
-        Ok(Index {
+        let mut index = Index {
             files: saved.files,
             excluded: saved.excluded,
             ..Index::default()
-        })
+        };
+        for (path, entry) in &index.files {
+            let names = index.interner.file_names(entry);
+            index.file_names.insert(path.clone(), names);
+        }
+        Ok(index)
     }
 }

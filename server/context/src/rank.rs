@@ -9,10 +9,56 @@
 //! and the work is the sum of those counts rather than their product.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::index::FileEntry;
+
+/// The index's names, each once, with a number (kept across changes, so that rebuilding the graph
+/// after one file changed hashes no name again).
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: Arc<Vec<String>>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        Arc::make_mut(&mut self.names).push(name.to_owned());
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    /// The numbers of one file's defined and used names.
+    pub fn file_names(&mut self, entry: &FileEntry) -> FileNames {
+        FileNames {
+            definitions: entry
+                .tags
+                .definitions
+                .iter()
+                .map(|definition| self.intern(&definition.name))
+                .collect(),
+            references: entry
+                .tags
+                .references
+                .iter()
+                .map(|(name, count)| (self.intern(name), *count))
+                .collect(),
+        }
+    }
+}
+
+/// One file's names by number: each definition's, and each used name with its count.
+#[derive(Clone, Debug, Default)]
+pub struct FileNames {
+    pub definitions: Vec<u32>,
+    pub references: Vec<(u32, u32)>,
+}
 
 const DAMPING: f64 = 0.85;
 const MAX_ITERATIONS: usize = 100;
@@ -25,8 +71,7 @@ const UNUSED_DEFINITION_WEIGHT: f64 = 0.1;
 pub struct Graph {
     files: Vec<String>,
     file_ids: FxHashMap<String, u32>,
-    names: Vec<String>,
-    name_ids: FxHashMap<String, u32>,
+    names: Arc<Vec<String>>,
     /// Per name used somewhere and defined somewhere: its weight before the request's.
     linked: Vec<LinkedName>,
     reference_file: Vec<u32>,
@@ -109,12 +154,20 @@ fn name_weight(name: &str, definers: usize) -> f64 {
 }
 
 impl Graph {
-    pub fn build(entries: &BTreeMap<String, FileEntry>) -> Graph {
-        let mut graph = Graph::default();
-        let mut definers: Vec<Vec<u32>> = Vec::new();
-        let mut users: Vec<Vec<(u32, u32)>> = Vec::new();
+    pub fn build(
+        entries: &BTreeMap<String, FileEntry>,
+        file_names: &FxHashMap<String, FileNames>,
+        interner: &Interner,
+    ) -> Graph {
+        let mut graph = Graph {
+            names: interner.names.clone(),
+            ..Graph::default()
+        };
+        let name_count = graph.names.len();
+        let mut definers: Vec<Vec<u32>> = vec![Vec::new(); name_count];
+        let mut users: Vec<Vec<(u32, u32)>> = vec![Vec::new(); name_count];
         let mut any_reference = false;
-        for (path, entry) in entries {
+        for path in entries.keys() {
             let mut folders: Vec<&str> = path.split('/').collect();
             folders.pop();
             folders.sort_unstable();
@@ -125,17 +178,18 @@ impl Graph {
             let file = graph.files.len() as u32;
             graph.files.push(path.clone());
             graph.file_ids.insert(path.clone(), file);
-            for definition in &entry.tags.definitions {
-                let name = graph.intern(&definition.name, &mut definers, &mut users);
-                let list = &mut definers[name as usize];
+            let Some(names) = file_names.get(path) else {
+                continue;
+            };
+            for name in &names.definitions {
+                let list = &mut definers[*name as usize];
                 if list.last() != Some(&file) {
                     list.push(file);
                 }
             }
-            for (used, count) in &entry.tags.references {
+            for (name, count) in &names.references {
                 any_reference = true;
-                let name = graph.intern(used, &mut definers, &mut users);
-                users[name as usize].push((file, *count));
+                users[*name as usize].push((file, *count));
             }
         }
         // A project whose grammar found no uses at all links each definition to its own file.
@@ -177,23 +231,6 @@ impl Graph {
             });
         }
         graph
-    }
-
-    fn intern(
-        &mut self,
-        name: &str,
-        definers: &mut Vec<Vec<u32>>,
-        users: &mut Vec<Vec<(u32, u32)>>,
-    ) -> u32 {
-        if let Some(id) = self.name_ids.get(name) {
-            return *id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.to_owned());
-        self.name_ids.insert(name.to_owned(), id);
-        definers.push(Vec::new());
-        users.push(Vec::new());
-        id
     }
 
     pub fn file_count(&self) -> usize {
