@@ -110,10 +110,11 @@ fn collect_identifiers<'a>(root: Node<'_>, source: &'a [u8], into: &mut FxHashMa
     let mut cursor = root.walk();
     loop {
         let node = cursor.node();
-        if node.child_count() == 0 && node.kind().ends_with("identifier") {
-            if let Ok(text) = std::str::from_utf8(&source[node.byte_range()]) {
-                *into.entry(text).or_default() += 1;
-            }
+        if node.child_count() == 0
+            && node.kind().ends_with("identifier")
+            && let Ok(text) = std::str::from_utf8(&source[node.byte_range()])
+        {
+            *into.entry(text).or_default() += 1;
         }
         if cursor.goto_first_child() {
             continue;
