@@ -11,9 +11,13 @@ function lastAnswer(page: Page) {
   return page.locator(".chat-message.chat-assistant").last();
 }
 
+/** Sends a message and waits until it is shown (with its answer started). */
 async function ask(page: Page, text: string) {
+  const asked = page.locator(".chat-message.chat-user");
+  const before = await asked.count();
   await page.locator("#chat-input").fill(text);
   await page.locator("#chat-send").click();
+  await expect(asked).toHaveCount(before + 1);
 }
 
 test("without a provider the chat says so and links to the settings", async ({ page }) => {

@@ -64,7 +64,7 @@ test("the context is shown before sending, pins and drops stay with the conversa
     await preview.locator(".chat-context-left-out summary").click();
     await expect(preview.locator(".chat-context-left-out")).toContainText("vendored (third-party code): node_modules/left-pad/index.js");
     await expect(page.locator("#chat-context-toggle")).toContainText("tokens");
-    await page.screenshot({ path: "../target/e2e-results/context-preview.png" });
+    await page.screenshot({ path: test.info().outputPath("context-preview.png") });
 
     // Drop one file of the map, pin another: the conversation keeps both.
     await row(page, "symbols:src/billing.rs").locator(".chat-context-drop").click();

@@ -217,8 +217,10 @@ where
     };
     view! {
         <li class="chat-context-row" class:left-out=!item.included data-key=item.key.clone() data-included=item.included.to_string()>
-            <span class="chat-context-kind">{kind_label(&item.kind)}</span>
-            <span class="chat-context-label" title=item.label.clone()>{item.label.clone()}</span>
+            <span class="chat-context-label" title=item.label.clone()>
+                <span class="chat-context-kind">{kind_label(&item.kind)}</span>
+                {item.label.clone()}
+            </span>
             <span class="chat-context-score" title="Relevance">{score}</span>
             <span class="chat-context-tokens">{format!("{} tok", item.tokens)}</span>
             <button

@@ -66,6 +66,9 @@ pub struct ChatState {
     pub highlighter_ready: RwSignal<bool>,
     /// The context preview is shown.
     pub context_open: RwSignal<bool>,
+    /// Mode or model changes of the open conversation still on their way to the server: a
+    /// message waits for them (it must go with the mode chosen).
+    pub updating: RwSignal<u32>,
     /// The context the next message would carry (as last asked).
     pub context_preview: RwSignal<Option<crate::types::ContextPreview>>,
     /// Counts conversation switches: a conversation that finishes loading after the person
@@ -92,6 +95,7 @@ impl ChatState {
             model: RwSignal::new(String::new()),
             highlighter_ready: RwSignal::new(false),
             context_open: RwSignal::new(false),
+            updating: RwSignal::new(0),
             context_preview: RwSignal::new(None),
             switches: StoredValue::new(0),
             #[cfg(feature = "hydrate")]
@@ -227,7 +231,8 @@ async fn ensure_conversation(state: ChatState) -> Result<ConversationSummary, St
 /// Sends the draft (creating the conversation first when there is none).
 fn send(state: ChatState, context: Option<Callback<(), Option<EditorContext>>>) {
     let text = state.draft.get_untracked();
-    if text.trim().is_empty() || state.sending.get_untracked() {
+    if text.trim().is_empty() || state.sending.get_untracked() || state.updating.get_untracked() > 0
+    {
         return;
     }
     let editor = context.and_then(|context| context.run(()));
@@ -388,22 +393,30 @@ pub fn ChatPanel(
     let change_mode = move |name: String| {
         state.mode.set(name.clone());
         if let Some(conversation) = state.active.get_untracked() {
+            state.updating.update(|count| *count += 1);
             leptos::task::spawn_local(async move {
                 match set_conversation_mode(conversation.id, name).await {
                     Ok(updated) => state.active.set(Some(updated)),
                     Err(error) => state.error.set(Some(error.to_string())),
                 }
+                state
+                    .updating
+                    .update(|count| *count = count.saturating_sub(1));
             });
         }
     };
     let change_model = move |model: String| {
         state.model.set(model.clone());
         if let Some(conversation) = state.active.get_untracked() {
+            state.updating.update(|count| *count += 1);
             leptos::task::spawn_local(async move {
                 match set_conversation_model(conversation.id, model).await {
                     Ok(updated) => state.active.set(Some(updated)),
                     Err(error) => state.error.set(Some(error.to_string())),
                 }
+                state
+                    .updating
+                    .update(|count| *count = count.saturating_sub(1));
             });
         }
     };
@@ -580,7 +593,7 @@ pub fn ChatPanel(
                     <Button
                         id="chat-send"
                         kind="submit"
-                        disabled=Signal::derive(move || state.sending.get() || !has_provider() || streaming())
+                        disabled=Signal::derive(move || state.sending.get() || state.updating.get() > 0 || !has_provider() || streaming())
                     >
                         {move || if state.sending.get() { "Sending…" } else { "Send" }}
                     </Button>

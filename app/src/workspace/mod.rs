@@ -854,22 +854,31 @@ fn IndexStatus() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let project = workspace.project_id();
+        let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = alive.clone();
+        on_cleanup(move || flag.store(false, std::sync::atomic::Ordering::Relaxed));
         leptos::task::spawn_local(async move {
             loop {
-                match crate::api::chat::context_index_state(project.clone()).await {
+                let found = crate::api::chat::context_index_state(project.clone()).await;
+                if !alive.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let settled = match found {
                     Ok(found) => {
-                        let done = found.phase == "ready" || found.phase == "failed";
+                        let settled = found.phase == "ready" || found.phase == "failed";
                         state.set(Some(found));
-                        if done {
-                            break;
-                        }
+                        settled
                     }
                     Err(error) => {
                         leptos::logging::warn!("context index: {error}");
                         break;
                     }
+                };
+                // Every second while it is built, then now and then (saves change the count).
+                sleep_milliseconds(if settled { 15_000 } else { 1000 }).await;
+                if !alive.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
                 }
-                sleep_milliseconds(1000).await;
             }
         });
     }

@@ -70,6 +70,13 @@ impl TokenizerFamily {
     }
 }
 
+/// Loads the encodings (a few hundred milliseconds the first time), so that the first request
+/// does not wait for them.
+pub fn warm_up() {
+    TokenizerFamily::O200k.count("warm up");
+    TokenizerFamily::Cl100k.count("warm up");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,6 +340,11 @@ impl ContextIndexes {
         self.save_soon(project, entry);
     }
 
+    /// Loads the tokenizers in the background (the first count takes a few hundred milliseconds).
+    pub fn warm_up(&self) {
+        tokio::task::spawn_blocking(context::tokens::warm_up);
+    }
+
     /// Forgets a deleted project (and its saved index).
     pub fn project_deleted(&self, project: ProjectId) {
         {
