@@ -23,7 +23,7 @@ use llm::testing::{End, Reply, Upstream, openai};
 use services::chat::live::AnswerEvent;
 use services::chat::{AnswerFeed, ChatMessage, ContextInput, CurrentFile, ModeInput, Selection};
 use services::providers::SaveCredential;
-use services::{AuthenticatedUser, RequestMeta, SecretString, Services};
+use services::{AuthenticatedUser, RequestMeta, Services};
 
 struct Setup {
     database: TestDatabase,
@@ -52,19 +52,7 @@ fn services_with_gateway(database: &TestDatabase) -> Services {
 }
 
 async fn sign_up(services: &Services, email: &str) -> (AuthenticatedUser, String) {
-    use services::ExposeSecret;
-    let (user, token) = services
-        .sign_up(
-            services::accounts::SignUp {
-                email: email.into(),
-                name: "Ada".into(),
-                password: SecretString::from("correct horse battery staple".to_owned()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-    (user, format!("session={}", token.0.expose_secret()))
+    support::sign_up_with(services, email).await
 }
 
 async fn add_local(

@@ -13,21 +13,10 @@ use db::testing::{TestDatabase, backends};
 use services::chat::{ContextInput, CurrentFile};
 use services::project_context::{Choice, ChosenContext, IndexPhase};
 use services::projects::ProjectInput;
-use services::{AuthenticatedUser, RequestMeta, SecretString, Services};
+use services::{AuthenticatedUser, RequestMeta, Services};
 
 async fn sign_up(services: &Services, email: &str) -> AuthenticatedUser {
-    services
-        .sign_up(
-            services::accounts::SignUp {
-                email: email.into(),
-                name: "Ada".into(),
-                password: SecretString::from("correct horse battery staple".to_owned()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap()
-        .0
+    support::sign_up_with(services, email).await.0
 }
 
 const MAIN: &str =
@@ -133,6 +122,25 @@ async fn preview(
 ) -> ChosenContext {
     services
         .preview_context(user, None, Some(project), "chat", &main_file(), text)
+        .await
+        .unwrap()
+}
+
+/// The preview inside a conversation (its mode, pins and drops), with main.rs open.
+async fn in_conversation(
+    services: &Services,
+    user: &AuthenticatedUser,
+    conversation: db::ids::ConversationId,
+) -> ChosenContext {
+    services
+        .preview_context(
+            user,
+            Some(conversation),
+            None,
+            "ignored",
+            &main_file(),
+            "total",
+        )
         .await
         .unwrap()
 }
@@ -344,17 +352,7 @@ async fn pins_and_drops_are_kept_for_the_conversation_and_sent() {
             )
             .await
             .unwrap();
-        let chosen = services
-            .preview_context(
-                &user,
-                Some(conversation),
-                None,
-                "ignored",
-                &main_file(),
-                "total",
-            )
-            .await
-            .unwrap();
+        let chosen = in_conversation(&services, &user, conversation).await;
         let dropped = item(&chosen, "symbols:src/billing.rs").unwrap();
         assert!(!dropped.included && dropped.choice == Some(Choice::Dropped));
         let pinned = item(&chosen, "symbols:src/unrelated/module_5.rs").unwrap();
@@ -366,17 +364,7 @@ async fn pins_and_drops_are_kept_for_the_conversation_and_sent() {
             .set_context_choice(&user, conversation, "symbols:src/billing.rs", None)
             .await
             .unwrap();
-        let chosen = services
-            .preview_context(
-                &user,
-                Some(conversation),
-                None,
-                "ignored",
-                &main_file(),
-                "total",
-            )
-            .await
-            .unwrap();
+        let chosen = in_conversation(&services, &user, conversation).await;
         assert!(item(&chosen, "symbols:src/billing.rs").is_some_and(|item| item.included));
 
         // Bad keys and other people's conversations are refused.

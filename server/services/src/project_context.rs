@@ -54,8 +54,10 @@ pub struct ProjectIndex {
     /// Paths changed by saves while a build runs: the build's older reading must not win.
     changed_during_build: Mutex<Option<HashSet<String>>>,
     save_scheduled: AtomicBool,
-    /// A build is running or queued.
+    /// A build is running.
     building: AtomicBool,
+    /// Another build was asked for while one ran (an ignore file changed): it runs next.
+    build_again: AtomicBool,
 }
 
 fn phase_code(phase: IndexPhase) -> u8 {
@@ -86,6 +88,7 @@ impl ProjectIndex {
             changed_during_build: Mutex::new(None),
             save_scheduled: AtomicBool::new(false),
             building: AtomicBool::new(false),
+            build_again: AtomicBool::new(false),
         }
     }
 
@@ -199,6 +202,7 @@ impl ContextIndexes {
         load_saved: bool,
     ) {
         if entry.building.swap(true, Ordering::AcqRel) {
+            entry.build_again.store(true, Ordering::Release);
             return;
         }
         let indexes = self.clone();
@@ -208,12 +212,15 @@ impl ContextIndexes {
             match result {
                 Ok(()) => {
                     entry.set_phase(IndexPhase::Ready);
-                    indexes.save_soon(project, entry);
+                    indexes.save_soon(project, entry.clone());
                 }
                 Err(error) => {
                     tracing::error!(%project, %error, "the context index could not be built");
                     entry.set_phase(IndexPhase::Failed);
                 }
+            }
+            if entry.build_again.swap(false, Ordering::AcqRel) {
+                indexes.start_build(database, project, entry, false);
             }
         });
     }

@@ -34,6 +34,27 @@ pub fn app_state(services: services::Services) -> AppState {
     }
 }
 
+/// Signs a new person up through the use cases: the user and their session cookie
+/// (`session=<token>`).
+pub async fn sign_up_with(
+    services: &services::Services,
+    email: &str,
+) -> (services::AuthenticatedUser, String) {
+    use services::ExposeSecret;
+    let (user, token) = services
+        .sign_up(
+            services::accounts::SignUp {
+                email: email.into(),
+                name: "Ada".into(),
+                password: services::SecretString::from("correct horse battery staple".to_owned()),
+            },
+            &services::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    (user, format!("session={}", token.0.expose_secret()))
+}
+
 /// The whole router with the given use cases.
 pub fn router_for(services: services::Services) -> Router {
     server::router(app_state(services))
