@@ -6,6 +6,15 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use tree_sitter::{Language as Grammar, Query};
 
+/// TypeScript declarations the grammar's `tags.scm` leaves to JavaScript's.
+const TYPESCRIPT_DECLARATIONS: &str = r#"
+(function_declaration name: (identifier) @name) @definition.function
+(method_definition name: (property_identifier) @name) @definition.method
+(class_declaration name: (type_identifier) @name) @definition.class
+(type_alias_declaration name: (type_identifier) @name) @definition.type
+(enum_declaration name: (identifier) @name) @definition.enum
+"#;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Language {
     Rust,
@@ -84,9 +93,11 @@ impl Language {
     fn tags_source(self) -> String {
         match self {
             Language::Rust => tree_sitter_rust::TAGS_QUERY.to_owned(),
+            // As Aider's TypeScript tags: the grammar's own query (signatures, interfaces, type
+            // annotations and `new` as uses) with the declarations JavaScript's would add, but
+            // not JavaScript's calls: uses are types.
             Language::TypeScript | Language::Tsx => format!(
-                "{}\n{}",
-                tree_sitter_javascript::TAGS_QUERY,
+                "{}\n{TYPESCRIPT_DECLARATIONS}",
                 tree_sitter_typescript::TAGS_QUERY
             ),
             Language::JavaScript => tree_sitter_javascript::TAGS_QUERY.to_owned(),

@@ -61,25 +61,28 @@ export class Cart {
   total(items: CartItem[]): number { return sumPrices(items); }
 }
 export function sumPrices(items: CartItem[]): number { return format(items.length); }
-const applyDiscount = (value: number) => Math.floor(value);
+type Discount = { percent: number };
+export function firstItem(item: CartItem): CartItem { return item; }
+const cart = new Cart();
 "#,
         definitions: &[
             ("CartItem", "interface"),
             ("Cart", "class"),
             ("total", "method"),
             ("sumPrices", "function"),
-            ("applyDiscount", "function"),
+            ("Discount", "type"),
         ],
-        references: &["sumPrices", "format", "floor"],
+        // Uses in TypeScript are types (as in Aider's TypeScript tags), not calls.
+        references: &["CartItem", "Cart"],
     },
     Case {
         path: "web/view.tsx",
         source: r#"
-export function Badge(props: { label: string }) { return <span>{renderLabel(props.label)}</span>; }
-function renderLabel(label: string) { return label.toUpperCase(); }
+export function Badge(props: { label: Label }) { return <span>{renderLabel(props.label)}</span>; }
+function renderLabel(label: Label) { return label.text; }
 "#,
         definitions: &[("Badge", "function"), ("renderLabel", "function")],
-        references: &["renderLabel", "toUpperCase"],
+        references: &["Label"],
     },
     Case {
         path: "web/util.js",
