@@ -72,7 +72,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     }
     let state = AppState {
         leptos_options,
-        services,
+        services: services.clone(),
         metrics: Metrics::install(),
         trusted_proxies: server::TrustedProxies(std::sync::Arc::new(
             config.trusted_proxies.clone(),
@@ -92,6 +92,8 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    // Usage rows still queued for the writer go in before the database closes.
+    services.flush_usage().await;
     database.close().await?;
     tracing::info!("stopped");
     Ok(())

@@ -284,7 +284,7 @@ async fn a_reader_that_comes_back_resumes_with_no_gap_and_no_duplicate() {
             AnswerFeed::Live(_) => panic!("finished answers are not live"),
         }
         // The call's usage row points at the conversation and the answer.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        setup.services.flush_usage().await;
         let rows = api_usage::Entity::find()
             .filter(api_usage::Column::MessageId.eq(answer))
             .all(setup.database.database.connection())

@@ -158,21 +158,13 @@ async fn post_json(setup: &Setup, body: serde_json::Value) -> reqwest::Response 
 }
 
 async fn usage_rows(setup: &Setup) -> Vec<api_usage::Model> {
-    // Usage is written in the background: wait until it settles.
-    let mut previous = usize::MAX;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        let rows = api_usage::Entity::find()
-            .filter(api_usage::Column::UserId.eq(setup.user.id))
-            .all(setup.database.database.connection())
-            .await
-            .unwrap();
-        if rows.len() == previous {
-            return rows;
-        }
-        previous = rows.len();
-    }
-    panic!("usage rows never settled");
+    // Usage is written in the background: wait until what was queued is in the database.
+    setup.services.flush_usage().await;
+    api_usage::Entity::find()
+        .filter(api_usage::Column::UserId.eq(setup.user.id))
+        .all(setup.database.database.connection())
+        .await
+        .unwrap()
 }
 
 fn python() -> PathBuf {

@@ -16,7 +16,7 @@ use llm::{
     ProviderError, ProviderKind, RemoteModel, Request, RetryPolicy, StreamItem, Target, Timeouts,
     Usage,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::policy::Work;
 use crate::{AuthenticatedUser, Error, Services};
@@ -52,8 +52,12 @@ struct Counters {
 /// A user's credentials and when they were read.
 type CachedCredentials = (Instant, Arc<Vec<provider_credentials::Model>>);
 
-/// A usage row waiting for the writer, with the time of its call.
-type QueuedUsage = (db::NewUsage, DateTime<Utc>);
+/// What the usage writer receives: a row with the time of its call, or a request to say when
+/// everything queued before it is in the database.
+enum QueuedUsage {
+    Row(db::NewUsage, DateTime<Utc>),
+    Flush(oneshot::Sender<()>),
+}
 
 /// How long a user's credentials are reused without reading them again.
 const CREDENTIALS_TTL: Duration = Duration::from_secs(10);
@@ -308,24 +312,52 @@ impl Services {
 
     /// Queues a usage row for the writer task, which inserts what has arrived in batches.
     fn write_usage(&self, row: db::NewUsage, at: DateTime<Utc>) {
-        let sender = self.ai.writer.get_or_init(|| {
+        let sender = self.usage_writer();
+        if let Err(error) = sender.try_send(QueuedUsage::Row(row, at)) {
+            match error {
+                mpsc::error::TrySendError::Full(item) => {
+                    // The writer is behind: wait for room in a task of its own rather than
+                    // block the answer or lose the row.
+                    let sender = sender.clone();
+                    tokio::spawn(async move {
+                        if sender.send(item).await.is_err() {
+                            tracing::error!("the usage writer stopped; a usage row is lost");
+                        }
+                    });
+                }
+                mpsc::error::TrySendError::Closed(QueuedUsage::Row(row, at)) => {
+                    let database = self.database.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = database.record_usage(row, at).await {
+                            tracing::error!(%error, "recording AI usage failed");
+                        }
+                    });
+                }
+                mpsc::error::TrySendError::Closed(QueuedUsage::Flush(_)) => {}
+            }
+        }
+    }
+
+    fn usage_writer(&self) -> &mpsc::Sender<QueuedUsage> {
+        self.ai.writer.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(10_000);
             tokio::spawn(write_usage_rows(self.database.clone(), receiver));
             sender
-        });
-        if let Err(error) = sender.try_send((row, at)) {
-            // The writer is behind: write this one on its own rather than lose it.
-            let (row, at) = match error {
-                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
-                    item
-                }
-            };
-            let database = self.database.clone();
-            tokio::spawn(async move {
-                if let Err(error) = database.record_usage(row, at).await {
-                    tracing::error!(%error, "recording AI usage failed");
-                }
-            });
+        })
+    }
+
+    /// Returns once every usage row queued before this call is in the database (or its write
+    /// failed and was logged). The server calls it before closing the database at shutdown.
+    pub async fn flush_usage(&self) {
+        let Some(sender) = self.ai.writer.get() else {
+            return;
+        };
+        let (done, written) = oneshot::channel();
+        if sender.send(QueuedUsage::Flush(done)).await.is_err() {
+            return;
+        }
+        if written.await.is_err() {
+            tracing::error!("the usage writer stopped before writing what was queued");
         }
     }
 
@@ -878,29 +910,45 @@ impl Services {
     }
 }
 
-/// Inserts queued usage rows, as many at a time as have arrived (up to [`USAGE_BATCH`]).
-async fn write_usage_rows(
-    database: db::Database,
-    mut receiver: mpsc::Receiver<(db::NewUsage, DateTime<Utc>)>,
-) {
-    let mut batch = Vec::with_capacity(USAGE_BATCH);
-    while receiver.recv_many(&mut batch, USAGE_BATCH).await > 0 {
-        let rows = std::mem::take(&mut batch);
-        if let Err(error) = database.record_usage_batch(rows.clone()).await {
-            // One row can spoil a batch (its conversation deleted meanwhile): write them one by
-            // one, and keep a row whose chat message is gone without that link.
-            tracing::warn!(%error, count = rows.len(), "a usage batch failed; writing its rows one by one");
-            for (row, at) in rows {
-                let unlinked = db::NewUsage {
-                    conversation_id: None,
-                    message_id: None,
-                    ..row.clone()
-                };
-                if database.record_usage(row, at).await.is_err()
-                    && let Err(error) = database.record_usage(unlinked, at).await
-                {
-                    tracing::error!(%error, "recording AI usage failed");
-                }
+/// Inserts queued usage rows, as many at a time as have arrived (up to [`USAGE_BATCH`]), and
+/// answers flush requests once the rows queued before them are written.
+async fn write_usage_rows(database: db::Database, mut receiver: mpsc::Receiver<QueuedUsage>) {
+    let mut received = Vec::with_capacity(USAGE_BATCH);
+    while receiver.recv_many(&mut received, USAGE_BATCH).await > 0 {
+        let mut rows = Vec::with_capacity(received.len());
+        let mut flushes = Vec::new();
+        for item in received.drain(..) {
+            match item {
+                QueuedUsage::Row(row, at) => rows.push((row, at)),
+                QueuedUsage::Flush(done) => flushes.push(done),
+            }
+        }
+        if !rows.is_empty() {
+            write_usage_batch(&database, rows).await;
+        }
+        for done in flushes {
+            if done.send(()).is_err() {
+                tracing::debug!("a usage flush was no longer awaited");
+            }
+        }
+    }
+}
+
+async fn write_usage_batch(database: &db::Database, rows: Vec<(db::NewUsage, DateTime<Utc>)>) {
+    if let Err(error) = database.record_usage_batch(rows.clone()).await {
+        // One row can spoil a batch (its conversation deleted meanwhile): write them one by
+        // one, and keep a row whose chat message is gone without that link.
+        tracing::warn!(%error, count = rows.len(), "a usage batch failed; writing its rows one by one");
+        for (row, at) in rows {
+            let unlinked = db::NewUsage {
+                conversation_id: None,
+                message_id: None,
+                ..row.clone()
+            };
+            if database.record_usage(row, at).await.is_err()
+                && let Err(error) = database.record_usage(unlinked, at).await
+            {
+                tracing::error!(%error, "recording AI usage failed");
             }
         }
     }
