@@ -54,6 +54,10 @@ type CachedCredentials = (Instant, Arc<Vec<provider_credentials::Model>>);
 
 /// What the usage writer receives: a row with the time of its call, or a request to say when
 /// everything queued before it is in the database.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "rows are nearly all of the traffic; boxing them would allocate for each one"
+)]
 enum QueuedUsage {
     Row(db::NewUsage, DateTime<Utc>),
     Flush(oneshot::Sender<()>),
