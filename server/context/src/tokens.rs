@@ -109,7 +109,7 @@ fn o200k_base() -> &'static Encoding {
     ENCODING.get_or_init(|| {
         Encoding::new(
             include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.bytes")),
-            include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.table")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.offsets")),
             O200K_PATTERN,
         )
     })
@@ -120,52 +120,38 @@ fn cl100k_base() -> &'static Encoding {
     ENCODING.get_or_init(|| {
         Encoding::new(
             include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.bytes")),
-            include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.table")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.offsets")),
             CL100K_PATTERN,
         )
     })
 }
 
 /// A byte-pair encoding that counts tokens as tiktoken does (same pre-tokenizer, same merges),
-/// with its vocabulary left in the binary: the table holds ranks only, each token's bytes are
-/// found through `spans`.
+/// with its vocabulary left in the binary: the hash table holds ranks only, and a rank's bytes
+/// are found through `offsets` (rank `r` is `bytes[offsets[r]..offsets[r + 1]]`).
 struct Encoding {
     bytes: &'static [u8],
-    /// Start and end of each token's bytes, by position in the vocabulary.
-    spans: Vec<(u32, u32)>,
-    /// The rank of each position.
-    ranks: Vec<u32>,
-    /// Positions, hashed by their bytes.
+    /// Little-endian u32 starts, one per rank and one for the end.
+    offsets: &'static [u8],
+    /// Ranks, hashed by their bytes.
     table: HashTable<u32>,
     pattern: Option<fancy_regex::Regex>,
 }
 
 impl Encoding {
-    fn new(bytes: &'static [u8], table: &'static [u8], pattern: &str) -> Encoding {
-        let entries = table.len() / 12;
-        let mut spans = Vec::with_capacity(entries);
-        let mut ranks = Vec::with_capacity(entries);
-        for entry in table.chunks_exact(12) {
-            let field = |at: usize| {
-                u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
-            };
-            ranks.push(field(0));
-            spans.push((field(4), field(8)));
-        }
+    fn new(bytes: &'static [u8], offsets: &'static [u8], pattern: &str) -> Encoding {
+        let ranks = (offsets.len() / 4).saturating_sub(1);
         let mut encoding = Encoding {
             bytes,
-            spans,
-            ranks,
-            table: HashTable::with_capacity(entries),
+            offsets,
+            table: HashTable::with_capacity(ranks),
             pattern: None,
         };
-        for position in 0..entries {
-            let token = encoding.token(position as u32);
-            let hash = hash_bytes(token);
-            let Encoding { table, spans, .. } = &mut encoding;
-            table.insert_unique(hash, position as u32, |&other| {
-                let (start, end) = spans[other as usize];
-                hash_bytes(&bytes[start as usize..end as usize])
+        for rank in 0..ranks as u32 {
+            let hash = hash_bytes(encoding.token(rank));
+            let Encoding { table, .. } = &mut encoding;
+            table.insert_unique(hash, rank, |&other| {
+                hash_bytes(token_of(bytes, offsets, other))
             });
         }
         encoding.pattern = match fancy_regex::Regex::new(pattern) {
@@ -179,15 +165,14 @@ impl Encoding {
         encoding
     }
 
-    fn token(&self, position: u32) -> &'static [u8] {
-        let (start, end) = self.spans[position as usize];
-        &self.bytes[start as usize..end as usize]
+    fn token(&self, rank: u32) -> &'static [u8] {
+        token_of(self.bytes, self.offsets, rank)
     }
 
     fn rank(&self, piece: &[u8]) -> Option<u32> {
         self.table
-            .find(hash_bytes(piece), |&position| self.token(position) == piece)
-            .map(|&position| self.ranks[position as usize])
+            .find(hash_bytes(piece), |&rank| self.token(rank) == piece)
+            .copied()
     }
 
     fn count(&self, text: &str) -> usize {
@@ -264,6 +249,16 @@ impl Encoding {
         }
         parts
     }
+}
+
+fn token_of(bytes: &'static [u8], offsets: &'static [u8], rank: u32) -> &'static [u8] {
+    let at = |index: usize| {
+        offsets.get(index * 4..index * 4 + 4).map_or(0, |word| {
+            u32::from_le_bytes([word[0], word[1], word[2], word[3]]) as usize
+        })
+    };
+    let rank = rank as usize;
+    bytes.get(at(rank)..at(rank + 1)).unwrap_or_default()
 }
 
 fn hash_bytes(bytes: &[u8]) -> u64 {

@@ -347,7 +347,7 @@ impl ContextIndexes {
         self.save_soon(project, entry);
     }
 
-    /// Loads the tokenizers in the background (the first count takes a few hundred milliseconds).
+    /// Loads the tokenizers in the background (the first count builds their vocabulary tables).
     pub fn warm_up(&self) {
         tokio::task::spawn_blocking(context::tokens::warm_up);
     }
