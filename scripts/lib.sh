@@ -9,7 +9,8 @@ WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen crate pinned in Car
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 
-say() { printf '\033[1;34m==>\033[0m \033[1m%s\033[0m\n' "$*" >&2; }
+# Each step says when it starts, in seconds since the script started (where CI spends its time).
+say() { printf '\033[1;34m==>\033[0m [%4d s] \033[1m%s\033[0m\n' "$SECONDS" "$*" >&2; }
 warn() { printf '\033[1;33m!!!\033[0m \033[1m%s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31mxxx\033[0m \033[1m%s\033[0m\n' "$*" >&2; exit 1; }
 

@@ -62,7 +62,6 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         })?;
         services.tiers = std::sync::Arc::new(services::policy::TierPolicy::parse(&text)?);
     }
-    services.context.warm_up();
     let interrupted = services.recover_interrupted_answers().await?;
     if interrupted > 0 {
         tracing::info!(

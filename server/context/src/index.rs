@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use crate::exclude::{self, Exclusion, IgnoreRules};
 use crate::language::Language;
 use crate::rank::{FileNames, Graph, Interner, RankRequest, Ranking};
 use crate::tags::{self, FileTags};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Format of the saved index; a file of another version is rebuilt, never misread.
 const FORMAT_VERSION: u32 = 2;
@@ -83,6 +83,23 @@ pub fn content_hash(content: &[u8]) -> u64 {
 /// A file's entry, or why it is left out (the parsing half of an update, done without the index:
 /// see [`Index::apply`]).
 pub fn read(path: &str, content: &[u8], rules: &IgnoreRules) -> Result<FileEntry, Exclusion> {
+    read_with(
+        path,
+        content,
+        content_hash(content),
+        rules,
+        |language, text| tags::extract(language, text).unwrap_or_default(),
+    )
+}
+
+/// [`read`] of content whose hash is known, with the tags of a parsable file from `tags_of`.
+fn read_with(
+    path: &str,
+    content: &[u8],
+    hash: u64,
+    rules: &IgnoreRules,
+    tags_of: impl FnOnce(Language, &str) -> FileTags,
+) -> Result<FileEntry, Exclusion> {
     if let Some(exclusion) = exclude::by_path(path) {
         return Err(exclusion);
     }
@@ -94,15 +111,61 @@ pub fn read(path: &str, content: &[u8], rules: &IgnoreRules) -> Result<FileEntry
     }
     let language = Language::of_path(path);
     let tags = match (language, std::str::from_utf8(content)) {
-        (Some(language), Ok(text)) => tags::extract(language, text).unwrap_or_default(),
+        (Some(language), Ok(text)) => tags_of(language, text),
         _ => FileTags::default(),
     };
     Ok(FileEntry {
-        hash: content_hash(content),
+        hash,
         language,
         bytes: content.len() as u64,
         tags,
     })
+}
+
+/// Content that several files of one build share (copies, several versions of one library side
+/// by side) is parsed once: its tags are kept here by language, hash and length.
+type SharedKey = (Language, u64, usize);
+
+struct SharedTags {
+    /// Keys seen more than once among the files to build.
+    shared: FxHashSet<SharedKey>,
+    parsed: Mutex<FxHashMap<SharedKey, Arc<OnceLock<FileTags>>>>,
+}
+
+impl SharedTags {
+    fn new<C: AsRef<[u8]>>(files: &[(String, C)], hashes: &[u64]) -> SharedTags {
+        let mut seen = FxHashSet::default();
+        let mut shared = FxHashSet::default();
+        for ((path, content), hash) in files.iter().zip(hashes) {
+            if let Some(language) = Language::of_path(path) {
+                let key = (language, *hash, content.as_ref().len());
+                if !seen.insert(key) {
+                    shared.insert(key);
+                }
+            }
+        }
+        SharedTags {
+            shared,
+            parsed: Mutex::default(),
+        }
+    }
+
+    fn tags(&self, language: Language, text: &str, hash: u64) -> FileTags {
+        let key = (language, hash, text.len());
+        if !self.shared.contains(&key) {
+            return tags::extract(language, text).unwrap_or_default();
+        }
+        let slot = {
+            let mut parsed = match self.parsed.lock() {
+                Ok(parsed) => parsed,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            parsed.entry(key).or_default().clone()
+        };
+        // A second worker asking for the same content waits for the first one's parse.
+        slot.get_or_init(|| tags::extract(language, text).unwrap_or_default())
+            .clone()
+    }
 }
 
 impl Index {
@@ -126,6 +189,11 @@ impl Index {
                 })
                 .flatten()
         }));
+        let hashes: Vec<u64> = files
+            .iter()
+            .map(|(_, content)| content_hash(content.as_ref()))
+            .collect();
+        let shared = SharedTags::new(files, &hashes);
         let next = AtomicUsize::new(0);
         let results: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> =
             std::thread::scope(|scope| {
@@ -138,7 +206,15 @@ impl Index {
                                 let Some((path, content)) = files.get(position) else {
                                     break;
                                 };
-                                done.push((position, read(path, content.as_ref(), &rules)));
+                                let hash = hashes[position];
+                                let read = read_with(
+                                    path,
+                                    content.as_ref(),
+                                    hash,
+                                    &rules,
+                                    |language, text| shared.tags(language, text, hash),
+                                );
+                                done.push((position, read));
                                 progress.fetch_add(1, Ordering::Relaxed);
                             }
                             done

@@ -326,3 +326,44 @@ fn messages_mention_files_and_names() {
     let names = mentioned_names("why does compute_total(x) fail?");
     assert!(names.contains("compute_total") && names.contains("fail"));
 }
+
+#[test]
+fn identical_files_are_each_indexed_from_one_parse() {
+    let source = "pub fn shared_helper() -> u32 {\n    inner_call()\n}\n";
+    let files: Vec<(String, String)> = vec![
+        ("crate-1.0/src/lib.rs".to_owned(), source.to_owned()),
+        ("crate-1.1/src/lib.rs".to_owned(), source.to_owned()),
+        // Same bytes, another language: parsed as that language.
+        ("copy/lib.py".to_owned(), source.to_owned()),
+        // Same bytes in a vendored folder: still left out by its path.
+        ("vendor/crate/src/lib.rs".to_owned(), source.to_owned()),
+        ("other/src/lib.rs".to_owned(), "fn other() {}\n".to_owned()),
+    ];
+    for workers in [1, 2, 4] {
+        let index = Index::build(&files, workers, &AtomicUsize::new(0));
+        let first = index.file("crate-1.0/src/lib.rs").expect("indexed");
+        let second = index.file("crate-1.1/src/lib.rs").expect("indexed");
+        assert_eq!(first, second);
+        assert_eq!(first.tags.definitions[0].name, "shared_helper");
+        assert_eq!(first.tags.references, vec![("inner_call".to_owned(), 1)]);
+        let python = index.file("copy/lib.py").expect("indexed");
+        assert_eq!(python.hash, first.hash);
+        assert_ne!(python.tags, first.tags);
+        assert_eq!(
+            index
+                .excluded()
+                .get("vendor/crate/src/lib.rs")
+                .map(|e| e.reason()),
+            Some("vendored (third-party code)")
+        );
+        assert_eq!(
+            index
+                .file("other/src/lib.rs")
+                .expect("indexed")
+                .tags
+                .definitions[0]
+                .name,
+            "other"
+        );
+    }
+}

@@ -187,6 +187,9 @@ impl ContextIndexes {
             }
         };
         if created {
+            // The first project opened loads the tokenizers too (a few MB, built on first
+            // use): a server that is only a gateway never holds them.
+            self.warm_up();
             self.start_build(database.clone(), project, entry.clone(), true);
         }
         entry
@@ -347,8 +350,9 @@ impl ContextIndexes {
         self.save_soon(project, entry);
     }
 
-    /// Loads the tokenizers in the background (the first count builds their vocabulary tables).
-    pub fn warm_up(&self) {
+    /// Loads the tokenizers in the background (the first count builds their vocabulary tables;
+    /// later calls find them built).
+    fn warm_up(&self) {
         tokio::task::spawn_blocking(context::tokens::warm_up);
     }
 
