@@ -264,10 +264,12 @@ fn translate(body: &CreateChatCompletionRequest) -> Result<Request, String> {
                 for call in assistant.tool_calls.iter().flatten() {
                     match call {
                         ChatCompletionMessageToolCalls::Function(call) => {
+                            let (id, signature) = split_tool_call_id(&call.id);
                             translated.tool_calls.push(ToolCall {
-                                id: call.id.clone(),
+                                id,
                                 name: call.function.name.clone(),
                                 arguments: call.function.arguments.clone(),
+                                signature,
                             })
                         }
                         ChatCompletionMessageToolCalls::Custom(_) => {
@@ -289,15 +291,16 @@ fn translate(body: &CreateChatCompletionRequest) -> Result<Request, String> {
                         })?
                     }
                 };
+                let (call_id, _) = split_tool_call_id(&tool.tool_call_id);
                 // Gemini answers a call by the function's name: find it from the call's id.
                 let name = messages
                     .iter()
                     .rev()
                     .flat_map(|previous| previous.tool_calls.iter())
-                    .find(|call| call.id == tool.tool_call_id)
+                    .find(|call| call.id == call_id)
                     .map(|call| call.name.clone())
                     .unwrap_or_default();
-                Message::tool_result(tool.tool_call_id.clone(), name, content)
+                Message::tool_result(call_id, name, content)
             }
             ChatCompletionRequestMessage::Function(_) => {
                 return Err("`function` messages are deprecated; send `tool` messages.".to_owned());
@@ -459,7 +462,7 @@ pub async fn chat_completions(
                         .iter()
                         .enumerate()
                         .map(|(index, call)| {
-                            json!({"id": tool_call_id(&call.id, index), "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+                            json!({"id": tool_call_id(&call.id, index, call.signature.as_deref()), "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
                         })
                         .collect(),
                 );
@@ -490,11 +493,30 @@ pub async fn chat_completions(
     }
 }
 
-fn tool_call_id(id: &str, index: usize) -> String {
-    if id.is_empty() {
+/// Joins a tool call's id and its provider signature (Gemini's `thoughtSignature`, which must
+/// come back with the call): OpenAI's format has no place for it, and clients send ids back
+/// unchanged, so it travels in the id, after this separator (as LiteLLM does).
+const SIGNATURE_SEPARATOR: &str = "__thought__";
+
+fn tool_call_id(id: &str, index: usize, signature: Option<&str>) -> String {
+    let id = if id.is_empty() {
         format!("call_{index}")
     } else {
         id.to_owned()
+    };
+    match signature {
+        Some(signature) => format!("{id}{SIGNATURE_SEPARATOR}{signature}"),
+        None => id,
+    }
+}
+
+/// The id and signature that [`tool_call_id`] joined.
+fn split_tool_call_id(id: &str) -> (String, Option<String>) {
+    match id.split_once(SIGNATURE_SEPARATOR) {
+        Some((id, signature)) if !signature.is_empty() => {
+            (id.to_owned(), Some(signature.to_owned()))
+        }
+        _ => (id.to_owned(), None),
     }
 }
 
@@ -505,8 +527,10 @@ struct ChunkWriter {
     model: String,
     include_usage: bool,
     usage: Option<Usage>,
-    /// Tool calls whose id was made up here (Gemini sends none).
+    /// Tool calls whose id was sent already.
     announced_tools: Vec<usize>,
+    /// Signatures of tool calls not announced yet, by call number.
+    signatures: Vec<(usize, String)>,
 }
 
 impl ChunkWriter {
@@ -556,11 +580,23 @@ impl ChunkWriter {
                 let mut call = json!({"index": index, "function": {"arguments": arguments}});
                 if !self.announced_tools.contains(&index) {
                     self.announced_tools.push(index);
-                    call["id"] = json!(tool_call_id(id.as_deref().unwrap_or_default(), index));
+                    let signature = self
+                        .signatures
+                        .iter()
+                        .position(|(call, _)| *call == index)
+                        .map(|position| self.signatures.swap_remove(position).1);
+                    call["id"] = json!(tool_call_id(
+                        id.as_deref().unwrap_or_default(),
+                        index,
+                        signature.as_deref()
+                    ));
                     call["type"] = json!("function");
                     call["function"]["name"] = json!(name.unwrap_or_default());
                 }
                 out.push(self.delta(json!({"tool_calls": [call]}), None));
+            }
+            Event::ToolCallSignature { index, signature } => {
+                self.signatures.push((index, signature));
             }
             Event::Usage { usage } => self.usage = Some(usage),
             Event::Stop { reason, .. } => {
@@ -618,6 +654,7 @@ async fn stream_response(
         include_usage,
         usage: None,
         announced_tools: Vec::new(),
+        signatures: Vec::new(),
     };
     let body = async_stream::stream! {
         let mut pending = first;
@@ -729,6 +766,66 @@ mod tests {
         assert_eq!(request.max_tokens, Some(50));
         assert_eq!(request.stop, vec!["END".to_owned()]);
         assert_eq!(request.tools[0].name, "get_weather");
+    }
+
+    #[test]
+    fn tool_call_ids_carry_signatures_both_ways() {
+        assert_eq!(tool_call_id("", 2, None), "call_2");
+        assert_eq!(tool_call_id("toolu_1", 0, None), "toolu_1");
+        let joined = tool_call_id("", 0, Some("c2ln+/="));
+        assert_eq!(joined, "call_0__thought__c2ln+/=");
+        assert_eq!(
+            split_tool_call_id(&joined),
+            ("call_0".to_owned(), Some("c2ln+/=".to_owned()))
+        );
+        assert_eq!(split_tool_call_id("call_1"), ("call_1".to_owned(), None));
+        assert_eq!(
+            split_tool_call_id("call_1__thought__"),
+            ("call_1__thought__".to_owned(), None)
+        );
+
+        // A streamed call announces its id (with the signature that came before it) once.
+        let mut writer = ChunkWriter {
+            id: "chatcmpl-1".into(),
+            created: 0,
+            model: "gemini-3-pro-preview".into(),
+            include_usage: false,
+            usage: None,
+            announced_tools: Vec::new(),
+            signatures: Vec::new(),
+        };
+        let mut frames = Vec::new();
+        writer.event(
+            Event::ToolCallSignature {
+                index: 0,
+                signature: "c2ln".into(),
+            },
+            &mut frames,
+        );
+        assert!(frames.is_empty());
+        for arguments in ["{\"path\":", "\"a.rs\"}"] {
+            writer.event(
+                Event::ToolCallDelta {
+                    index: 0,
+                    id: None,
+                    name: Some("read_file".into()),
+                    arguments: arguments.into(),
+                },
+                &mut frames,
+            );
+        }
+        let chunks: Vec<serde_json::Value> = frames
+            .iter()
+            .map(|frame| {
+                let text = std::str::from_utf8(frame).unwrap();
+                serde_json::from_str(text.trim().strip_prefix("data: ").unwrap()).unwrap()
+            })
+            .collect();
+        let call =
+            |chunk: &serde_json::Value| chunk["choices"][0]["delta"]["tool_calls"][0].clone();
+        assert_eq!(call(&chunks[0])["id"], "call_0__thought__c2ln");
+        assert_eq!(call(&chunks[0])["function"]["name"], "read_file");
+        assert!(call(&chunks[1]).get("id").is_none());
     }
 
     #[test]

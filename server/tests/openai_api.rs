@@ -16,7 +16,7 @@ use db::sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, 
 use db::tables::{api_usage, provider_credentials};
 use db::testing::{TestDatabase, backends};
 use llm::ProviderKind;
-use llm::testing::{End, Reply, Upstream, anthropic, openai};
+use llm::testing::{End, Reply, Upstream, anthropic, gemini, openai};
 use services::providers::SaveCredential;
 use services::{AuthenticatedUser, RequestMeta, SecretString, Services};
 
@@ -312,6 +312,100 @@ async fn the_official_openai_python_client_works_against_the_endpoint() {
         .sum();
     assert_eq!(report.today.tokens, u64::try_from(tokens).unwrap());
     assert_eq!(report.recent.len(), 9);
+}
+
+/// Gemini 3 refuses a conversation whose function calls lost their thought signatures: through
+/// OpenAI's format the signature travels in the tool call's id, which clients send back.
+#[tokio::test]
+async fn gemini_thought_signatures_survive_the_round_trip_through_tool_call_ids() {
+    let setup = setup(db::Backend::Sqlite, None).await;
+    let cloud = Upstream::start().await.unwrap();
+    add_cloud_credential(
+        &setup,
+        provider_credentials::ProviderKind::Gemini,
+        &cloud,
+        ProviderKind::Gemini,
+    )
+    .await;
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "read_file",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]);
+
+    // Streamed: the id of the call carries its signature.
+    cloud.push(Reply::sse(gemini::function_call_stream(
+        "The user wants a.rs.",
+        "read_file",
+        &serde_json::json!({"path": "a.rs"}),
+    )));
+    let response = post_json(
+        &setup,
+        serde_json::json!({"model": "gemini-2.5-flash", "stream": true, "tools": tools,
+            "messages": [{"role": "user", "content": "what is in a.rs?"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["tool_calls"][0]["id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![format!(
+            "call_0__thought__{}",
+            gemini::FUNCTION_CALL_SIGNATURE
+        )],
+        "{text}"
+    );
+
+    // Not streamed: the same id.
+    cloud.push(Reply::json(
+        200,
+        serde_json::json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "read_file", "args": {"path": "a.rs"}},
+             "thoughtSignature": gemini::FUNCTION_CALL_SIGNATURE}]},
+            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 52, "candidatesTokenCount": 5, "totalTokenCount": 57}})
+        .to_string(),
+    ));
+    let response = post_json(
+        &setup,
+        serde_json::json!({"model": "gemini-2.5-flash", "tools": tools,
+            "messages": [{"role": "user", "content": "what is in a.rs?"}]}),
+    )
+    .await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    let call = body["choices"][0]["message"]["tool_calls"][0].clone();
+    assert_eq!(call["id"], ids[0]);
+
+    // The client sends the call back with the tool's result: Gemini gets the signature beside
+    // the call, and the result under the call's name.
+    cloud.push(gemini::answer("It holds main.", 70, 4));
+    let response = post_json(
+        &setup,
+        serde_json::json!({"model": "gemini-2.5-flash", "tools": tools, "messages": [
+            {"role": "user", "content": "what is in a.rs?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": ids[0], "content": "fn main() {}"}]}),
+    )
+    .await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "It holds main.");
+    let sent = cloud.received()[2].json();
+    let model_turn = &sent["contents"][1];
+    assert_eq!(model_turn["role"], "model");
+    assert_eq!(model_turn["parts"][0]["functionCall"]["name"], "read_file");
+    assert_eq!(
+        model_turn["parts"][0]["thoughtSignature"],
+        gemini::FUNCTION_CALL_SIGNATURE
+    );
+    let response_part = &sent["contents"][2]["parts"][0]["functionResponse"];
+    assert_eq!(response_part["name"], "read_file");
 }
 
 #[tokio::test]

@@ -539,14 +539,18 @@ pub mod gemini {
             .collect()
     }
 
-    /// A thought summary, then a function call (Gemini says STOP).
+    /// The `thoughtSignature` of [`function_call_stream`]'s call.
+    pub const FUNCTION_CALL_SIGNATURE: &str = "Q2lzS0FhNmF0ZXN0LXNpZ25hdHVyZQ==";
+
+    /// A thought summary, then a function call with its thought signature, as Gemini 3 sends
+    /// them (Gemini says STOP).
     pub fn function_call_stream(thought: &str, name: &str, args: &Value) -> Vec<String> {
         vec![
             frame(
                 &json!({"candidates": [{"content": {"parts": [{"text": thought, "thought": true}], "role": "model"}, "index": 0}], "usageMetadata": usage(52, 0, 10)}),
             ),
             frame(
-                &json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": name, "args": args}}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage(52, 5, 10)}),
+                &json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": name, "args": args}, "thoughtSignature": FUNCTION_CALL_SIGNATURE}], "role": "model"}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage(52, 5, 10)}),
             ),
         ]
     }

@@ -100,11 +100,16 @@ impl Message {
 }
 
 /// A complete tool call: `arguments` is the JSON text the model produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
+    /// The provider's opaque signature of the reasoning behind the call (Gemini's
+    /// `thoughtSignature`), sent back with the call in the next request: Gemini 3 refuses a
+    /// conversation whose function calls lost theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A tool the model may call; `parameters` is a JSON schema.
@@ -197,6 +202,12 @@ pub enum Event {
         name: Option<String>,
         arguments: String,
     },
+    /// The signature of tool call number `index` (see [`ToolCall::signature`]); it comes
+    /// before the call's first part.
+    ToolCallSignature {
+        index: usize,
+        signature: String,
+    },
     Usage {
         usage: Usage,
     },
@@ -231,14 +242,7 @@ impl Answer {
                 name,
                 arguments,
             } => {
-                while self.tool_calls.len() <= *index {
-                    self.tool_calls.push(ToolCall {
-                        id: String::new(),
-                        name: String::new(),
-                        arguments: String::new(),
-                    });
-                }
-                let call = &mut self.tool_calls[*index];
+                let call = self.tool_call(*index);
                 if let Some(id) = id {
                     call.id.clone_from(id);
                 }
@@ -247,9 +251,19 @@ impl Answer {
                 }
                 call.arguments.push_str(arguments);
             }
+            Event::ToolCallSignature { index, signature } => {
+                self.tool_call(*index).signature = Some(signature.clone());
+            }
             Event::Usage { usage } => self.usage = Some(*usage),
             Event::Stop { reason, raw } => self.stop = Some((reason.clone(), raw.clone())),
         }
+    }
+
+    fn tool_call(&mut self, index: usize) -> &mut ToolCall {
+        if self.tool_calls.len() <= index {
+            self.tool_calls.resize_with(index + 1, ToolCall::default);
+        }
+        &mut self.tool_calls[index]
     }
 
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {

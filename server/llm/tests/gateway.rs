@@ -510,6 +510,10 @@ async fn tool_calls_stream_from_each_provider() {
                 ),
                 vec![
                     reasoning("The user wants a.rs."),
+                    Event::ToolCallSignature {
+                        index: 0,
+                        signature: gemini::FUNCTION_CALL_SIGNATURE.into(),
+                    },
                     tool_delta(0, None, Some("read_file"), "{\"path\":\"a.rs\"}"),
                     usage_event(Usage {
                         input_tokens: 52,
@@ -555,6 +559,52 @@ async fn tool_calls_stream_from_each_provider() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn gemini_function_call_signatures_go_back_in_the_next_turn() {
+    let upstream = upstream().await;
+    upstream.push(Reply::sse(gemini::function_call_stream(
+        "The user wants a.rs.",
+        "read_file",
+        &json!({"path": "a.rs"}),
+    )));
+    upstream.push(Reply::sse(gemini::text_stream(
+        &["It holds main."],
+        70,
+        4,
+        0,
+    )));
+    let first = run_stream(&gateway(), vec![target(&upstream, Gemini)], tool_request()).await;
+    first.succeeded_on(0);
+    let answer = first.answer();
+    assert_eq!(
+        answer.tool_calls[0].signature.as_deref(),
+        Some(gemini::FUNCTION_CALL_SIGNATURE)
+    );
+
+    let mut request = tool_request();
+    let mut assistant = Message::assistant(answer.text.clone());
+    assistant.tool_calls = answer.tool_calls.clone();
+    request.messages.push(assistant);
+    request
+        .messages
+        .push(Message::tool_result("call_0", "read_file", "fn main() {}"));
+    let second = run_stream(&gateway(), vec![target(&upstream, Gemini)], request).await;
+    second.succeeded_on(0);
+    assert_eq!(second.answer().text, "It holds main.");
+    let body = upstream.received()[1].json();
+    let model_turn = &body["contents"][1];
+    assert_eq!(model_turn["role"], "model");
+    assert_eq!(model_turn["parts"][0]["functionCall"]["name"], "read_file");
+    assert_eq!(
+        model_turn["parts"][0]["thoughtSignature"],
+        gemini::FUNCTION_CALL_SIGNATURE
+    );
+    assert_eq!(
+        body["contents"][2]["parts"][0]["functionResponse"]["name"],
+        "read_file"
+    );
 }
 
 #[tokio::test]

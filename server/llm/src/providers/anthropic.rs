@@ -513,6 +513,7 @@ mod tests {
             id: "toolu_1".into(),
             name: "read_file".into(),
             arguments: "{\"path\":\"a.rs\"}".into(),
+            signature: None,
         });
         let request = Request {
             messages: vec![

@@ -48,7 +48,12 @@ fn parts(message: &crate::types::Message) -> Vec<Value> {
     }
     for call in &message.tool_calls {
         let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
-        parts.push(json!({"functionCall": {"name": call.name, "args": args}}));
+        let mut part = json!({"functionCall": {"name": call.name, "args": args}});
+        // The signature goes back in the part it came in, beside the call.
+        if let Some(signature) = &call.signature {
+            part["thoughtSignature"] = json!(signature);
+        }
+        parts.push(part);
     }
     parts
 }
@@ -261,6 +266,12 @@ pub(crate) struct StreamDecoder {
 fn push_parts(parts: &[Value], tool_calls: &mut usize, out: &mut Vec<Event>) {
     for part in parts {
         if let Some(call) = part.get("functionCall") {
+            if let Some(signature) = part.get("thoughtSignature").and_then(Value::as_str) {
+                out.push(Event::ToolCallSignature {
+                    index: *tool_calls,
+                    signature: signature.to_owned(),
+                });
+            }
             out.push(Event::ToolCallDelta {
                 index: *tool_calls,
                 id: call.get("id").and_then(Value::as_str).map(str::to_owned),
@@ -487,6 +498,44 @@ mod tests {
         assert_eq!(answer.tool_calls[0].arguments, r#"{"country":"France"}"#);
         assert_eq!(answer.stop, Some((StopReason::ToolUse, "STOP".into())));
         assert_eq!(answer.usage.map(|usage| usage.input_tokens), Some(52));
+    }
+
+    #[test]
+    fn a_function_calls_signature_goes_back_with_it() {
+        // Gemini 3: the signature sits beside the call in its part.
+        let events = parse_answer(br#"{"candidates":[{"content":{"parts":[{"text":"Looking.","thoughtSignature":"c2lnLXRleHQ="},{"functionCall":{"name":"get_capital","args":{"country":"France"}},"thoughtSignature":"c2lnLWNhbGw="},{"functionCall":{"name":"get_capital","args":{"country":"Peru"}}}],"role":"model"},"finishReason":"STOP","index":0}]}"#)
+            .expect("answer");
+        let answer = Answer::from_events(&events);
+        assert_eq!(answer.text, "Looking.");
+        assert_eq!(answer.tool_calls.len(), 2);
+        assert_eq!(
+            answer.tool_calls[0].signature.as_deref(),
+            Some("c2lnLWNhbGw=")
+        );
+        assert_eq!(answer.tool_calls[1].signature, None);
+
+        let mut assistant = Message::assistant(answer.text.clone());
+        assistant.tool_calls = answer.tool_calls.clone();
+        let request = Request {
+            messages: vec![
+                Message::user("capitals?"),
+                assistant,
+                Message::tool_result("call_0", "get_capital", r#"{"capital":"Paris"}"#),
+                Message::tool_result("call_1", "get_capital", r#"{"capital":"Lima"}"#),
+            ],
+            ..Request::default()
+        };
+        let body = request_body(&request);
+        let model_parts = &body["contents"][1]["parts"];
+        assert_eq!(body["contents"][1]["role"], "model");
+        assert_eq!(model_parts[0]["text"], "Looking.");
+        assert_eq!(model_parts[1]["functionCall"]["args"]["country"], "France");
+        assert_eq!(model_parts[1]["thoughtSignature"], "c2lnLWNhbGw=");
+        assert!(model_parts[2].get("thoughtSignature").is_none());
+        assert_eq!(
+            body["contents"][2]["parts"][1]["functionResponse"]["response"]["capital"],
+            "Lima"
+        );
     }
 
     #[test]
