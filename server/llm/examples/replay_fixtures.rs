@@ -529,6 +529,37 @@ fn compare_error(expected: &Value, error: Option<&ProviderError>, differences: &
     }
 }
 
+/// The `thoughtSignature` beside each `functionCall` part of a recorded Gemini answer (JSON, or
+/// server-sent events of JSON), in order.
+fn gemini_call_signatures(body: &[u8]) -> Vec<Option<String>> {
+    let text = String::from_utf8_lossy(body);
+    let documents: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+        Ok(whole) => vec![whole],
+        Err(_) => text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str(data.trim()).ok())
+            .collect(),
+    };
+    documents
+        .iter()
+        .flat_map(|document| {
+            document["candidates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|candidate| {
+            candidate["content"]["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|part| part.get("functionCall").is_some())
+        .map(|part| part["thoughtSignature"].as_str().map(str::to_owned))
+        .collect()
+}
+
 fn compare(case: &Case, outcome: &Outcome, differences: &mut Differences) {
     let expect = case.expect();
     let expected_outcome = expect["outcome"].as_str().unwrap_or("success");
@@ -570,6 +601,17 @@ fn compare(case: &Case, outcome: &Outcome, differences: &mut Differences) {
     }
     if let Some(calls) = expect["tool_calls"].as_array() {
         compare_tool_calls(calls, answer, differences);
+        if case.provider == "gemini" {
+            differences.check(
+                "tool_calls[].signature (Gemini thoughtSignature, kept for the next turn)",
+                gemini_call_signatures(&case.body),
+                answer
+                    .tool_calls
+                    .iter()
+                    .map(|call| call.signature.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
     }
     if let Some(reason) = expect.get("stop_reason") {
         differences.check(
