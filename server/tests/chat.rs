@@ -526,6 +526,36 @@ async fn regenerate_and_edit_replace_what_followed() {
         assert_eq!(texts, ["One, edited", "third"]);
         let request = setup.local.received().last().unwrap().json();
         assert_eq!(request["messages"][1]["content"], "One, edited");
+
+        // A mode that refuses the resend (async is not here yet) changes nothing: neither the
+        // edit nor the answer after it.
+        setup
+            .services
+            .set_conversation_mode(&setup.user, conversation, "async")
+            .await
+            .unwrap();
+        let refused = setup
+            .services
+            .edit_and_resend(&setup.user, sent.question.message.id, "One, edited twice")
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("coming"), "{refused}");
+        let refused = setup
+            .services
+            .regenerate(&setup.user, edited.answer.message.id)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("coming"), "{refused}");
+        let (_, messages) = setup
+            .services
+            .conversation(&setup.user, conversation)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = messages
+            .iter()
+            .map(|message| message.message.content.as_str())
+            .collect();
+        assert_eq!(texts, ["One, edited", "third"]);
     }
 }
 

@@ -675,7 +675,9 @@ impl Services {
             .find(|message| message.role == MessageRole::User)
             .cloned()
             .ok_or_else(|| Error::Invalid("This answer has no question to answer again.".into()))?;
-        self.replace_after(user, &conversation, question).await
+        let mode = self.usable_mode(user, &conversation.mode).await?;
+        self.replace_after(user, &conversation, mode, question)
+            .await
     }
 
     /// Changes the text of one of the user's messages and answers it again; what came after
@@ -693,6 +695,8 @@ impl Services {
                 "Only your own messages can be edited.".into(),
             ));
         }
+        // A resend the mode refuses changes nothing: the edit is kept only with its new answer.
+        let mode = self.usable_mode(user, &conversation.mode).await?;
         self.database
             .update_message(message.id, Some(text.clone()), None, None, Utc::now())
             .await?;
@@ -701,7 +705,7 @@ impl Services {
             ..message
         };
         let answer = self
-            .replace_after(user, &conversation, question.clone())
+            .replace_after(user, &conversation, mode, question.clone())
             .await?;
         Ok(Sent {
             question: question.into(),
@@ -709,14 +713,15 @@ impl Services {
         })
     }
 
-    /// Deletes what follows `question` and starts a new answer to it.
+    /// Deletes what follows `question` and starts a new answer to it in `mode` (checked by the
+    /// caller before it changed anything).
     async fn replace_after(
         &self,
         user: &AuthenticatedUser,
         conversation: &conversations::Model,
+        mode: Mode,
         question: messages::Model,
     ) -> Result<ChatMessage, Error> {
-        let mode = self.usable_mode(user, &conversation.mode).await?;
         self.live.stop_conversation(conversation.id);
         self.database
             .delete_messages_after(conversation.id, &question)
