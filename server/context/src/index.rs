@@ -133,11 +133,11 @@ struct SharedTags {
 }
 
 impl SharedTags {
-    fn new<C: AsRef<[u8]>>(files: &[(String, C)], hashes: &[u64]) -> SharedTags {
+    fn new<P: AsRef<str>, C: AsRef<[u8]>>(files: &[(P, C)], hashes: &[u64]) -> SharedTags {
         let mut seen = FxHashSet::default();
         let mut shared = FxHashSet::default();
         for ((path, content), hash) in files.iter().zip(hashes) {
-            if let Some(language) = Language::of_path(path) {
+            if let Some(language) = Language::of_path(path.as_ref()) {
                 let key = (language, *hash, content.as_ref().len());
                 if !seen.insert(key) {
                     shared.insert(key);
@@ -168,13 +168,78 @@ impl SharedTags {
     }
 }
 
+/// [`read`]s many files at once on `workers` threads, counting finished files in `progress`;
+/// the results come in the order of `files`. Files with the same content and language (copies,
+/// several versions of one library side by side) are parsed once.
+pub fn read_all<P: AsRef<str> + Sync, C: AsRef<[u8]> + Sync>(
+    files: &[(P, C)],
+    rules: &IgnoreRules,
+    workers: usize,
+    progress: &AtomicUsize,
+) -> Vec<Result<FileEntry, Exclusion>> {
+    let hashes: Vec<u64> = files
+        .iter()
+        .map(|(_, content)| content_hash(content.as_ref()))
+        .collect();
+    let shared = SharedTags::new(files, &hashes);
+    let next = AtomicUsize::new(0);
+    let finished: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let position = next.fetch_add(1, Ordering::Relaxed);
+                        let (Some((path, content)), Some(&hash)) =
+                            (files.get(position), hashes.get(position))
+                        else {
+                            break;
+                        };
+                        let read = read_with(
+                            path.as_ref(),
+                            content.as_ref(),
+                            hash,
+                            rules,
+                            |language, text| shared.tags(language, text, hash),
+                        );
+                        done.push((position, read));
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| handle.join().ok())
+            .collect()
+    });
+    let mut results: Vec<Option<Result<FileEntry, Exclusion>>> =
+        std::iter::repeat_with(|| None).take(files.len()).collect();
+    for (position, read) in finished.into_iter().flatten() {
+        results[position] = Some(read);
+    }
+    // A worker that panicked leaves its files unread: they count as unparsable text.
+    results
+        .into_iter()
+        .zip(files)
+        .map(|(read, (path, content))| {
+            read.unwrap_or_else(|| {
+                read_with(path.as_ref(), content.as_ref(), 0, rules, |_, _| {
+                    FileTags::default()
+                })
+            })
+        })
+        .collect()
+}
+
 impl Index {
     pub fn new() -> Index {
         Index::default()
     }
 
-    /// Indexes many files at once on `workers` threads, counting finished files in `progress`.
-    /// Ignore files among them apply to all the others.
+    /// Indexes many files at once on `workers` threads, counting finished files in `progress`
+    /// (see [`read_all`]). Ignore files among them apply to all the others.
     pub fn build<C: AsRef<[u8]> + Sync>(
         files: &[(String, C)],
         workers: usize,
@@ -189,49 +254,13 @@ impl Index {
                 })
                 .flatten()
         }));
-        let hashes: Vec<u64> = files
-            .iter()
-            .map(|(_, content)| content_hash(content.as_ref()))
-            .collect();
-        let shared = SharedTags::new(files, &hashes);
-        let next = AtomicUsize::new(0);
-        let results: Vec<Vec<(usize, Result<FileEntry, Exclusion>)>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..workers.max(1))
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            loop {
-                                let position = next.fetch_add(1, Ordering::Relaxed);
-                                let Some((path, content)) = files.get(position) else {
-                                    break;
-                                };
-                                let hash = hashes[position];
-                                let read = read_with(
-                                    path,
-                                    content.as_ref(),
-                                    hash,
-                                    &rules,
-                                    |language, text| shared.tags(language, text, hash),
-                                );
-                                done.push((position, read));
-                                progress.fetch_add(1, Ordering::Relaxed);
-                            }
-                            done
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .filter_map(|handle| handle.join().ok())
-                    .collect()
-            });
+        let results = read_all(files, &rules, workers, progress);
         let mut index = Index {
             ignore_rules: Arc::new(rules),
             ..Index::default()
         };
-        for (position, result) in results.into_iter().flatten() {
-            let path = files[position].0.clone();
+        for ((path, _), result) in files.iter().zip(results) {
+            let path = path.clone();
             match result {
                 Ok(entry) => {
                     let names = index.interner.file_names(&entry);

@@ -405,35 +405,23 @@ fn reconcile(entry: &ProjectIndex, files: Vec<db::tables::files::Model>) {
     entry.done.store(0, Ordering::Relaxed);
     entry.set_phase(IndexPhase::Indexing);
     let workers = std::thread::available_parallelism().map_or(1, |count| count.get());
-    let next = AtomicUsize::new(0);
-    let results: Vec<(String, Result<index::FileEntry, Exclusion>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let position = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(file) = work.get(position) else {
-                            break;
-                        };
-                        let read = if file.is_binary {
-                            Err(Exclusion::Binary)
-                        } else {
-                            index::read(&file.path, file.content.as_bytes(), &rules)
-                        };
-                        done.push((file.path.clone(), read));
-                        entry.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|handle| handle.join().ok())
-            .flatten()
-            .collect()
-    });
+    let (binary, text): (Vec<_>, Vec<_>) = work.into_iter().partition(|file| file.is_binary);
+    let contents: Vec<(&str, &[u8])> = text
+        .iter()
+        .map(|file| (file.path.as_str(), file.content.as_bytes()))
+        .collect();
+    let read = index::read_all(&contents, &rules, workers, &entry.done);
+    entry.done.fetch_add(binary.len(), Ordering::Relaxed);
+    let results: Vec<(String, Result<index::FileEntry, Exclusion>)> = text
+        .iter()
+        .map(|file| file.path.clone())
+        .zip(read)
+        .chain(
+            binary
+                .iter()
+                .map(|file| (file.path.clone(), Err(Exclusion::Binary))),
+        )
+        .collect();
     let skip: HashSet<String> = {
         let changed = match entry.changed_during_build.lock() {
             Ok(changed) => changed,
