@@ -126,6 +126,19 @@ impl Setup {
         message.into()
     }
 
+    /// The text of every message of a conversation, in order.
+    async fn texts(&self, conversation: ConversationId) -> Vec<String> {
+        let (_, messages) = self
+            .services
+            .conversation(&self.user, conversation)
+            .await
+            .unwrap();
+        messages
+            .into_iter()
+            .map(|message| message.message.content)
+            .collect()
+    }
+
     /// Waits until the answer is no longer generated, then reads it.
     async fn finished(&self, id: MessageId) -> ChatMessage {
         if let AnswerFeed::Live(events) = self.follow(id, 0).await {
@@ -514,16 +527,7 @@ async fn regenerate_and_edit_replace_what_followed() {
             .await
             .unwrap();
         setup.finished(edited.answer.message.id).await;
-        let (_, messages) = setup
-            .services
-            .conversation(&setup.user, conversation)
-            .await
-            .unwrap();
-        let texts: Vec<&str> = messages
-            .iter()
-            .map(|message| message.message.content.as_str())
-            .collect();
-        assert_eq!(texts, ["One, edited", "third"]);
+        assert_eq!(setup.texts(conversation).await, ["One, edited", "third"]);
         let request = setup.local.received().last().unwrap().json();
         assert_eq!(request["messages"][1]["content"], "One, edited");
 
@@ -546,16 +550,7 @@ async fn regenerate_and_edit_replace_what_followed() {
             .await
             .unwrap_err();
         assert!(refused.to_string().contains("coming"), "{refused}");
-        let (_, messages) = setup
-            .services
-            .conversation(&setup.user, conversation)
-            .await
-            .unwrap();
-        let texts: Vec<&str> = messages
-            .iter()
-            .map(|message| message.message.content.as_str())
-            .collect();
-        assert_eq!(texts, ["One, edited", "third"]);
+        assert_eq!(setup.texts(conversation).await, ["One, edited", "third"]);
     }
 }
 
