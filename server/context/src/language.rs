@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use tree_sitter::{Language as Grammar, Query};
+use tree_sitter::Language as Grammar;
+
+use crate::patterns::TagsQuery;
 
 /// TypeScript declarations the grammar's `tags.scm` leaves to JavaScript's.
 const TYPESCRIPT_DECLARATIONS: &str = r#"
@@ -118,8 +120,8 @@ impl Language {
     }
 
     /// The compiled tags query, built once per language and shared by every thread.
-    pub fn tags_query(self) -> Option<&'static Query> {
-        static QUERIES: [OnceLock<Option<Query>>; 9] = [
+    pub fn tags_query(self) -> Option<&'static TagsQuery> {
+        static QUERIES: [OnceLock<Option<TagsQuery>>; 9] = [
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -131,14 +133,22 @@ impl Language {
             OnceLock::new(),
         ];
         let slot = &QUERIES[self as usize];
-        slot.get_or_init(|| match Query::new(&self.grammar(), &self.tags_source()) {
-            Ok(query) => Some(query),
-            Err(error) => {
-                tracing::error!(language = self.name(), %error, "the tags query does not compile");
-                None
-            }
-        })
+        slot.get_or_init(
+            || match TagsQuery::new(&self.grammar(), &self.tags_source()) {
+                Ok(query) => Some(query),
+                Err(error) => {
+                    tracing::error!(language = self.name(), %error, "the tags query does not compile");
+                    None
+                }
+            },
+        )
         .as_ref()
+    }
+
+    /// The tags query with every pattern left to the query engine (to check the walk by).
+    #[doc(hidden)]
+    pub fn tags_query_without_walk(self) -> Option<TagsQuery> {
+        TagsQuery::without_walk(&self.grammar(), &self.tags_source()).ok()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod index;
 pub mod language;
 pub mod manifest;
 pub mod map;
+pub mod patterns;
 pub mod rank;
 pub mod tags;
 pub mod tokens;

@@ -8,6 +8,7 @@ use streaming_iterator::StreamingIterator;
 use tree_sitter::{Node, Parser, QueryCursor};
 
 use crate::language::Language;
+use crate::patterns::{Role, TagsQuery};
 
 /// Longest signature line kept (characters).
 const SIGNATURE_CHARS: usize = 160;
@@ -40,7 +41,11 @@ thread_local! {
 
 /// The tags of one file's source; `None` when the grammar could not parse it in time.
 pub fn extract(language: Language, source: &str) -> Option<FileTags> {
-    let query = language.tags_query()?;
+    extract_with(language, language.tags_query()?, source)
+}
+
+/// The tags of one file's source found with `tags` (see [`Language::tags_query`]).
+pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Option<FileTags> {
     let tree = PARSER.with(|parser| {
         let mut parser = parser.borrow_mut();
         parser.set_language(&language.grammar()).ok()?;
@@ -49,43 +54,55 @@ pub fn extract(language: Language, source: &str) -> Option<FileTags> {
         parser.parse(source, None)
     })?;
     let bytes = source.as_bytes();
-    let capture_names = query.capture_names();
-    let mut definitions = Vec::new();
+    // With the index of the pattern that found them.
+    let mut definitions: Vec<(usize, Definition)> = Vec::new();
     let mut references: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(query, tree.root_node(), bytes);
-    while let Some(found) = matches.next() {
-        let mut name = None;
-        let mut role = None;
-        for capture in found.captures {
-            let capture_name = capture_names[capture.index as usize];
-            if capture_name == "name" {
-                name = Some(capture.node);
-            } else if let Some(kind) = capture_name.strip_prefix("definition.") {
-                role = Some((true, kind));
-            } else if let Some(kind) = capture_name.strip_prefix("reference.") {
-                role = Some((false, kind));
-            }
-        }
-        let (Some(node), Some((is_definition, kind))) = (name, role) else {
-            continue;
-        };
+    let mut add = |pattern: usize, role: &Role, node: Node<'_>| {
         let Ok(text) = node.utf8_text(bytes) else {
-            continue;
+            return;
         };
         if text.is_empty() {
-            continue;
+            return;
         }
-        if is_definition {
+        if role.is_definition {
             let line = node.start_position().row;
-            definitions.push(Definition {
-                name: text.to_owned(),
-                kind: kind.to_owned(),
-                line: u32::try_from(line).unwrap_or(u32::MAX),
-                signature: signature_at(source, node),
-            });
+            definitions.push((
+                pattern,
+                Definition {
+                    name: text.to_owned(),
+                    kind: role.kind.clone(),
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    signature: signature_at(source, node),
+                },
+            ));
         } else {
             *references.entry(text).or_default() += 1;
+        }
+    };
+    tags.walk(tree.root_node(), &mut add);
+    if tags.query_needed() {
+        let query = tags.query();
+        let roles: Vec<Option<Role>> = query
+            .capture_names()
+            .iter()
+            .map(|name| Role::of_capture(name))
+            .collect();
+        let name_capture = query.capture_index_for_name("name");
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(query, tree.root_node(), bytes);
+        while let Some(found) = matches.next() {
+            let mut name = None;
+            let mut role = None;
+            for capture in found.captures {
+                if Some(capture.index) == name_capture {
+                    name = Some(capture.node);
+                } else if let Some(Some(found_role)) = roles.get(capture.index as usize) {
+                    role = Some(found_role);
+                }
+            }
+            if let (Some(node), Some(role)) = (name, role) {
+                add(found.pattern_index, role, node);
+            }
         }
     }
     // Some grammars' tags queries list definitions only (C and C++): then every identifier
@@ -93,8 +110,19 @@ pub fn extract(language: Language, source: &str) -> Option<FileTags> {
     if references.is_empty() && !definitions.is_empty() {
         collect_identifiers(tree.root_node(), bytes, &mut references);
     }
-    definitions.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.name.cmp(&b.name)));
-    definitions.dedup_by(|a, b| a.line == b.line && a.name == b.name);
+    // A name that two patterns give a kind keeps the kind of the one listed first in the query
+    // (the more specific: a method before a function).
+    definitions.sort_by(|(a_pattern, a), (b_pattern, b)| {
+        a.line
+            .cmp(&b.line)
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a_pattern.cmp(b_pattern))
+    });
+    definitions.dedup_by(|(_, a), (_, b)| a.line == b.line && a.name == b.name);
+    let definitions = definitions
+        .into_iter()
+        .map(|(_, definition)| definition)
+        .collect();
     let mut references: Vec<(String, u32)> = references
         .into_iter()
         .map(|(name, count)| (name.to_owned(), count))

@@ -222,3 +222,85 @@ fn broken_source_still_yields_what_parses() {
             .any(|definition| definition.name == "good")
     );
 }
+
+/// Every file of this repository in a language the index knows, with its language.
+fn repository_sources() -> Vec<(std::path::PathBuf, Language)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut found = Vec::new();
+    let mut folders = vec![root];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.')
+                    && !["target", "node_modules", "test-results"].contains(&name.as_str())
+                {
+                    folders.push(path);
+                }
+            } else if let Some(language) = Language::of_path(&name) {
+                found.push((path, language));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_walk_finds_what_the_query_engine_finds() {
+    let mut sources: Vec<(String, Language, String)> = CASES
+        .iter()
+        .filter_map(|case| {
+            Some((
+                case.path.to_owned(),
+                Language::of_path(case.path)?,
+                case.source.to_owned(),
+            ))
+        })
+        .collect();
+    for (path, language) in repository_sources() {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            sources.push((path.display().to_string(), language, text));
+        }
+    }
+    let languages: std::collections::HashSet<Language> =
+        sources.iter().map(|(_, language, _)| *language).collect();
+    assert_eq!(
+        languages.len(),
+        Language::ALL.len(),
+        "a language has no source to check"
+    );
+    assert!(sources.len() > 100, "only {} sources found", sources.len());
+    for (path, language, text) in &sources {
+        let walked = language
+            .tags_query()
+            .unwrap_or_else(|| panic!("{language:?}"));
+        let engine = language
+            .tags_query_without_walk()
+            .unwrap_or_else(|| panic!("{language:?}"));
+        assert_eq!(
+            context::tags::extract_with(*language, walked, text),
+            context::tags::extract_with(*language, &engine, text),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn typescript_tags_need_no_query_engine() {
+    // Its tags patterns are all of the simple kind, so a file is walked once after parsing.
+    for language in [Language::TypeScript, Language::Tsx] {
+        let tags = language
+            .tags_query()
+            .unwrap_or_else(|| panic!("{language:?}"));
+        assert!(!tags.query_needed(), "{language:?}");
+    }
+    assert!(
+        Language::Rust
+            .tags_query()
+            .is_some_and(|tags| tags.query_needed())
+    );
+}
