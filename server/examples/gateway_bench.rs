@@ -36,6 +36,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -1029,6 +1030,12 @@ fn start_mock(threads: usize, config: MockConfig) -> Result<u16> {
                     .route("/v1/models", get(mock_models))
                     .with_state(Arc::new(config));
                 ready_sender.send(Ok(())).ok();
+                // As a provider's server, each chunk goes out as soon as it is written.
+                let listener = listener.tap_io(|connection| {
+                    if let Err(error) = connection.set_nodelay(true) {
+                        eprintln!("TCP_NODELAY could not be set: {error}");
+                    }
+                });
                 if let Err(error) = axum::serve(listener, app).await {
                     eprintln!("the mock upstream stopped: {error}");
                 }

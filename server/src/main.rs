@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use axum::serve::ListenerExt;
 use clap::Parser;
 use server::config::{Command, Config, LogFormat};
 use server::{AppState, Metrics};
@@ -80,7 +81,14 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let router = server::router(state);
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?
+        // Streamed answers are many small writes: each goes out at once, not when the previous
+        // one is acknowledged.
+        .tap_io(|connection| {
+            if let Err(error) = connection.set_nodelay(true) {
+                tracing::warn!(%error, "TCP_NODELAY could not be set on a connection");
+            }
+        });
     tracing::info!(
         "listening on http://{address} (started in {} ms)",
         started.elapsed().as_millis()
