@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use tree_sitter::Language as Grammar;
 
-use crate::patterns::TagsQuery;
+use crate::patterns::{Split, TagsQuery};
 
 /// TypeScript declarations the grammar's `tags.scm` leaves to JavaScript's.
 const TYPESCRIPT_DECLARATIONS: &str = r#"
@@ -145,10 +145,11 @@ impl Language {
         .as_ref()
     }
 
-    /// The tags query with every pattern left to the query engine (to check the walk by).
+    /// The tags query split between the walk and the engine as `split` says (to check one
+    /// against the other).
     #[doc(hidden)]
-    pub fn tags_query_without_walk(self) -> Option<TagsQuery> {
-        TagsQuery::without_walk(&self.grammar(), &self.tags_source()).ok()
+    pub fn tags_query_split(self, split: Split) -> Option<TagsQuery> {
+        TagsQuery::split(&self.grammar(), &self.tags_source(), split).ok()
     }
 }
 

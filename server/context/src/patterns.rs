@@ -38,6 +38,17 @@ impl Role {
     }
 }
 
+/// Which simple patterns the walk takes from the query engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// None: the engine runs every pattern.
+    Never,
+    /// All of them when every pattern is simple; otherwise none.
+    WhenAllSimple,
+    /// Every simple pattern, the engine running the rest.
+    EverySimplePattern,
+}
+
 /// `(parent field: (child) @name) @role`, or without the field.
 #[derive(Clone, Debug)]
 struct DirectPattern {
@@ -60,38 +71,47 @@ pub struct TagsQuery {
 }
 
 impl TagsQuery {
+    /// The walk takes the simple patterns when they are all there is: it makes the engine's own
+    /// walk of every node unnecessary. Beside the engine it would only add a second walk.
     pub fn new(grammar: &Grammar, source: &str) -> Result<TagsQuery, QueryError> {
-        TagsQuery::build(grammar, source, true)
+        TagsQuery::build(grammar, source, Split::WhenAllSimple)
     }
 
-    /// Every pattern left to the query engine: what the walk is checked against.
-    pub fn without_walk(grammar: &Grammar, source: &str) -> Result<TagsQuery, QueryError> {
-        TagsQuery::build(grammar, source, false)
+    /// The tags query split as `split` says (to check the walk against the engine).
+    #[doc(hidden)]
+    pub fn split(grammar: &Grammar, source: &str, split: Split) -> Result<TagsQuery, QueryError> {
+        TagsQuery::build(grammar, source, split)
     }
 
-    fn build(grammar: &Grammar, source: &str, walk: bool) -> Result<TagsQuery, QueryError> {
+    fn build(grammar: &Grammar, source: &str, split: Split) -> Result<TagsQuery, QueryError> {
         let mut query = Query::new(grammar, source)?;
+        let simple: Vec<Option<(u16, DirectPattern)>> = (0..query.pattern_count())
+            .map(|index| {
+                let text =
+                    &source[query.start_byte_for_pattern(index)..query.end_byte_for_pattern(index)];
+                let plain = query.general_predicates(index).is_empty()
+                    && query.property_predicates(index).is_empty()
+                    && query.property_settings(index).is_empty();
+                simple_pattern(text)
+                    .filter(|_| plain)
+                    .and_then(|simple| resolve(grammar, &simple, index))
+                    .filter(|(parent, _)| usize::from(*parent) < grammar.node_kind_count())
+            })
+            .collect();
+        let walk = match split {
+            Split::Never => false,
+            Split::WhenAllSimple => simple.iter().all(Option::is_some),
+            Split::EverySimplePattern => true,
+        };
         let mut direct: Vec<Vec<DirectPattern>> = vec![Vec::new(); grammar.node_kind_count()];
         let mut query_needed = false;
-        for index in 0..query.pattern_count() {
-            let text =
-                &source[query.start_byte_for_pattern(index)..query.end_byte_for_pattern(index)];
-            let plain = query.general_predicates(index).is_empty()
-                && query.property_predicates(index).is_empty()
-                && query.property_settings(index).is_empty();
-            match simple_pattern(text)
-                .filter(|_| plain && walk)
-                .and_then(|simple| resolve(grammar, &simple, index))
-            {
-                Some((parent, pattern)) => {
-                    if let Some(slot) = direct.get_mut(usize::from(parent)) {
-                        slot.push(pattern);
-                        query.disable_pattern(index);
-                    } else {
-                        query_needed = true;
-                    }
+        for (index, found) in simple.into_iter().enumerate() {
+            match found {
+                Some((parent, pattern)) if walk => {
+                    direct[usize::from(parent)].push(pattern);
+                    query.disable_pattern(index);
                 }
-                None => query_needed = true,
+                _ => query_needed = true,
             }
         }
         Ok(TagsQuery {
@@ -106,6 +126,11 @@ impl TagsQuery {
         &self.query
     }
 
+    /// Whether the walk takes any pattern.
+    pub fn walks(&self) -> bool {
+        self.direct.iter().any(|patterns| !patterns.is_empty())
+    }
+
     /// Whether the engine has patterns left to run.
     pub fn query_needed(&self) -> bool {
         self.query_needed
@@ -118,7 +143,7 @@ impl TagsQuery {
         root: Node<'tree>,
         mut found: impl FnMut(usize, &Role, Node<'tree>),
     ) {
-        if self.direct.iter().all(Vec::is_empty) {
+        if !self.walks() {
             return;
         }
         let mut cursor = root.walk();

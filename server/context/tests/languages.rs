@@ -1,6 +1,7 @@
 //! Definitions and references found in small files of each language.
 
 use context::Language;
+use context::patterns::Split;
 use context::tags::extract;
 
 struct Case {
@@ -274,16 +275,28 @@ fn the_walk_finds_what_the_query_engine_finds() {
         "a language has no source to check"
     );
     assert!(sources.len() > 100, "only {} sources found", sources.len());
+    let split = |language: Language, split: Split| {
+        language
+            .tags_query_split(split)
+            .unwrap_or_else(|| panic!("{language:?}"))
+    };
     for (path, language, text) in &sources {
-        let walked = language
+        let engine = split(*language, Split::Never);
+        let expected = context::tags::extract_with(*language, &engine, text);
+        // In every language, with the walk taking every simple pattern it can.
+        let walked = split(*language, Split::EverySimplePattern);
+        assert_eq!(
+            context::tags::extract_with(*language, &walked, text),
+            expected,
+            "{path}"
+        );
+        // And as the index runs it.
+        let used = language
             .tags_query()
             .unwrap_or_else(|| panic!("{language:?}"));
-        let engine = language
-            .tags_query_without_walk()
-            .unwrap_or_else(|| panic!("{language:?}"));
         assert_eq!(
-            context::tags::extract_with(*language, walked, text),
-            context::tags::extract_with(*language, &engine, text),
+            context::tags::extract_with(*language, used, text),
+            expected,
             "{path}"
         );
     }
@@ -298,9 +311,10 @@ fn typescript_tags_need_no_query_engine() {
             .unwrap_or_else(|| panic!("{language:?}"));
         assert!(!tags.query_needed(), "{language:?}");
     }
-    assert!(
-        Language::Rust
-            .tags_query()
-            .is_some_and(|tags| tags.query_needed())
-    );
+    // Rust's has nested patterns: the engine runs them all, without a second walk beside it.
+    let rust = Language::Rust
+        .tags_query()
+        .unwrap_or_else(|| panic!("rust"));
+    assert!(rust.query_needed());
+    assert!(!rust.walks());
 }
