@@ -275,30 +275,26 @@ fn tokens(text: &str) -> Option<Vec<Token<'_>>> {
 }
 
 fn simple_pattern(text: &str) -> Option<SimplePattern<'_>> {
-    let tokens = tokens(text)?;
-    let (parent, field, child, name, role) = match tokens.as_slice() {
-        [
-            Token::Open,
-            Token::Word(parent),
-            Token::Field(field),
-            Token::Open,
-            Token::Word(child),
-            Token::Close,
-            Token::Capture(name),
-            Token::Close,
-            Token::Capture(role),
-        ] => (*parent, Some(*field), *child, *name, *role),
-        [
-            Token::Open,
-            Token::Word(parent),
-            Token::Open,
-            Token::Word(child),
-            Token::Close,
-            Token::Capture(name),
-            Token::Close,
-            Token::Capture(role),
-        ] => (*parent, None, *child, *name, *role),
-        _ => return None,
+    let mut tokens = tokens(text)?;
+    let field = match tokens.get(2) {
+        Some(&Token::Field(field)) => {
+            tokens.remove(2);
+            Some(field)
+        }
+        _ => None,
+    };
+    let [
+        Token::Open,
+        Token::Word(parent),
+        Token::Open,
+        Token::Word(child),
+        Token::Close,
+        Token::Capture(name),
+        Token::Close,
+        Token::Capture(role),
+    ] = *tokens.as_slice()
+    else {
+        return None;
     };
     // `_` is the wildcard; a name captured as anything else is not a tag.
     if name != "name" || parent == "_" || child == "_" {
