@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
@@ -145,6 +148,20 @@ impl Database {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`), waiting for it under the busy timeout: a deferred transaction that
+    /// reads first and writes later fails at once with "database is locked" when another
+    /// connection wrote in between, and no busy timeout helps it. Postgres ignores the mode.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, Error> {
+        self.connection
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(Error::Query)
     }
 
     pub fn pool_statistics(&self) -> PoolStatistics {

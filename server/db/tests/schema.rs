@@ -447,3 +447,39 @@ async fn an_unsupported_url_is_a_clear_error() {
         .unwrap_err();
     assert!(error.to_string().contains("expected sqlite://"), "{error}");
 }
+
+/// Many sign-ups at once: each reads (is this the first user?) and then writes. On SQLite a
+/// transaction that starts deferred and upgrades to a writer fails at once with "database is
+/// locked" when another connection wrote in between; write transactions take the lock at BEGIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_write_transactions_wait_for_each_other() {
+    for backend in backends() {
+        let test_database = TestDatabase::migrated(backend).await;
+        let mut sign_ups = tokio::task::JoinSet::new();
+        for number in 0..24 {
+            let database = test_database.database.clone();
+            sign_ups.spawn(async move {
+                database
+                    .create_user(
+                        db::NewUser {
+                            email: format!("person{number}@example.com"),
+                            name: format!("Person {number}"),
+                            password_hash: "hash".into(),
+                        },
+                        Utc::now(),
+                    )
+                    .await
+            });
+        }
+        let mut admins = 0;
+        while let Some(joined) = sign_ups.join_next().await {
+            let user = joined
+                .expect("the task ran")
+                .unwrap_or_else(|error| panic!("{backend:?}: a sign-up failed: {error}"));
+            if user.role == users::Role::Admin {
+                admins += 1;
+            }
+        }
+        assert_eq!(admins, 1, "{backend:?}: exactly the first account is admin");
+    }
+}

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::ids::{ConversationId, MessageId, ModeId, ProjectId, UserId};
@@ -313,7 +313,7 @@ impl Database {
         new: Vec<NewMessage>,
         now: DateTime<Utc>,
     ) -> Result<Vec<messages::Model>, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let mut stored = Vec::with_capacity(new.len());
         for (index, message) in new.into_iter().enumerate() {
             // Messages of one call get increasing timestamps so that their order never rests

@@ -111,8 +111,7 @@ impl Database {
         mut reencrypt: impl FnMut(&provider_credentials::Model, &[u8]) -> Result<Vec<u8>, E>,
         now: DateTime<Utc>,
     ) -> Result<Result<usize, E>, Error> {
-        use sea_orm::TransactionTrait;
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let rows = provider_credentials::Entity::find()
             .filter(provider_credentials::Column::EncryptedKey.is_not_null())
             .all(&transaction)

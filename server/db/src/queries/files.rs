@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::ids::{FileId, FileRevisionId, FolderId, ProjectId, UserId};
@@ -202,7 +202,7 @@ impl Database {
         authorship: Authorship,
         now: DateTime<Utc>,
     ) -> Result<Result<files::Model, TreeConflict>, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let paths = PathsInProject::load(&transaction, project).await?;
         if let Err(conflict) = paths.check_free(path) {
             return Ok(Err(conflict));
@@ -222,7 +222,7 @@ impl Database {
         path: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<(), TreeConflict>, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let paths = PathsInProject::load(&transaction, project).await?;
         if let Err(conflict) = paths.check_free(path) {
             return Ok(Err(conflict));
@@ -247,7 +247,7 @@ impl Database {
         authorship: Authorship,
         now: DateTime<Utc>,
     ) -> Result<Option<SaveOutcome>, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let size = body.size();
         let (content, binary_content) = body.into_columns();
         let is_binary = binary_content.is_some();
@@ -300,7 +300,7 @@ impl Database {
         if is_under(to, from) {
             return Ok(Err(TreeConflict::IntoItself));
         }
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let paths = PathsInProject::load(&transaction, project).await?;
         if !paths.files.contains_key(from) && !paths.folders.contains_key(from) {
             return Ok(Err(TreeConflict::Missing(from.to_owned())));
@@ -342,7 +342,7 @@ impl Database {
         path: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let paths = PathsInProject::load(&transaction, project).await?;
         let file_ids: Vec<FileId> = paths
             .files
@@ -523,7 +523,7 @@ impl Database {
         authorship: Authorship,
     ) -> Result<projects::Model, Error> {
         let now = project.created_at;
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         let project = projects::ActiveModel::from(project)
             .insert(&transaction)
             .await?;

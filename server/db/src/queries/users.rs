@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, SqlErr,
 };
 
 use crate::ids::UserId;
@@ -26,7 +26,7 @@ impl Database {
         new_user: NewUser,
         now: DateTime<Utc>,
     ) -> Result<users::Model, Error> {
-        let transaction = self.connection().begin().await?;
+        let transaction = self.begin_write().await?;
         if self.backend() == Backend::Postgres {
             // Two first sign-ups at once must not both become admin.
             transaction
