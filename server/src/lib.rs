@@ -8,6 +8,7 @@ pub mod chat_stream;
 pub mod config;
 mod health;
 mod http_layers;
+pub mod listen;
 mod metrics;
 pub mod openai_api;
 pub mod project_archives;

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use axum::serve::ListenerExt;
 use clap::Parser;
 use server::config::{Command, Config, LogFormat};
 use server::{AppState, Metrics};
@@ -81,24 +80,12 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let router = server::router(state);
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?
-        // Streamed answers are many small writes: each goes out at once, not when the previous
-        // one is acknowledged.
-        .tap_io(|connection| {
-            if let Err(error) = connection.set_nodelay(true) {
-                tracing::warn!(%error, "TCP_NODELAY could not be set on a connection");
-            }
-        });
+        .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
     tracing::info!(
         "listening on http://{address} (started in {} ms)",
         started.elapsed().as_millis()
     );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    server::listen::serve(listener, router, shutdown_signal()).await;
     // Usage rows still queued for the writer go in before the database closes.
     services.flush_usage().await;
     database.close().await?;
