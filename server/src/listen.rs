@@ -1,8 +1,8 @@
 //! The accept loop: every connection is HTTP/1.1 with keep-alive, served by hyper directly (no
-//! upgrades: nothing here uses WebSockets). Browsers reach a self-hosted instance through a reverse proxy or plain HTTP/1.1; a
-//! connection that may also speak HTTP/2 costs more memory per open stream, and streamed answers
-//! keep many connections open. A client that sends no complete request head within
-//! [`HEADER_READ_TIMEOUT`] is disconnected (slow-loris).
+//! upgrades: nothing here uses WebSockets). Browsers reach a self-hosted instance through a
+//! reverse proxy or plain HTTP/1.1; a connection that may also speak HTTP/2 costs more memory per
+//! open stream, and streamed answers keep many connections open. A client that sends no complete
+//! request head within the header limit (30 s) is disconnected (slow-loris).
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,18 +15,41 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// How long a client may take to send a request's head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long open connections get to finish once shutdown began.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The time limits of [`serve_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long a client may take to send a request's head.
+    pub header_read: Duration,
+    /// How long open connections get to finish once shutdown began.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open connections finish
-/// (at most [`SHUTDOWN_GRACE`]). Handlers see the peer's address as `ConnectInfo<SocketAddr>`.
+/// (see [`Limits`]). Handlers see the peer's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, router, shutdown, Limits::default()).await;
+}
+
+/// [`serve`] with other limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_read);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -63,8 +86,11 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("connections still open {} s after shutdown began", SHUTDOWN_GRACE.as_secs());
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(
+                "connections still open {} s after shutdown began",
+                limits.shutdown_grace.as_secs()
+            );
         }
     }
 }
