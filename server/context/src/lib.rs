@@ -19,6 +19,7 @@ pub mod patterns;
 pub mod rank;
 pub mod tags;
 pub mod tokens;
+pub mod typescript;
 
 pub use index::{Change, Index};
 pub use language::Language;

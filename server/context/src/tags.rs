@@ -1,5 +1,6 @@
 //! Definitions and references of one file, found with its grammar's tags query.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use rustc_hash::FxHashMap;
@@ -9,6 +10,7 @@ use tree_sitter::{Node, Parser, QueryCursor};
 
 use crate::language::Language;
 use crate::patterns::{Role, TagsQuery};
+use crate::typescript;
 
 /// Longest signature line kept (characters).
 const SIGNATURE_CHARS: usize = 160;
@@ -46,12 +48,19 @@ pub fn extract(language: Language, source: &str) -> Option<FileTags> {
 
 /// The tags of one file's source found with `tags` (see [`Language::tags_query`]).
 pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Option<FileTags> {
+    // The parsed text differs from `source` only where the grammar needs help; offsets agree, so
+    // names and signatures are read from `source`.
+    let parsed = match language {
+        Language::TypeScript => typescript::repair(source, false),
+        Language::Tsx => typescript::repair(source, true),
+        _ => Cow::Borrowed(source),
+    };
     let tree = PARSER.with(|parser| {
         let mut parser = parser.borrow_mut();
         parser.set_language(&language.grammar()).ok()?;
         #[allow(deprecated)]
         parser.set_timeout_micros(PARSE_TIMEOUT_MICROS);
-        parser.parse(source, None)
+        parser.parse(parsed.as_ref(), None)
     })?;
     let bytes = source.as_bytes();
     // With the index of the pattern that found them.

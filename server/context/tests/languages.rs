@@ -205,6 +205,80 @@ fn a_definition_keeps_its_line_and_signature() {
     assert_eq!(answer.signature, "pub fn answer(question: &str) -> u32 {");
 }
 
+/// TypeScript the grammar needs help with (see `context::typescript`): without it, error recovery
+/// swallows these definitions.
+#[test]
+fn modern_typescript_keeps_its_definitions_and_signatures() {
+    let source = r#"
+export type * from "./Schedule.ts"
+export interface Effect<out A, out E = never, in R = never> extends Pipeable {
+  readonly value: A
+}
+export const clamp: {
+  <Min extends Bound, Max extends Bound>(
+    options: { readonly minimum: Min; readonly maximum: Max }
+  ): <A extends Bound>(self: A) => A | Min | Max
+  <A extends Bound, Min extends Bound, Max extends Bound>(
+    self: A,
+    options: { readonly minimum: Min; readonly maximum: Max }
+  ): A | Min | Max
+} = makeClamp(order)
+export function makeClamp(order: Order): Clamp { return order }
+export class Scheduler<in out T> { run(task: T): Fiber<T> { return runTask(task) } }
+"#;
+    let tags = extract(Language::TypeScript, source).unwrap_or_default();
+    let found: Vec<(&str, &str, u32, &str)> = tags
+        .definitions
+        .iter()
+        .map(|definition| {
+            (
+                definition.name.as_str(),
+                definition.kind.as_str(),
+                definition.line,
+                definition.signature.as_str(),
+            )
+        })
+        .collect();
+    for expected in [
+        (
+            "Effect",
+            "interface",
+            2,
+            "export interface Effect<out A, out E = never, in R = never> extends Pipeable {",
+        ),
+        (
+            "makeClamp",
+            "function",
+            14,
+            "export function makeClamp(order: Order): Clamp { return order }",
+        ),
+        (
+            "Scheduler",
+            "class",
+            15,
+            "export class Scheduler<in out T> { run(task: T): Fiber<T> { return runTask(task) } }",
+        ),
+        (
+            "run",
+            "method",
+            15,
+            "export class Scheduler<in out T> { run(task: T): Fiber<T> { return runTask(task) } }",
+        ),
+    ] {
+        assert!(
+            found.contains(&expected),
+            "{expected:?} missing from {found:?}"
+        );
+    }
+    for name in ["Order", "Clamp", "Min"] {
+        assert!(
+            tags.references.iter().any(|(used, _)| used == name),
+            "reference {name} missing from {:?}",
+            tags.references
+        );
+    }
+}
+
 #[test]
 fn references_are_counted() {
     let tags = extract(Language::Python, "a()\na()\nb()\n").unwrap_or_default();
