@@ -1,11 +1,12 @@
 //! TypeScript that tree-sitter's TypeScript grammar (0.23) cannot parse, made parsable without
 //! moving a byte.
 //!
-//! Three kinds of valid, common TypeScript put the grammar into error recovery, which then often
+//! Four kinds of valid, common TypeScript put the grammar into error recovery, which then often
 //! swallows the rest of the file into one `ERROR` node: the file's definitions are lost, and the
 //! parse costs about twice as much (in the `effect` package, 185 of 572 files):
 //!
 //! - variance annotations on type parameters (TypeScript 4.7): `interface Effect<out A, in R>`;
+//! - type arguments that hold an object type on a tagged template: ``sql<{ id: number }>`SELECT` ``;
 //! - `export type * from "./module"` (TypeScript 5.0);
 //! - a call signature with type parameters on the line after another member, with no `;` between:
 //!   TypeScript never reads `A` at the end of one line and `<B>` at the start of the next as one
@@ -18,11 +19,14 @@
 //!   }
 //!   ```
 //!
-//! [`repair`] blanks the modifiers out (`out` becomes three spaces) and turns the indentation
-//! before such a `<` into a `;`. Only ASCII letters and spaces are replaced, by spaces and `;`, so
-//! every byte offset, line and column stays where it was: names and signatures are still read
-//! from the original text. A replacement can only touch a string, comment or regular expression
-//! by changing letters or spaces inside it, never its delimiters, so such a replacement changes
+//!   (the same for a member named `in` on the line after another member).
+//!
+//! [`repair`] blanks the modifiers and the template tag's type arguments out (`out` becomes
+//! three spaces) and turns the indentation before such a `<` or `in` into a `;`. Only ASCII
+//! characters other than line breaks are replaced, by spaces and `;`, so every byte offset, line
+//! and column stays where it was: names and signatures are still read from the original text. A
+//! replacement that lands in a string, comment or regular expression only changes letters or
+//! spaces inside it, never its delimiters (blanked type arguments never hold one), so it changes
 //! nothing the tags are read from.
 
 use std::borrow::Cow;
@@ -32,6 +36,8 @@ use std::borrow::Cow;
 const COMMENT_LINE_SEARCH: usize = 512;
 /// How far back a `/*` is searched for from a `*/` (a `*/` in a string has none).
 const BLOCK_COMMENT_SEARCH: usize = 64 * 1024;
+/// How far a tagged template's type arguments are searched for their end.
+const TYPE_ARGUMENTS_SEARCH: usize = 1024;
 
 /// `source` with the constructs above made parsable (see the module's documentation), the same
 /// length; `jsx` leaves lines that start with `<` alone (there they start JSX elements).
@@ -41,8 +47,19 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
     let mut position = 0;
     while position < bytes.len() {
         let byte = bytes[position];
-        if byte == b'<' && !jsx && starts_member_signature(bytes, position) {
-            repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
+        if byte == b'<' {
+            if !jsx && starts_member_signature(bytes, position) {
+                repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
+            } else if let Some(end) = template_tag_type_arguments(bytes, position) {
+                let repaired = repaired.get_or_insert_with(|| bytes.to_vec());
+                for byte in &mut repaired[position..end] {
+                    if !matches!(*byte, b'\n' | b'\r') {
+                        *byte = b' ';
+                    }
+                }
+                position = end;
+                continue;
+            }
             position += 1;
             continue;
         }
@@ -52,14 +69,17 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
         }
         let end = word_end(bytes, position);
         match &bytes[position..end] {
-            b"in" | b"out" => {
-                if let Some(modifiers_end) = variance_modifiers(bytes, position, end) {
-                    blank(
-                        repaired.get_or_insert_with(|| bytes.to_vec()),
-                        position,
-                        modifiers_end,
-                    );
-                }
+            b"in" | b"out"
+                if let Some(modifiers_end) = variance_modifiers(bytes, position, end) =>
+            {
+                blank(
+                    repaired.get_or_insert_with(|| bytes.to_vec()),
+                    position,
+                    modifiers_end,
+                );
+            }
+            b"in" if !jsx && starts_member_named_in(bytes, position, end) => {
+                repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
             }
             b"type" if is_export_type_star(bytes, position, end) => {
                 blank(
@@ -115,7 +135,9 @@ fn blank(bytes: &mut [u8], start: usize, end: usize) {
 /// `//` comment.
 fn previous_significant(bytes: &[u8], mut end: usize) -> Option<usize> {
     loop {
+        let mut crossed_line = false;
         while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+            crossed_line |= bytes[end - 1] == b'\n';
             end -= 1;
         }
         if end == 0 {
@@ -129,10 +151,13 @@ fn previous_significant(bytes: &[u8], mut end: usize) -> Option<usize> {
             end = search_from + opening;
             continue;
         }
+        // (A byte on the line `end` was on is never a comment line's: either `end` is in that
+        // comment itself, or no comment ends that line before it.)
         let search_from = end.saturating_sub(COMMENT_LINE_SEARCH);
-        if let Some(newline) = bytes[search_from..end]
-            .iter()
-            .rposition(|byte| *byte == b'\n')
+        if crossed_line
+            && let Some(newline) = bytes[search_from..end]
+                .iter()
+                .rposition(|byte| *byte == b'\n')
         {
             let line_start = search_from + newline + 1;
             let indentation = skip_whitespace(bytes, line_start);
@@ -146,16 +171,30 @@ fn previous_significant(bytes: &[u8], mut end: usize) -> Option<usize> {
 }
 
 /// Whether the `<` at `position` starts a call signature's type parameters on a line of its own
-/// after a member that ended without `;` or `,`: it is the line's first character after at least
-/// one space or tab, is followed by a name or a line break, and what precedes the line ends a
-/// type (a name, `)`, `]`, `}`, `>` other than `=>`'s, or a literal).
+/// after a member that ended without `;` or `,`: it is followed by a name or a line break, and
+/// [`follows_unterminated_member`].
 fn starts_member_signature(bytes: &[u8], position: usize) -> bool {
     let Some(&next) = bytes.get(position + 1) else {
         return false;
     };
-    if !(is_identifier_start(next) || next == b'\n' || next == b'\r') {
-        return false;
+    (is_identifier_start(next) || next == b'\n' || next == b'\r')
+        && follows_unterminated_member(bytes, position)
+}
+
+/// Whether the word `in` at `start..end` names a member (`in: "query" | "header"`) on a line of
+/// its own after a member that ended without `;` or `,` (the grammar reads it as the operator).
+fn starts_member_named_in(bytes: &[u8], start: usize, end: usize) -> bool {
+    let mut after = skip_whitespace(bytes, end);
+    if bytes.get(after) == Some(&b'?') {
+        after += 1;
     }
+    bytes.get(after) == Some(&b':') && follows_unterminated_member(bytes, start)
+}
+
+/// Whether `position` is the first character of its line after at least one space or tab, and
+/// what precedes the line ends a type (a name, `)`, `]`, `}`, `>` other than `=>`'s, or a
+/// literal).
+fn follows_unterminated_member(bytes: &[u8], position: usize) -> bool {
     let indentation = bytes[..position]
         .iter()
         .rev()
@@ -175,6 +214,35 @@ fn starts_member_signature(bytes: &[u8], position: usize) -> bool {
                 bytes[previous],
                 b')' | b']' | b'}' | b'>' | b'\'' | b'"' | b'`'
             ))
+}
+
+/// Where the type arguments of a tagged template (``sql<{ count: number }>`SELECT ...` ``) that
+/// start at the `<` at `position` end, when they hold an object type (the grammar reads those
+/// only in calls): after the `>` that closes them, directly followed by the template's backtick.
+/// Arguments that hold a string, comment or template are left alone.
+fn template_tag_type_arguments(bytes: &[u8], position: usize) -> Option<usize> {
+    if position == 0 || !is_identifier(bytes[position - 1]) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut object = false;
+    let limit = bytes.len().min(position + TYPE_ARGUMENTS_SEARCH);
+    for index in position..limit {
+        match bytes[index] {
+            b'<' => depth += 1,
+            b'>' if index > 0 && bytes[index - 1] == b'=' => {}
+            b'>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (object && bytes.get(index + 1) == Some(&b'`')).then_some(index + 1);
+                }
+            }
+            b'{' => object = true,
+            b'"' | b'\'' | b'`' | b'/' | b'(' => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Where the variance modifiers starting with the word `start..end` (`in`, `out` or `in out`)
@@ -258,6 +326,9 @@ mod tests {
             "export const clamp: {\n  <A>(options: O): (self: A) => A\n  <A>(self: A, options: O): A\n} = f",
             "interface I {\n  <A>(a: A): Array<A>\n  /** The other. */\n  <\n    B\n  >(b: B): B\n}",
             "type T = {\n  <A>(a: A): A\n  // The other.\n  <B>(b: B): B\n}",
+            "interface Parameter {\n  name: string\n  in: \"query\" | \"path\"\n  in?: Place\n}",
+            "const rows = sql<{ count: number }>`SELECT COUNT(*) FROM ${table}`",
+            "const rows = sql<{ id: Array<Id>; at: Date }>`SELECT id, at`.pipe(run)",
         ];
         for source in cases {
             assert!(
@@ -285,6 +356,9 @@ mod tests {
             "const m = f(\n  <A>(a: A) => a\n)",
             "let value = a\n  < b",
             "type Kind = \"type\"\nexport { type A } from \"./a\"",
+            "const inside = { in: 1, out: 2 }\nif (key\n  in record) {}",
+            "const view = styled.div<Props>`color: red`",
+            "const call = f<{ a: A }>(x)\nconst text = a < b ? `${c}>` : d",
         ];
         for source in cases {
             assert_eq!(repair(source, false), source, "{source:?} was changed");
