@@ -44,10 +44,26 @@ const TYPE_ARGUMENTS_SEARCH: usize = 1024;
 pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
     let bytes = source.as_bytes();
     let mut repaired: Option<Vec<u8>> = None;
-    let mut position = 0;
-    while position < bytes.len() {
-        let byte = bytes[position];
-        if byte == b'<' {
+    // Where each construct can start: a `<`, or the word `in`, `out` or `type` (found with
+    // memchr's vectorised searches; the bytes between are never looked at).
+    let mut candidates: Vec<usize> = memchr::memchr_iter(b'<', bytes).collect();
+    for word in [&b"in"[..], b"out", b"type"] {
+        candidates.extend(memchr::memmem::find_iter(bytes, word).filter(|&start| {
+            (start == 0 || !is_identifier(bytes[start - 1]))
+                && !bytes
+                    .get(start + word.len())
+                    .copied()
+                    .is_some_and(is_identifier)
+        }));
+    }
+    candidates.sort_unstable();
+    // Bytes before this were blanked already.
+    let mut resume = 0;
+    for position in candidates {
+        if position < resume {
+            continue;
+        }
+        if bytes[position] == b'<' {
             if !jsx && starts_member_signature(bytes, position) {
                 repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
             } else if let Some(end) = template_tag_type_arguments(bytes, position) {
@@ -57,14 +73,8 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
                         *byte = b' ';
                     }
                 }
-                position = end;
-                continue;
+                resume = end;
             }
-            position += 1;
-            continue;
-        }
-        if !is_identifier_start(byte) || (position > 0 && is_identifier(bytes[position - 1])) {
-            position += 1;
             continue;
         }
         let end = word_end(bytes, position);
@@ -77,6 +87,7 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
                     position,
                     modifiers_end,
                 );
+                resume = modifiers_end;
             }
             b"in" if !jsx && starts_member_named_in(bytes, position, end) => {
                 repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
@@ -90,7 +101,6 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
             }
             _ => {}
         }
-        position = end;
     }
     match repaired.map(String::from_utf8) {
         Some(Ok(text)) => Cow::Owned(text),
