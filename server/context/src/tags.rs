@@ -1,6 +1,5 @@
 //! Definitions and references of one file, found with its grammar's tags query.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 
 use rustc_hash::FxHashMap;
@@ -39,6 +38,8 @@ pub struct FileTags {
 
 thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
+    static REPAIR_BUFFERS: RefCell<typescript::RepairBuffers> =
+        RefCell::new(typescript::RepairBuffers::default());
 }
 
 /// The tags of one file's source; `None` when the grammar could not parse it in time.
@@ -48,19 +49,25 @@ pub fn extract(language: Language, source: &str) -> Option<FileTags> {
 
 /// The tags of one file's source found with `tags` (see [`Language::tags_query`]).
 pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Option<FileTags> {
-    // The parsed text differs from `source` only where the grammar needs help; offsets agree, so
-    // names and signatures are read from `source`.
-    let parsed = match language {
-        Language::TypeScript => typescript::repair(source, false),
-        Language::Tsx => typescript::repair(source, true),
-        _ => Cow::Borrowed(source),
-    };
     let tree = PARSER.with(|parser| {
         let mut parser = parser.borrow_mut();
         parser.set_language(&language.grammar()).ok()?;
         #[allow(deprecated)]
         parser.set_timeout_micros(PARSE_TIMEOUT_MICROS);
-        parser.parse(parsed.as_ref(), None)
+        // The parsed text differs from `source` only where the grammar needs help; offsets
+        // agree, so names and signatures are read from `source`.
+        let jsx = match language {
+            Language::TypeScript => false,
+            Language::Tsx => true,
+            _ => return parser.parse(source, None),
+        };
+        REPAIR_BUFFERS.with(|buffers| {
+            let mut buffers = buffers.borrow_mut();
+            match typescript::repair_into(source, jsx, &mut buffers) {
+                Some(repaired) => parser.parse(repaired, None),
+                None => parser.parse(source, None),
+            }
+        })
     })?;
     let bytes = source.as_bytes();
     // With the index of the pattern that found them.

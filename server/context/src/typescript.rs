@@ -42,11 +42,57 @@ const TYPE_ARGUMENTS_SEARCH: usize = 1024;
 /// `source` with the constructs above made parsable (see the module's documentation), the same
 /// length; `jsx` leaves lines that start with `<` alone (there they start JSX elements).
 pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
+    let mut buffers = RepairBuffers::default();
+    match repair_into(source, jsx, &mut buffers).map(|bytes| String::from_utf8(bytes.to_vec())) {
+        Some(Ok(text)) => Cow::Owned(text),
+        // Unreachable: only ASCII bytes are replaced, by ASCII bytes.
+        Some(Err(_)) | None => Cow::Borrowed(source),
+    }
+}
+
+/// What [`repair_into`] reuses from one file to the next (a large allocation freed per file
+/// costs glibc's allocator a consolidation of its free lists).
+#[derive(Debug, Default)]
+pub struct RepairBuffers {
+    candidates: Vec<usize>,
+    text: Vec<u8>,
+}
+
+/// The text being repaired: the source, copied into the buffer at the first change.
+struct Repaired<'a> {
+    source: &'a [u8],
+    text: &'a mut Vec<u8>,
+    changed: bool,
+}
+
+impl Repaired<'_> {
+    fn bytes(&mut self) -> &mut [u8] {
+        if !self.changed {
+            self.text.clear();
+            self.text.extend_from_slice(self.source);
+            self.changed = true;
+        }
+        self.text
+    }
+}
+
+/// [`repair`] in `buffers`: the repaired text, or `None` when `source` needs no repair.
+pub fn repair_into<'b>(
+    source: &str,
+    jsx: bool,
+    buffers: &'b mut RepairBuffers,
+) -> Option<&'b [u8]> {
     let bytes = source.as_bytes();
-    let mut repaired: Option<Vec<u8>> = None;
+    let RepairBuffers { candidates, text } = buffers;
+    let mut repaired = Repaired {
+        source: bytes,
+        text,
+        changed: false,
+    };
     // Where each construct can start: a `<`, or the word `in`, `out` or `type` (found with
     // memchr's vectorised searches; the bytes between are never looked at).
-    let mut candidates: Vec<usize> = memchr::memchr_iter(b'<', bytes).collect();
+    candidates.clear();
+    candidates.extend(memchr::memchr_iter(b'<', bytes));
     for word in [&b"in"[..], b"out", b"type"] {
         candidates.extend(memchr::memmem::find_iter(bytes, word).filter(|&start| {
             (start == 0 || !is_identifier(bytes[start - 1]))
@@ -59,15 +105,15 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
     candidates.sort_unstable();
     // Bytes before this were blanked already.
     let mut resume = 0;
-    for position in candidates {
+    for &position in candidates.iter() {
         if position < resume {
             continue;
         }
         if bytes[position] == b'<' {
             if !jsx && starts_member_signature(bytes, position) {
-                repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
+                repaired.bytes()[position - 1] = b';';
             } else if let Some(end) = template_tag_type_arguments(bytes, position) {
-                let repaired = repaired.get_or_insert_with(|| bytes.to_vec());
+                let repaired = repaired.bytes();
                 for byte in &mut repaired[position..end] {
                     if !matches!(*byte, b'\n' | b'\r') {
                         *byte = b' ';
@@ -82,31 +128,20 @@ pub fn repair(source: &str, jsx: bool) -> Cow<'_, str> {
             b"in" | b"out"
                 if let Some(modifiers_end) = variance_modifiers(bytes, position, end) =>
             {
-                blank(
-                    repaired.get_or_insert_with(|| bytes.to_vec()),
-                    position,
-                    modifiers_end,
-                );
+                blank(repaired.bytes(), position, modifiers_end);
                 resume = modifiers_end;
             }
             b"in" if !jsx && starts_member_named_in(bytes, position, end) => {
-                repaired.get_or_insert_with(|| bytes.to_vec())[position - 1] = b';';
+                repaired.bytes()[position - 1] = b';';
             }
             b"type" if is_export_type_star(bytes, position, end) => {
-                blank(
-                    repaired.get_or_insert_with(|| bytes.to_vec()),
-                    position,
-                    end,
-                );
+                blank(repaired.bytes(), position, end);
             }
             _ => {}
         }
     }
-    match repaired.map(String::from_utf8) {
-        Some(Ok(text)) => Cow::Owned(text),
-        // Unreachable: only ASCII bytes are replaced, by ASCII bytes.
-        Some(Err(_)) | None => Cow::Borrowed(source),
-    }
+    let changed = repaired.changed;
+    changed.then_some(buffers.text.as_slice())
 }
 
 fn is_identifier_start(byte: u8) -> bool {
@@ -373,6 +408,22 @@ mod tests {
         for source in cases {
             assert_eq!(repair(source, false), source, "{source:?} was changed");
         }
+    }
+
+    #[test]
+    fn reused_buffers_hold_only_the_latest_file() {
+        let mut buffers = RepairBuffers::default();
+        let long = "type Long<out A> = { value: A; other: A; third: A }";
+        let short = "type S<in B> = B";
+        assert_eq!(
+            repair_into(long, false, &mut buffers),
+            Some(&b"type Long<    A> = { value: A; other: A; third: A }"[..])
+        );
+        assert_eq!(repair_into("const a = 1", false, &mut buffers), None);
+        assert_eq!(
+            repair_into(short, false, &mut buffers),
+            Some(&b"type S<   B> = B"[..])
+        );
     }
 
     #[test]
