@@ -11,7 +11,7 @@
 
 use std::num::NonZeroU16;
 
-use tree_sitter::{Language as Grammar, Node, Query, QueryError, TreeCursor};
+use tree_sitter::{Language as Grammar, Node, Query, QueryError};
 
 /// What a match says of its name: a definition or a reference, and of which kind
 /// (`function`, `class`, `type`, ...).
@@ -147,61 +147,45 @@ impl TagsQuery {
             return;
         }
         let mut cursor = root.walk();
+        // The direct patterns of each node from the root down to the cursor's parent.
+        let mut ancestors: Vec<&[DirectPattern]> = Vec::new();
         loop {
             let node = cursor.node();
-            if let Some(patterns) = self.direct.get(usize::from(node.kind_id()))
+            if let Some(patterns) = ancestors.last()
                 && !patterns.is_empty()
-                && cursor.goto_first_child()
             {
-                visit_children(&mut cursor, patterns, &mut found);
-                cursor.goto_parent();
-            }
-            if !next_node(&mut cursor) {
-                return;
-            }
-        }
-    }
-}
-
-/// With the cursor on a parent's first child: every child that a pattern names.
-fn visit_children<'tree>(
-    cursor: &mut TreeCursor<'tree>,
-    patterns: &[DirectPattern],
-    found: &mut impl FnMut(usize, &Role, Node<'tree>),
-) {
-    loop {
-        let child = cursor.node();
-        let kind = child.kind_id();
-        let mut field = None;
-        for pattern in patterns {
-            if pattern.child != kind {
-                continue;
-            }
-            if let Some(wanted) = pattern.field {
-                let field = *field.get_or_insert_with(|| cursor.field_id());
-                if field != Some(wanted) {
-                    continue;
+                let kind = node.kind_id();
+                let mut field = None;
+                for pattern in patterns.iter() {
+                    if pattern.child != kind {
+                        continue;
+                    }
+                    if let Some(wanted) = pattern.field {
+                        let field = *field.get_or_insert_with(|| cursor.field_id());
+                        if field != Some(wanted) {
+                            continue;
+                        }
+                    }
+                    found(pattern.index, &pattern.role, node);
                 }
             }
-            found(pattern.index, &pattern.role, child);
-        }
-        if !cursor.goto_next_sibling() {
-            return;
-        }
-    }
-}
-
-/// Moves to the next node in document order; false at the end.
-fn next_node(cursor: &mut TreeCursor<'_>) -> bool {
-    if cursor.goto_first_child() {
-        return true;
-    }
-    loop {
-        if cursor.goto_next_sibling() {
-            return true;
-        }
-        if !cursor.goto_parent() {
-            return false;
+            if cursor.goto_first_child() {
+                ancestors.push(
+                    self.direct
+                        .get(usize::from(node.kind_id()))
+                        .map_or(&[], Vec::as_slice),
+                );
+                continue;
+            }
+            loop {
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                if !cursor.goto_parent() {
+                    return;
+                }
+                ancestors.pop();
+            }
         }
     }
 }

@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Parser, QueryCursor};
+use tree_sitter::{Node, Parser, QueryCursor, Tree};
 
+use crate::comments::{self, Stripped};
 use crate::language::Language;
 use crate::patterns::{Role, TagsQuery};
 use crate::typescript;
@@ -36,10 +37,17 @@ pub struct FileTags {
     pub references: Vec<(String, u32)>,
 }
 
+/// What the parse of one file reuses from the last (a large allocation freed per file costs
+/// glibc's allocator a consolidation of its free lists).
+#[derive(Default)]
+struct ParseBuffers {
+    repair: typescript::RepairBuffers,
+    stripped: Stripped,
+}
+
 thread_local! {
     static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
-    static REPAIR_BUFFERS: RefCell<typescript::RepairBuffers> =
-        RefCell::new(typescript::RepairBuffers::default());
+    static PARSE_BUFFERS: RefCell<ParseBuffers> = RefCell::new(ParseBuffers::default());
 }
 
 /// The tags of one file's source; `None` when the grammar could not parse it in time.
@@ -49,32 +57,62 @@ pub fn extract(language: Language, source: &str) -> Option<FileTags> {
 
 /// The tags of one file's source found with `tags` (see [`Language::tags_query`]).
 pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Option<FileTags> {
-    let tree = PARSER.with(|parser| {
-        let mut parser = parser.borrow_mut();
-        parser.set_language(&language.grammar()).ok()?;
-        #[allow(deprecated)]
-        parser.set_timeout_micros(PARSE_TIMEOUT_MICROS);
-        // The parsed text differs from `source` only where the grammar needs help; offsets
-        // agree, so names and signatures are read from `source`.
-        let jsx = match language {
-            Language::TypeScript => false,
-            Language::Tsx => true,
-            _ => return parser.parse(source, None),
-        };
-        REPAIR_BUFFERS.with(|buffers| {
-            let mut buffers = buffers.borrow_mut();
-            match typescript::repair_into(source, jsx, &mut buffers) {
-                Some(repaired) => parser.parse(repaired, None),
-                None => parser.parse(source, None),
+    PARSE_BUFFERS.with(|buffers| {
+        let mut buffers = buffers.borrow_mut();
+        let ParseBuffers { repair, stripped } = &mut *buffers;
+        // The parsed text differs from `source` where the grammar needs help, in place (see
+        // `typescript`), and by leaving comments out (see `comments`).
+        let (repaired, stripped) = match language {
+            Language::TypeScript | Language::Tsx => {
+                let repaired = typescript::repair_into(source, language == Language::Tsx, repair)
+                    .unwrap_or(source.as_bytes());
+                (
+                    repaired,
+                    comments::strip_into(repaired, stripped).then_some(&*stripped),
+                )
             }
+            Language::JavaScript => (
+                source.as_bytes(),
+                comments::strip_into(source.as_bytes(), stripped).then_some(&*stripped),
+            ),
+            _ => (source.as_bytes(), None),
+        };
+        PARSER.with(|parser| {
+            let mut parser = parser.borrow_mut();
+            parser.set_language(&language.grammar()).ok()?;
+            #[allow(deprecated)]
+            parser.set_timeout_micros(PARSE_TIMEOUT_MICROS);
+            if let Some(stripped) = stripped {
+                let tree = parser.parse(&stripped.text, None)?;
+                // The lexer telling comments apart is a rule of thumb (see `comments`): when
+                // the copy does not parse cleanly, the file itself is parsed, unless the lexer
+                // is sure of the copy (then the error is the file's own).
+                let sure = language == Language::TypeScript && stripped.is_certain();
+                if sure || !tree.root_node().has_error() {
+                    return Some(tags_of(tags, source, &tree, &stripped.text, Some(stripped)));
+                }
+            }
+            let tree = parser.parse(repaired, None)?;
+            Some(tags_of(tags, source, &tree, repaired, None))
         })
-    })?;
-    let bytes = source.as_bytes();
+    })
+}
+
+/// The tags in `tree`, parsed from `parsed`: `source` itself, or a copy of it changed in place,
+/// or without comments (`stripped`, which maps offsets back).
+fn tags_of(
+    tags: &TagsQuery,
+    source: &str,
+    tree: &Tree,
+    parsed: &[u8],
+    stripped: Option<&Stripped>,
+) -> FileTags {
     // With the index of the pattern that found them.
     let mut definitions: Vec<(usize, Definition)> = Vec::new();
     let mut references: FxHashMap<&str, u32> = FxHashMap::default();
     let mut add = |pattern: usize, role: &Role, node: Node<'_>| {
-        let Ok(text) = node.utf8_text(bytes) else {
+        // Names are never changed in the parsed text.
+        let Ok(text) = node.utf8_text(parsed) else {
             return;
         };
         if text.is_empty() {
@@ -82,13 +120,16 @@ pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Optio
         }
         if role.is_definition {
             let line = node.start_position().row;
+            let start = stripped.map_or(node.start_byte(), |stripped| {
+                stripped.original_offset(node.start_byte())
+            });
             definitions.push((
                 pattern,
                 Definition {
                     name: text.to_owned(),
                     kind: role.kind.clone(),
                     line: u32::try_from(line).unwrap_or(u32::MAX),
-                    signature: signature_at(source, node),
+                    signature: signature_at(source, start),
                 },
             ));
         } else {
@@ -105,7 +146,7 @@ pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Optio
             .collect();
         let name_capture = query.capture_index_for_name("name");
         let mut cursor = QueryCursor::new();
-        let mut matches = cursor.matches(query, tree.root_node(), bytes);
+        let mut matches = cursor.matches(query, tree.root_node(), parsed);
         while let Some(found) = matches.next() {
             let mut name = None;
             let mut role = None;
@@ -124,7 +165,7 @@ pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Optio
     // Some grammars' tags queries list definitions only (C and C++): then every identifier
     // used in the file counts as a reference, as Aider does with its lexer.
     if references.is_empty() && !definitions.is_empty() {
-        collect_identifiers(tree.root_node(), bytes, &mut references);
+        collect_identifiers(tree.root_node(), parsed, &mut references);
     }
     // A name that two patterns give a kind keeps the kind of the one listed first in the query
     // (the more specific: a method before a function).
@@ -144,10 +185,10 @@ pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Optio
         .map(|(name, count)| (name.to_owned(), count))
         .collect();
     references.sort_unstable();
-    Some(FileTags {
+    FileTags {
         definitions,
         references,
-    })
+    }
 }
 
 fn collect_identifiers<'a>(root: Node<'_>, source: &'a [u8], into: &mut FxHashMap<&'a str, u32>) {
@@ -174,13 +215,13 @@ fn collect_identifiers<'a>(root: Node<'_>, source: &'a [u8], into: &mut FxHashMa
     }
 }
 
-fn signature_at(source: &str, node: Node<'_>) -> String {
-    let start = source[..node.start_byte()]
-        .rfind('\n')
-        .map_or(0, |index| index + 1);
-    let end = source[node.start_byte()..]
+/// The trimmed line of `source` that holds `offset`.
+fn signature_at(source: &str, offset: usize) -> String {
+    let offset = source.floor_char_boundary(offset.min(source.len()));
+    let start = source[..offset].rfind('\n').map_or(0, |index| index + 1);
+    let end = source[offset..]
         .find('\n')
-        .map_or(source.len(), |index| node.start_byte() + index);
+        .map_or(source.len(), |index| offset + index);
     let line = source[start..end].trim();
     if line.chars().count() <= SIGNATURE_CHARS {
         line.to_owned()

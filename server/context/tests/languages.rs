@@ -279,6 +279,99 @@ export class Scheduler<in out T> { run(task: T): Fiber<T> { return runTask(task)
     }
 }
 
+/// Definitions as (name, kind, line, signature).
+fn definitions_of(language: Language, source: &str) -> Vec<(String, String, u32, String)> {
+    extract(language, source)
+        .unwrap_or_default()
+        .definitions
+        .into_iter()
+        .map(|definition| {
+            (
+                definition.name,
+                definition.kind,
+                definition.line,
+                definition.signature,
+            )
+        })
+        .collect()
+}
+
+fn definition(name: &str, kind: &str, line: u32, signature: &str) -> (String, String, u32, String) {
+    (name.to_owned(), kind.to_owned(), line, signature.to_owned())
+}
+
+#[test]
+fn comments_left_out_of_the_parse_change_no_line_or_signature() {
+    // Comments in every place, and what only looks like one: in strings, templates and
+    // regular expressions.
+    let typescript = r#"/**
+ * A clock. `// not a comment` in the docs
+ */
+export interface Clock { /* one */ readonly now: number } // trailing
+const pattern = /\/*[/*]\//g /* after a regular expression */
+const url = "https://example.com/*" + `// ${ "/*" } */`
+/** Starts. */ export function start(clock: Clock /* the clock */): Timer { return run(clock) }
+export class Timer {
+  // A field.
+  elapsed(): Duration { return measure(this) } /* the end
+  of the class */ }
+"#;
+    let found = definitions_of(Language::TypeScript, typescript);
+    assert_eq!(
+        found,
+        vec![
+            definition(
+                "Clock",
+                "interface",
+                3,
+                "export interface Clock { /* one */ readonly now: number } // trailing"
+            ),
+            definition(
+                "start",
+                "function",
+                6,
+                "/** Starts. */ export function start(clock: Clock /* the clock */): Timer { return run(clock) }"
+            ),
+            definition("Timer", "class", 7, "export class Timer {"),
+            definition(
+                "elapsed",
+                "method",
+                9,
+                "elapsed(): Duration { return measure(this) } /* the end"
+            ),
+        ]
+    );
+    let tags = extract(Language::TypeScript, typescript).unwrap_or_default();
+    for name in ["Clock", "Timer", "Duration"] {
+        assert!(
+            tags.references.iter().any(|(used, _)| used == name),
+            "reference {name} missing from {:?}",
+            tags.references
+        );
+    }
+    // JavaScript: a regular expression after `return`, a division after `)`.
+    let javascript = "function ratio(a, b) { return (a) / b // half\n}\n/* gone */ function words(text) { return text.split(/\\/+/) }\n";
+    let found = definitions_of(Language::JavaScript, javascript);
+    let names: Vec<&str> = found.iter().map(|(name, ..)| name.as_str()).collect();
+    assert_eq!(names, ["ratio", "words"], "{found:?}");
+    assert_eq!(found[1].2, 2);
+    // TSX: `//` in JSX text is text; the definitions after it are still found.
+    let tsx = "export function Link() {\n  return <a href=\"x\">see http://example.com</a>\n}\n/** Docs. */\nexport function After(): Element { return <p /> }\n";
+    let found = definitions_of(Language::Tsx, tsx);
+    assert_eq!(
+        found,
+        vec![
+            definition("Link", "function", 0, "export function Link() {"),
+            definition(
+                "After",
+                "function",
+                4,
+                "export function After(): Element { return <p /> }"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn references_are_counted() {
     let tags = extract(Language::Python, "a()\na()\nb()\n").unwrap_or_default();
