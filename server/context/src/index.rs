@@ -16,8 +16,9 @@ use crate::tags::{self, FileTags};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Format of the saved index; a file of another version is rebuilt, never misread. (3: TypeScript
-/// is parsed with [`crate::typescript::repair`], which finds more of its tags.)
-const FORMAT_VERSION: u32 = 3;
+/// is parsed with [`crate::typescript::repair`], which finds more of its tags; 4: JavaScript and
+/// TypeScript are parsed without comments, see [`crate::comments`], which finds a few more.)
+const FORMAT_VERSION: u32 = 4;
 
 /// One indexed file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
