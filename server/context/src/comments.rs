@@ -139,7 +139,7 @@ impl Lexer<'_> {
                     self.position += 1;
                     continue;
                 }
-                b'\'' | b'"' => self.skip_string(byte),
+                b'\'' | b'"' => self.skip_literal(|closing| closing == byte),
                 b'`' => {
                     self.position += 1;
                     self.skip_template();
@@ -211,9 +211,9 @@ impl Lexer<'_> {
         self.position = end;
     }
 
-    /// Skips a string literal opened by `quote` at `position` (to its closing quote, or to the
-    /// end of the line when it is not closed).
-    fn skip_string(&mut self, quote: u8) {
+    /// Skips a string literal or a regular expression opened at `position`, to the byte that
+    /// `closes` it (escapes stepped over), or to the end of the line when it is left open.
+    fn skip_literal(&mut self, mut closes: impl FnMut(u8) -> bool) {
         let source = self.source;
         let mut position = self.position + 1;
         loop {
@@ -228,7 +228,7 @@ impl Lexer<'_> {
                     self.guessed = true;
                     break;
                 }
-                _ if byte == quote => break,
+                _ if closes(byte) => break,
                 _ => {}
             }
         }
@@ -281,21 +281,16 @@ impl Lexer<'_> {
     /// Skips a regular expression literal from its opening `/` (to its closing `/` outside a
     /// character class, or to the end of the line).
     fn skip_regular_expression(&mut self) {
-        let source = self.source;
-        let mut position = self.position + 1;
         let mut in_class = false;
-        while let Some(&byte) = source.get(position) {
-            position += 1;
+        self.skip_literal(|byte| {
             match byte {
-                b'\\' => position += 1,
-                b'\n' => break,
                 b'[' => in_class = true,
                 b']' => in_class = false,
-                b'/' if !in_class => break,
+                b'/' => return !in_class,
                 _ => {}
             }
-        }
-        self.position = position.min(source.len());
+            false
+        });
     }
 }
 
