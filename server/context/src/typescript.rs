@@ -24,10 +24,10 @@
 //! [`repair`] blanks the modifiers and the template tag's type arguments out (`out` becomes
 //! three spaces) and turns the indentation before such a `<` or `in` into a `;`. Only ASCII
 //! characters other than line breaks are replaced, by spaces and `;`, so every byte offset, line
-//! and column stays where it was: names and signatures are still read from the original text. A
-//! replacement that lands in a string, comment or regular expression only changes letters or
-//! spaces inside it, never its delimiters (blanked type arguments never hold one), so it changes
-//! nothing the tags are read from.
+//! and column stays where it was, and no name is changed: signatures are still read from the
+//! original text. A replacement that lands in a string, comment or regular expression only changes
+//! letters or spaces inside it, never its delimiters (blanked type arguments never hold one), so
+//! it changes nothing the tags are read from.
 
 use std::borrow::Cow;
 
