@@ -139,7 +139,7 @@ impl Lexer<'_> {
                     self.position += 1;
                     continue;
                 }
-                b'\'' | b'"' => self.skip_literal(|closing| closing == byte),
+                b'\'' | b'"' => self.skip_string(byte),
                 b'`' => {
                     self.position += 1;
                     self.skip_template();
@@ -211,53 +211,50 @@ impl Lexer<'_> {
         self.position = end;
     }
 
-    /// Skips a string literal or a regular expression opened at `position`, to the byte that
-    /// `closes` it (escapes stepped over), or to the end of the line when it is left open.
-    fn skip_literal(&mut self, mut closes: impl FnMut(u8) -> bool) {
+    /// Skips a literal's text from `start` past the byte that `closes` it (given that byte and
+    /// the next), stepping over escapes; a line break ends it too when `line_ends_it` (strings and
+    /// regular expressions, not templates). Returns the closing byte, or `None` when the literal
+    /// was left open (which makes the copy a guess).
+    fn skip_until(
+        &mut self,
+        start: usize,
+        line_ends_it: bool,
+        mut closes: impl FnMut(u8, Option<u8>) -> bool,
+    ) -> Option<u8> {
         let source = self.source;
-        let mut position = self.position + 1;
-        loop {
+        let mut position = start;
+        let closing = loop {
             let Some(&byte) = source.get(position) else {
-                self.guessed = true;
-                break;
+                break None;
             };
             position += 1;
             match byte {
                 b'\\' => position += 1,
-                b'\n' => {
-                    self.guessed = true;
-                    break;
-                }
-                _ if closes(byte) => break,
+                b'\n' if line_ends_it => break None,
+                _ if closes(byte, source.get(position).copied()) => break Some(byte),
                 _ => {}
             }
-        }
+        };
+        self.guessed |= closing.is_none();
         self.position = position.min(source.len());
+        closing
+    }
+
+    /// Skips a string literal opened by `quote` at `position`.
+    fn skip_string(&mut self, quote: u8) {
+        self.skip_until(self.position + 1, true, |byte, _| byte == quote);
     }
 
     /// Skips a template literal's text from `position` to its closing backtick, or into a
     /// `${` substitution (whose `}` comes back here).
     fn skip_template(&mut self) {
-        let source = self.source;
-        let mut position = self.position;
-        loop {
-            let Some(&byte) = source.get(position) else {
-                self.guessed = true;
-                break;
-            };
-            position += 1;
-            match byte {
-                b'\\' => position += 1,
-                b'`' => break,
-                b'$' if source.get(position) == Some(&b'{') => {
-                    position += 1;
-                    self.nesting.push(Nesting::Substitution);
-                    break;
-                }
-                _ => {}
-            }
+        let closing = self.skip_until(self.position, false, |byte, next| {
+            byte == b'`' || (byte == b'$' && next == Some(b'{'))
+        });
+        if closing == Some(b'$') {
+            self.position += 1;
+            self.nesting.push(Nesting::Substitution);
         }
-        self.position = position.min(source.len());
     }
 
     /// Whether a `/` at `position` starts a regular expression: what precedes it cannot end an
@@ -278,11 +275,11 @@ impl Lexer<'_> {
         !matches!(byte, b')' | b']' | b'}' | b'\'' | b'"' | b'`')
     }
 
-    /// Skips a regular expression literal from its opening `/` (to its closing `/` outside a
-    /// character class, or to the end of the line).
+    /// Skips a regular expression literal from its opening `/` at `position` (to its closing `/`
+    /// outside a character class).
     fn skip_regular_expression(&mut self) {
         let mut in_class = false;
-        self.skip_literal(|byte| {
+        self.skip_until(self.position + 1, true, |byte, _| {
             match byte {
                 b'[' => in_class = true,
                 b']' => in_class = false,
