@@ -9,6 +9,7 @@
 //!
 //! This crate knows nothing of the database, the web server or the UI.
 
+mod allocator;
 pub mod comments;
 pub mod diagnostics;
 pub mod exclude;

@@ -84,7 +84,7 @@ impl TagsQuery {
     }
 
     fn build(grammar: &Grammar, source: &str, split: Split) -> Result<TagsQuery, QueryError> {
-        let mut query = Query::new(grammar, source)?;
+        let mut query = crate::allocator::query(grammar, source)?;
         let simple: Vec<Option<(u16, DirectPattern)>> = (0..query.pattern_count())
             .map(|index| {
                 let text =

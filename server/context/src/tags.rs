@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Parser, QueryCursor, Tree};
+use tree_sitter::{Node, Parser, Tree};
 
 use crate::comments::{self, Stripped};
 use crate::language::Language;
@@ -46,7 +46,7 @@ struct ParseBuffers {
 }
 
 thread_local! {
-    static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
+    static PARSER: RefCell<Parser> = RefCell::new(crate::allocator::parser());
     static PARSE_BUFFERS: RefCell<ParseBuffers> = RefCell::new(ParseBuffers::default());
 }
 
@@ -145,7 +145,7 @@ fn tags_of(
             .map(|name| Role::of_capture(name))
             .collect();
         let name_capture = query.capture_index_for_name("name");
-        let mut cursor = QueryCursor::new();
+        let mut cursor = crate::allocator::query_cursor();
         let mut matches = cursor.matches(query, tree.root_node(), parsed);
         while let Some(found) = matches.next() {
             let mut name = None;

@@ -355,7 +355,7 @@ mod tests {
         } else {
             tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into()
         };
-        let mut parser = tree_sitter::Parser::new();
+        let mut parser = crate::allocator::parser();
         parser.set_language(&grammar).expect("grammar loads");
         let tree = parser.parse(source, None).expect("parses");
         !tree.root_node().has_error()
