@@ -227,8 +227,26 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             .as_str()
             .unwrap()
             .to_owned();
-        // The answer fails at once (Ada has no provider): let it settle before the snapshot.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // The answer fails at once (Ada has no provider): it must have settled before the
+        // snapshot, or the snapshots differ by its status (a busy machine takes longer).
+        let settled_by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let opened =
+                json(&call(ada.clone(), "/api/chat/open", format!("id={conversation}")).await);
+            let streaming = opened["messages"].as_array().is_some_and(|messages| {
+                messages
+                    .iter()
+                    .any(|message| message["status"] == "streaming")
+            });
+            if !streaming {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < settled_by,
+                "the answer never settled: {opened}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let snapshot = |cookie: String| {
             let call = &call;
             let project = project.clone();

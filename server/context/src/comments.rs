@@ -1,4 +1,4 @@
-//! JavaScript and TypeScript with their comments and indentation left out, for the parser.
+//! JavaScript, TypeScript and Rust with their comments and indentation left out, for the parser.
 //!
 //! Comments hold no definitions and no references, but the grammar's lexer reads them one
 //! character at a time like any other text, and in documented code they are most of it (41% of the
@@ -14,6 +14,10 @@
 //! when what precedes it cannot end an operand. That is the usual rule of thumb, not a parse; the
 //! caller parses the source itself when the stripped copy does not parse cleanly (JSX text, where
 //! `//` is plain text, is the case it does not try to handle).
+//!
+//! Rust ([`strip_rust_into`]) has no regular expressions or templates, but strings that span
+//! lines, raw strings (`r#".."#`), character literals that must be told from lifetimes (`'"'`
+//! against `'a`) and block comments that nest.
 
 /// Where the stripped copy's bytes come from.
 #[derive(Debug, Default)]
@@ -84,11 +88,28 @@ const KEYWORDS_BEFORE_EXPRESSION: [&[u8]; 14] = [
     b"await",
 ];
 
-/// Copies `source` without its comments into `into` (see the module's documentation); false,
-/// with `into` left as it was, when it has none.
+/// The language whose literals and comments the lexer knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Syntax {
+    JavaScript,
+    Rust,
+}
+
+/// Copies JavaScript or TypeScript `source` without its comments into `into` (see the module's
+/// documentation); false, with `into` left as it was, when it has none.
 pub fn strip_into(source: &[u8], into: &mut Stripped) -> bool {
+    strip(source, Syntax::JavaScript, into)
+}
+
+/// [`strip_into`] for Rust.
+pub fn strip_rust_into(source: &[u8], into: &mut Stripped) -> bool {
+    strip(source, Syntax::Rust, into)
+}
+
+fn strip(source: &[u8], syntax: Syntax, into: &mut Stripped) -> bool {
     let mut lexer = Lexer {
         source,
+        syntax,
         position: 0,
         copied: 0,
         last_significant: None,
@@ -108,6 +129,7 @@ pub fn strip_into(source: &[u8], into: &mut Stripped) -> bool {
 
 struct Lexer<'a> {
     source: &'a [u8],
+    syntax: Syntax,
     position: usize,
     /// Bytes before this are in the copy.
     copied: usize,
@@ -121,18 +143,144 @@ struct Lexer<'a> {
 
 impl Lexer<'_> {
     fn run(&mut self) {
+        match self.syntax {
+            Syntax::JavaScript => self.run_javascript(),
+            Syntax::Rust => self.run_rust(),
+        }
+    }
+
+    /// Removes the indentation after the line break at `position`.
+    fn line_break(&mut self) {
+        self.position += 1;
+        let indentation = self.source[self.position..]
+            .iter()
+            .take_while(|byte| matches!(byte, b' ' | b'\t'))
+            .count();
+        if indentation > 0 {
+            self.remove(self.position + indentation, Replacement::Nothing);
+        }
+    }
+
+    /// Removes the line comment at `position` (up to its line break).
+    fn line_comment(&mut self) {
+        let end = memchr::memchr(b'\n', &self.source[self.position..])
+            .map_or(self.source.len(), |newline| self.position + newline);
+        self.remove(end, Replacement::Nothing);
+    }
+
+    fn run_rust(&mut self) {
+        let source = self.source;
+        while let Some(&byte) = source.get(self.position) {
+            match byte {
+                b'\n' => self.line_break(),
+                b'/' => match source.get(self.position + 1) {
+                    Some(b'/') => self.line_comment(),
+                    Some(b'*') => {
+                        let end = self.nested_block_comment_end();
+                        self.remove(end, Replacement::LineBreaksOrSpace);
+                    }
+                    _ => self.position += 1,
+                },
+                b'"' => {
+                    self.skip_until(self.position + 1, false, |byte, _| byte == b'"');
+                }
+                b'\'' => self.skip_character_or_lifetime(),
+                b'r' => self.skip_raw_string_or_letter(),
+                _ => self.position += 1,
+            }
+        }
+    }
+
+    /// The end of the Rust block comment at `position` (block comments nest), or of the source.
+    fn nested_block_comment_end(&self) -> usize {
+        let source = self.source;
+        let mut depth = 0usize;
+        let mut position = self.position;
+        while let Some(pair) = source.get(position..position + 2) {
+            match pair {
+                b"/*" => {
+                    depth += 1;
+                    position += 2;
+                }
+                b"*/" => {
+                    depth -= 1;
+                    position += 2;
+                    if depth == 0 {
+                        return position;
+                    }
+                }
+                _ => position += 1,
+            }
+        }
+        source.len()
+    }
+
+    /// Skips a character literal (`'x'`, `'\n'`, `'"'`) at `position`, or only the quote of a
+    /// lifetime or label (`'a`).
+    fn skip_character_or_lifetime(&mut self) {
+        let source = self.source;
+        let start = self.position + 1;
+        if source.get(start) == Some(&b'\\') {
+            self.skip_until(start, true, |byte, _| byte == b'\'');
+            return;
+        }
+        // One character, of one to four bytes in UTF-8, then the closing quote.
+        let width = match source.get(start) {
+            Some(&byte) if byte >= 0xF0 => 4,
+            Some(&byte) if byte >= 0xE0 => 3,
+            Some(&byte) if byte >= 0xC0 => 2,
+            _ => 1,
+        };
+        if source.get(start + width) == Some(&b'\'') {
+            self.position = start + width + 1;
+        } else {
+            self.position = start;
+        }
+    }
+
+    /// Skips a raw string (`r".."`, `r#".."#`, also after `b` or `c`) starting at the `r` at
+    /// `position`, or only that letter when none starts there (`r#name` is an identifier).
+    fn skip_raw_string_or_letter(&mut self) {
+        let source = self.source;
+        let starts_word = |at: usize| {
+            at.checked_sub(1)
+                .and_then(|before| source.get(before))
+                .is_none_or(|&byte| !(byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80))
+        };
+        let prefixed = self
+            .position
+            .checked_sub(1)
+            .and_then(|before| source.get(before))
+            .is_some_and(|&byte| matches!(byte, b'b' | b'c'))
+            && starts_word(self.position - 1);
+        let start = self.position + 1;
+        let hashes = source[start..]
+            .iter()
+            .take_while(|&&byte| byte == b'#')
+            .count();
+        if !(starts_word(self.position) || prefixed) || source.get(start + hashes) != Some(&b'"') {
+            self.position += 1;
+            return;
+        }
+        let body = start + hashes + 1;
+        let mut closing = Vec::with_capacity(hashes + 1);
+        closing.push(b'"');
+        closing.resize(hashes + 1, b'#');
+        match memchr::memmem::find(&source[body..], &closing) {
+            Some(found) => self.position = body + found + closing.len(),
+            None => {
+                self.guessed = true;
+                self.position = source.len();
+            }
+        }
+    }
+
+    fn run_javascript(&mut self) {
         let source = self.source;
         while let Some(&byte) = source.get(self.position) {
             match byte {
                 b'\n' => {
-                    self.position += 1;
-                    let indentation = source[self.position..]
-                        .iter()
-                        .take_while(|byte| matches!(byte, b' ' | b'\t'))
-                        .count();
-                    if indentation > 0 {
-                        self.remove(self.position + indentation, Replacement::Nothing);
-                    }
+                    self.line_break();
                     continue;
                 }
                 b' ' | b'\t' | b'\r' => {
@@ -158,9 +306,7 @@ impl Lexer<'_> {
                 }
                 b'/' => match source.get(self.position + 1) {
                     Some(b'/') => {
-                        let end = memchr::memchr(b'\n', &source[self.position..])
-                            .map_or(source.len(), |newline| self.position + newline);
-                        self.remove(end, Replacement::Nothing);
+                        self.line_comment();
                         continue;
                     }
                     Some(b'*') => {
@@ -352,6 +498,39 @@ mod tests {
         }
         // Lines stay where they were.
         assert_eq!(text.lines().count(), source.lines().count());
+    }
+
+    fn stripped_rust(source: &str) -> String {
+        let mut into = Stripped::default();
+        if strip_rust_into(source.as_bytes(), &mut into) {
+            String::from_utf8(into.text).expect("comments are removed whole")
+        } else {
+            source.to_owned()
+        }
+    }
+
+    #[test]
+    fn rust_comments_nest_and_literals_keep_what_looks_like_comments() {
+        assert_eq!(
+            stripped_rust("/// Docs.\n//! Inner.\nfn a() {} /* one /* two */ still */ fn b() {}\n"),
+            "\n\nfn a() {}   fn b() {}\n"
+        );
+        assert_eq!(
+            stripped_rust("fn a<'a>(x: &'a str) {\n    let c = '\"'; // c\n}"),
+            "fn a<'a>(x: &'a str) {\nlet c = '\"'; \n}"
+        );
+        for source in [
+            "let url = \"https://example.com/*\"; // c",
+            "let url = \"multi\n  line // not a comment\"; // c",
+            "let raw = r#\"a \" // b\"#; // c",
+            "let raw = br##\"a \"# /* b\"##; // c",
+            "let quote = '\\''; let slash = b'/'; // c",
+            "let r#type = r\"/*\"; // c",
+            "let emoji = '\u{1F600}'; let label = 'outer: loop {}; // c",
+        ] {
+            let (code, _comment) = source.rsplit_once(" // c").expect("a trailing comment");
+            assert_eq!(stripped_rust(source), format!("{code} "), "{source:?}");
+        }
     }
 
     #[test]

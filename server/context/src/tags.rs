@@ -75,6 +75,10 @@ pub fn extract_with(language: Language, tags: &TagsQuery, source: &str) -> Optio
                 source.as_bytes(),
                 comments::strip_into(source.as_bytes(), stripped).then_some(&*stripped),
             ),
+            Language::Rust => (
+                source.as_bytes(),
+                comments::strip_rust_into(source.as_bytes(), stripped).then_some(&*stripped),
+            ),
             _ => (source.as_bytes(), None),
         };
         PARSER.with(|parser| {

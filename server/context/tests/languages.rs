@@ -349,6 +349,46 @@ export class Timer {
             tags.references
         );
     }
+    // Rust: doc comments, nested block comments, raw strings and character literals.
+    let rust = r##"//! A crate.
+/// A clock. /* not closed here
+pub struct Clock { now: u64 } // trailing
+/* outer /* inner */ still a comment */ pub fn start<'a>(clock: &'a Clock /* the clock */) -> Timer { run(clock, '"', r#"// "#) }
+impl Timer {
+    /// Elapsed.
+    fn elapsed(&self) -> u64 { measure(self) } /* the end
+    of the impl */ }
+"##;
+    let found = definitions_of(Language::Rust, rust);
+    let names: Vec<(&str, u32, &str)> = found
+        .iter()
+        .map(|(name, _, line, signature)| (name.as_str(), *line, signature.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Clock", 2, "pub struct Clock { now: u64 } // trailing"),
+            (
+                "start",
+                3,
+                "/* outer /* inner */ still a comment */ pub fn start<'a>(clock: &'a Clock /* the clock */) -> Timer { run(clock, '\"', r#\"// \"#) }"
+            ),
+            (
+                "elapsed",
+                6,
+                "fn elapsed(&self) -> u64 { measure(self) } /* the end"
+            ),
+        ],
+        "{found:?}"
+    );
+    let tags = extract(Language::Rust, rust).unwrap_or_default();
+    for name in ["run", "measure"] {
+        assert!(
+            tags.references.iter().any(|(used, _)| used == name),
+            "reference {name} missing from {:?}",
+            tags.references
+        );
+    }
     // JavaScript: a regular expression after `return`, a division after `)`.
     let javascript = "function ratio(a, b) { return (a) / b // half\n}\n/* gone */ function words(text) { return text.split(/\\/+/) }\n";
     let found = definitions_of(Language::JavaScript, javascript);
