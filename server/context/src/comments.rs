@@ -441,13 +441,18 @@ impl Lexer<'_> {
 mod tests {
     use super::*;
 
-    fn stripped(source: &str) -> String {
+    /// `source` as `strip` leaves it (itself when it has nothing to leave out).
+    fn stripped_by(strip: fn(&[u8], &mut Stripped) -> bool, source: &str) -> String {
         let mut into = Stripped::default();
-        if strip_into(source.as_bytes(), &mut into) {
+        if strip(source.as_bytes(), &mut into) {
             String::from_utf8(into.text).expect("comments are removed whole")
         } else {
             source.to_owned()
         }
+    }
+
+    fn stripped(source: &str) -> String {
+        stripped_by(strip_into, source)
     }
 
     #[test]
@@ -501,12 +506,7 @@ mod tests {
     }
 
     fn stripped_rust(source: &str) -> String {
-        let mut into = Stripped::default();
-        if strip_rust_into(source.as_bytes(), &mut into) {
-            String::from_utf8(into.text).expect("comments are removed whole")
-        } else {
-            source.to_owned()
-        }
+        stripped_by(strip_rust_into, source)
     }
 
     #[test]
