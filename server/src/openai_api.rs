@@ -20,6 +20,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use llm::{
     ErrorKind, Event, FailedAttempt, Message, ProviderError, Request, StopReason, Tool, ToolCall,
     Usage,
@@ -624,13 +625,14 @@ async fn stream_response(
     created: i64,
     include_usage: bool,
 ) -> Response {
-    let mut receiver = match services.ai_stream(user, call).await {
-        Ok(receiver) => receiver,
+    // Polled by the response body itself: each chunk goes out from the task that read it.
+    let mut answer = match services.ai_stream_polled(user, call).await {
+        Ok(answer) => Box::pin(answer),
         Err(error) => return service_error_response(error),
     };
     let heartbeat = services.ai.heartbeat;
     // Until the first item or the first heartbeat, a failure still gets a proper status.
-    let first = tokio::time::timeout(heartbeat, receiver.recv()).await;
+    let first = tokio::time::timeout(heartbeat, answer.next()).await;
     let first = match first {
         Ok(None) => return provider_error_response(&ProviderError::new(ErrorKind::ProviderDown)),
         Ok(Some(AiItem::Failed {
@@ -662,7 +664,7 @@ async fn stream_response(
         loop {
             let item = match pending.take() {
                 Some(item) => item,
-                None => match tokio::time::timeout(heartbeat, receiver.recv()).await {
+                None => match tokio::time::timeout(heartbeat, answer.next()).await {
                     Ok(Some(item)) => item,
                     Ok(None) => return,
                     Err(_) => {

@@ -552,6 +552,71 @@ async fn a_slow_first_token_gets_heartbeats_and_a_cut_stream_is_recorded() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_mid_stream_stops_the_call_and_its_usage_is_recorded() {
+    let setup = setup(db::Backend::Sqlite, None).await;
+    let cloud = Upstream::start().await.unwrap();
+    add_cloud_credential(
+        &setup,
+        provider_credentials::ProviderKind::Anthropic,
+        &cloud,
+        ProviderKind::Anthropic,
+    )
+    .await;
+    // Anthropic reports the input tokens at the start; the rest would take seconds.
+    cloud.push(
+        Reply::sse(anthropic::text_stream(
+            &["one ", "two ", "three ", "four ", "five ", "six"],
+            1_200,
+            0,
+            30,
+        ))
+        .gap(Duration::from_millis(400)),
+    );
+    let mut response = post_json(
+        &setup,
+        serde_json::json!({
+            "model": "claude-haiku-4-5", "stream": true,
+            "messages": [{"role": "user", "content": "count"}],
+        }),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut received = String::new();
+    while !received.contains("\"one \"") {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+
+    // The gateway notices at its next write, stops reading the provider, and records the call.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let rows = usage_rows(&setup).await;
+        if let Some(row) = rows.into_iter().find(|row| row.outcome == "cancelled") {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cancelled call was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.provider, "anthropic");
+    assert_eq!(row.model, "claude-haiku-4-5");
+    assert_eq!(row.input_tokens, 1_200);
+    assert!(row.cost_micros > 0, "{row:?}");
+    assert_eq!(
+        usage_rows(&setup).await.len(),
+        1,
+        "the call is recorded once"
+    );
+}
+
+#[tokio::test]
 async fn tokens_tiers_and_missing_providers_are_enforced() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
     let mut services = services_with_gateway(&database);

@@ -375,7 +375,7 @@ async fn call(gateway: &Gateway, case: &Case, kind: ProviderKind, base_url: &str
         while let Some(item) = stream.next().await {
             match item {
                 Ok(StreamItem::Event(event)) => events.push(event),
-                Ok(StreamItem::Answering { .. }) => {}
+                Ok(StreamItem::Answering { .. } | StreamItem::UsageSoFar(_)) => {}
                 Err(error) => failure = Some(error),
             }
         }

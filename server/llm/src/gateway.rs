@@ -99,6 +99,10 @@ pub enum StreamItem {
         failed: Vec<FailedAttempt>,
     },
     Event(Event),
+    /// The tokens the answering target has reported so far, sent whenever that figure grows
+    /// before the final [`Event::Usage`] (Anthropic reports the input tokens at the start): what
+    /// a caller that stops reading early records as used.
+    UsageSoFar(Usage),
 }
 
 /// The call failed: every target failed before output, or the answering one failed after.
@@ -363,6 +367,7 @@ impl Gateway {
                     let mut frames: Vec<SseEvent> = Vec::new();
                     let mut events: Vec<Event> = Vec::new();
                     let mut started = false;
+                    let mut reported: Option<Usage> = None;
                     loop {
                         let next = tokio::time::timeout(gateway.inner.timeouts.between_chunks, body.next()).await;
                         let mut ended = false;
@@ -396,8 +401,16 @@ impl Gateway {
                                 }
                                 yield Ok(StreamItem::Answering { target: index, failed: std::mem::take(&mut failed) });
                             }
+                            let finished = events.iter().any(|event| matches!(event, Event::Usage { .. }));
                             for event in events.drain(..) {
                                 yield Ok(StreamItem::Event(event));
+                            }
+                            let so_far = decoder.usage_so_far();
+                            if !finished && so_far.is_some() && so_far != reported {
+                                reported = so_far;
+                                if let Some(usage) = so_far {
+                                    yield Ok(StreamItem::UsageSoFar(usage));
+                                }
                             }
                         }
                         match outcome {

@@ -154,6 +154,8 @@ struct Streamed {
     events: Vec<Event>,
     /// When each event arrived.
     arrivals: Vec<Instant>,
+    /// Each usage-so-far report, in order.
+    usage_so_far: Vec<Usage>,
     failure: Option<Failure>,
 }
 
@@ -201,6 +203,10 @@ async fn run_stream(gateway: &Gateway, targets: Vec<Target>, request: Request) -
                 );
                 seen.events.push(event);
                 seen.arrivals.push(Instant::now());
+            }
+            Ok(StreamItem::UsageSoFar(usage)) => {
+                assert!(seen.answering.is_some(), "Answering comes first");
+                seen.usage_so_far.push(usage);
             }
             Err(failure) => seen.failure = Some(failure),
         }
@@ -652,7 +658,10 @@ async fn openai_usage_with_cache_reads_and_reasoning() {
 async fn anthropic_usage_is_cumulative_with_cache_reads_and_writes() {
     // Cache read, from the builder: message_start reports output 1, message_delta the total.
     let upstream = upstream().await;
-    upstream.push(Reply::sse(anthropic::text_stream(&["O", "K."], 9, 4202, 5)));
+    // Frames apart, so that what message_start reported is passed on before the end.
+    upstream.push(
+        Reply::sse(anthropic::text_stream(&["O", "K."], 9, 4202, 5)).gap(Duration::from_millis(20)),
+    );
     let seen = run_stream(&gateway(), vec![target(&upstream, Anthropic)], request()).await;
     seen.succeeded_on(0);
     assert_eq!(
@@ -664,6 +673,22 @@ async fn anthropic_usage_is_cumulative_with_cache_reads_and_writes() {
             cache_write_tokens: 0,
             reasoning_tokens: 0,
         })
+    );
+    // What a caller that stops reading early records: the input, known from the start.
+    assert_eq!(
+        seen.usage_so_far.first(),
+        Some(&Usage {
+            input_tokens: 9 + 4202,
+            output_tokens: 1,
+            cache_read_tokens: 4202,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+        })
+    );
+    assert!(
+        seen.usage_so_far.windows(2).all(|pair| pair[0] != pair[1]),
+        "a report is sent only when the figure changes: {:?}",
+        seen.usage_so_far
     );
     // Exactly one usage report, just before Stop.
     let usages = seen

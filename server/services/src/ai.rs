@@ -153,6 +153,114 @@ pub enum AiItem {
     },
 }
 
+impl AiItem {
+    /// Whether this is the last item of its answer (its stop or its failure).
+    pub fn is_last(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Event(Event::Stop { .. }))
+    }
+}
+
+/// What a streamed call has done so far. It records the call once, however the stream ends:
+/// at its stop (`ok`), at a failure, or, dropped before either, as `cancelled` with the usage
+/// reported so far.
+struct StreamRecord {
+    services: Services,
+    user: AuthenticatedUser,
+    routed: Vec<Routed>,
+    tag: CallTag,
+    /// The index of the target that answers, once one does.
+    answering: Option<usize>,
+    usage: Option<Usage>,
+    finished: bool,
+}
+
+impl StreamRecord {
+    /// Records what `item` says and turns it into what the caller receives, if anything.
+    fn forward(&mut self, item: Result<StreamItem, llm::Failure>) -> Option<AiItem> {
+        let services = &self.services;
+        Some(match item {
+            Ok(StreamItem::UsageSoFar(usage)) => {
+                self.usage = Some(usage);
+                return None;
+            }
+            Ok(StreamItem::Answering { target, failed }) => {
+                self.answering = Some(target);
+                services.record_failed_attempts(&self.user, &self.routed, &self.tag, &failed);
+                let route = &self.routed[target.min(self.routed.len() - 1)];
+                AiItem::Answering(Answering {
+                    provider: route.target.endpoint.kind(),
+                    model: route.target.model.clone(),
+                    failed,
+                })
+            }
+            Ok(StreamItem::Event(event)) => {
+                if let Event::Usage { usage: reported } = &event {
+                    self.usage = Some(*reported);
+                }
+                if let Event::Stop { .. } = &event {
+                    self.finished = true;
+                    if let Some(route) = self.answering.and_then(|index| self.routed.get(index)) {
+                        services.record(
+                            &self.user,
+                            route.target.endpoint.kind(),
+                            &route.target.model,
+                            &self.tag,
+                            self.usage,
+                            ("ok", None),
+                        );
+                    }
+                }
+                AiItem::Event(event)
+            }
+            Err(failure) => {
+                self.finished = true;
+                services.record_failed_attempts(
+                    &self.user,
+                    &self.routed,
+                    &self.tag,
+                    &failure.failed,
+                );
+                if let Some(route) = failure.target.and_then(|index| self.routed.get(index)) {
+                    services.note_failure(&self.user, route.credential, &failure.error);
+                    services.record(
+                        &self.user,
+                        route.target.endpoint.kind(),
+                        &route.target.model,
+                        &self.tag,
+                        failure.usage_so_far.or(self.usage),
+                        (outcome_of(&failure.error), Some(failure.error.kind)),
+                    );
+                }
+                AiItem::Failed {
+                    error: failure.error,
+                    output_started: failure.output_started,
+                    failed: failure.failed,
+                }
+            }
+        })
+    }
+}
+
+impl Drop for StreamRecord {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The caller left (or the provider's stream ended without a stop): record what was
+        // used.
+        if let Some(route) = self.answering.and_then(|index| self.routed.get(index)) {
+            self.services.record(
+                &self.user,
+                route.target.endpoint.kind(),
+                &route.target.model,
+                &self.tag,
+                self.usage,
+                ("cancelled", None),
+            );
+        }
+    }
+}
+
 /// A whole answer.
 #[derive(Clone, Debug)]
 pub struct AiCompletion {
@@ -600,101 +708,59 @@ impl Services {
 
     /// Starts a streamed answer. Errors found before any provider is called (tier limit, no
     /// provider, unknown model) are returned; the rest arrive as items. The answer is produced
-    /// by a task of its own: dropping the receiver cancels it (and its usage so far is
-    /// recorded as `cancelled`).
+    /// by a task of its own, so it goes on while the receiver waits: dropping the receiver
+    /// cancels it (and its usage so far is recorded as `cancelled`).
     pub async fn ai_stream(
         &self,
         user: &AuthenticatedUser,
         call: AiCall,
     ) -> Result<mpsc::Receiver<AiItem>, Error> {
-        self.check_ai_allowed(user, &call.mode).await?;
-        let routed = self.route(user, &call.models).await?;
-        let tag = call.tag();
+        let answer = self.ai_stream_polled(user, call).await?;
         let (sender, receiver) = mpsc::channel(64);
-        let services = self.clone();
-        let user = user.clone();
         tokio::spawn(async move {
-            let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
-            let stream = services.ai.gateway.stream(targets, call.request);
-            futures::pin_mut!(stream);
-            let mut answering: Option<usize> = None;
-            let mut usage: Option<Usage> = None;
-            while let Some(item) = stream.next().await {
-                let forwarded = match item {
-                    Ok(StreamItem::Answering { target, failed }) => {
-                        answering = Some(target);
-                        services.record_failed_attempts(&user, &routed, &tag, &failed);
-                        let route = &routed[target.min(routed.len() - 1)];
-                        AiItem::Answering(Answering {
-                            provider: route.target.endpoint.kind(),
-                            model: route.target.model.clone(),
-                            failed,
-                        })
-                    }
-                    Ok(StreamItem::Event(event)) => {
-                        if let Event::Usage { usage: reported } = &event {
-                            usage = Some(*reported);
-                        }
-                        if let Event::Stop { .. } = &event
-                            && let Some(target) = answering.and_then(|index| routed.get(index))
-                        {
-                            services.record(
-                                &user,
-                                target.target.endpoint.kind(),
-                                &target.target.model,
-                                &tag,
-                                usage,
-                                ("ok", None),
-                            );
-                        }
-                        AiItem::Event(event)
-                    }
-                    Err(failure) => {
-                        services.record_failed_attempts(&user, &routed, &tag, &failure.failed);
-                        if let Some(route) = failure.target.and_then(|index| routed.get(index)) {
-                            services.note_failure(&user, route.credential, &failure.error);
-                            services.record(
-                                &user,
-                                route.target.endpoint.kind(),
-                                &route.target.model,
-                                &tag,
-                                failure.usage_so_far.or(usage),
-                                (outcome_of(&failure.error), Some(failure.error.kind)),
-                            );
-                        }
-                        AiItem::Failed {
-                            error: failure.error,
-                            output_started: failure.output_started,
-                            failed: failure.failed,
-                        }
-                    }
-                };
-                let stopped = matches!(
-                    forwarded,
-                    AiItem::Failed { .. } | AiItem::Event(Event::Stop { .. })
-                );
-                if sender.send(forwarded).await.is_err() {
-                    // The caller left: stop asking the provider, and record what was used.
-                    if let Some(route) = answering.and_then(|index| routed.get(index))
-                        && !stopped
-                    {
-                        services.record(
-                            &user,
-                            route.target.endpoint.kind(),
-                            &route.target.model,
-                            &tag,
-                            usage,
-                            ("cancelled", None),
-                        );
-                    }
-                    return;
-                }
-                if stopped {
+            futures::pin_mut!(answer);
+            while let Some(item) = answer.next().await {
+                let stopped = item.is_last();
+                if sender.send(item).await.is_err() || stopped {
                     return;
                 }
             }
         });
         Ok(receiver)
+    }
+
+    /// Starts a streamed answer that is produced while the caller polls it, with no task or
+    /// channel of its own (the OpenAI-compatible endpoint forwards it as it comes). Errors
+    /// found before any provider is called are returned, as by [`Self::ai_stream`]; the stream
+    /// ends after its last item ([`AiItem::is_last`]). Dropping it before then cancels the
+    /// call, and its usage so far is recorded as `cancelled`.
+    pub async fn ai_stream_polled(
+        &self,
+        user: &AuthenticatedUser,
+        call: AiCall,
+    ) -> Result<impl futures::Stream<Item = AiItem> + Send + 'static, Error> {
+        self.check_ai_allowed(user, &call.mode).await?;
+        let routed = self.route(user, &call.models).await?;
+        let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
+        let tag = call.tag();
+        let upstream = self.ai.gateway.stream(targets, call.request);
+        let mut record = StreamRecord {
+            services: self.clone(),
+            user: user.clone(),
+            routed,
+            tag,
+            answering: None,
+            usage: None,
+            finished: false,
+        };
+        Ok(upstream
+            .filter_map(move |item| futures::future::ready(record.forward(item)))
+            .scan(false, |ended, item| {
+                // Nothing comes after the last item.
+                let next = (!*ended).then_some(item);
+                *ended = next.as_ref().is_none_or(AiItem::is_last);
+                futures::future::ready(next)
+            }))
     }
 
     /// A whole answer. The call runs to its end and is recorded even if the caller leaves.
