@@ -112,14 +112,15 @@ fn secrecy_text(secret: &SecretString) -> String {
     secret.expose_secret().to_owned()
 }
 
-/// Saves a cloud provider's key whose stored base URL points at a local upstream (the gateway
-/// trusts the stored row, so this is how a test reaches "Anthropic").
-async fn add_cloud_credential(
-    setup: &Setup,
-    kind: db::tables::provider_credentials::ProviderKind,
-    upstream: &Upstream,
-    llm_kind: ProviderKind,
-) {
+/// Starts a local upstream for a cloud provider and saves a key whose stored base URL points at
+/// it (the gateway trusts the stored row, so this is how a test reaches "Anthropic").
+async fn cloud_provider(setup: &Setup, llm_kind: ProviderKind) -> Upstream {
+    let kind = match llm_kind {
+        ProviderKind::Anthropic => provider_credentials::ProviderKind::Anthropic,
+        ProviderKind::Gemini => provider_credentials::ProviderKind::Gemini,
+        other => panic!("{other:?} is not a cloud provider these tests use"),
+    };
+    let upstream = Upstream::start().await.unwrap();
     let saved = setup
         .services
         .save_credential(
@@ -145,6 +146,7 @@ async fn add_cloud_credential(
         .update(setup.database.database.connection())
         .await
         .unwrap();
+    upstream
 }
 
 async fn post_json(setup: &Setup, body: serde_json::Value) -> reqwest::Response {
@@ -319,14 +321,7 @@ async fn the_official_openai_python_client_works_against_the_endpoint() {
 #[tokio::test]
 async fn gemini_thought_signatures_survive_the_round_trip_through_tool_call_ids() {
     let setup = setup(db::Backend::Sqlite, None).await;
-    let cloud = Upstream::start().await.unwrap();
-    add_cloud_credential(
-        &setup,
-        provider_credentials::ProviderKind::Gemini,
-        &cloud,
-        ProviderKind::Gemini,
-    )
-    .await;
+    let cloud = cloud_provider(&setup, ProviderKind::Gemini).await;
     let tools = serde_json::json!([{"type": "function", "function": {"name": "read_file",
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]);
 
@@ -412,14 +407,7 @@ async fn gemini_thought_signatures_survive_the_round_trip_through_tool_call_ids(
 async fn usage_and_cost_are_recorded_and_fallback_is_reported() {
     for backend in backends() {
         let setup = setup(backend, None).await;
-        let cloud = Upstream::start().await.unwrap();
-        add_cloud_credential(
-            &setup,
-            provider_credentials::ProviderKind::Anthropic,
-            &cloud,
-            ProviderKind::Anthropic,
-        )
-        .await;
+        let cloud = cloud_provider(&setup, ProviderKind::Anthropic).await;
 
         // Anthropic, priced from the catalog: 1,000 input at $1/M and 50 output at $5/M.
         cloud.push(anthropic::message("Hi there", 1_000, 50));
@@ -554,14 +542,7 @@ async fn a_slow_first_token_gets_heartbeats_and_a_cut_stream_is_recorded() {
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_stops_the_call_and_its_usage_is_recorded() {
     let setup = setup(db::Backend::Sqlite, None).await;
-    let cloud = Upstream::start().await.unwrap();
-    add_cloud_credential(
-        &setup,
-        provider_credentials::ProviderKind::Anthropic,
-        &cloud,
-        ProviderKind::Anthropic,
-    )
-    .await;
+    let cloud = cloud_provider(&setup, ProviderKind::Anthropic).await;
     // Anthropic reports the input tokens at the start; the rest would take seconds.
     cloud.push(
         Reply::sse(anthropic::text_stream(
