@@ -401,16 +401,16 @@ impl Gateway {
                                 }
                                 yield Ok(StreamItem::Answering { target: index, failed: std::mem::take(&mut failed) });
                             }
-                            let finished = events.iter().any(|event| matches!(event, Event::Usage { .. }));
+                            let final_usage_sent = events.iter().any(|event| matches!(event, Event::Usage { .. }));
                             for event in events.drain(..) {
                                 yield Ok(StreamItem::Event(event));
                             }
-                            let so_far = decoder.usage_so_far();
-                            if !finished && so_far.is_some() && so_far != reported {
-                                reported = so_far;
-                                if let Some(usage) = so_far {
-                                    yield Ok(StreamItem::UsageSoFar(usage));
-                                }
+                            if !final_usage_sent
+                                && let Some(usage) = decoder.usage_so_far()
+                                && reported != Some(usage)
+                            {
+                                reported = Some(usage);
+                                yield Ok(StreamItem::UsageSoFar(usage));
                             }
                         }
                         match outcome {
