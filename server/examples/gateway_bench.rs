@@ -11,7 +11,8 @@
 //! - CPU time per request of the gateway's whole process tree;
 //! - the highest request rate whose p99 stays under 10 ms and under 100 ms (closed loop,
 //!   concurrency 1, 2, 4, … for a few seconds each);
-//! - resident memory of the process tree, idle and while holding 200 streams open.
+//! - resident memory of the process tree, idle and while holding 200 streams open, and the
+//!   anonymous part of it (heap and stacks; the rest is mapped files, mostly code).
 //!
 //! Run: `scripts/bench-gateway` (installs LiteLLM in a virtualenv, builds the server and this
 //! example, passes both paths). `scripts/bench-gateway --quick` is a smoke run;
@@ -44,7 +45,7 @@ use tokio::task::JoinSet;
 use bench_support::{
     CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
     percentile, save_local_provider, server_function, sign_up_first_account, snippet, sorted,
-    tree_cpu, tree_rss_kib, wait_until_ready,
+    tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -388,6 +389,11 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
                 seconds * 100.0 / idle_window.as_secs_f64(),
             );
             report.set(target.name, "rss_idle", tree_rss_kib(pid) as f64 / 1024.0);
+            report.set(
+                target.name,
+                "anon_idle",
+                tree_anonymous_kib(pid) as f64 / 1024.0,
+            );
         }
     }
 
@@ -558,7 +564,8 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
     );
     for target in &gateways {
         let Some(pid) = target.pid else { continue };
-        let (peak_kib, outcomes) = hold_streams(&client, target, params.held_streams, pid).await?;
+        let ((peak_kib, anonymous_kib), outcomes) =
+            hold_streams(&client, target, params.held_streams, pid).await?;
         let complete = outcomes
             .iter()
             .filter(|outcome| {
@@ -572,6 +579,7 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
             .filter_map(|outcome| outcome.as_ref().err())
             .collect();
         report.set(target.name, "rss_streams", peak_kib as f64 / 1024.0);
+        report.set(target.name, "anon_streams", anonymous_kib as f64 / 1024.0);
         report.set(target.name, "held_complete", complete as f64);
         if let Some(first) = failed.first() {
             report.error(target.name, failed.len(), Some(format!("{first:#}")));
@@ -850,19 +858,20 @@ async fn streams(
 }
 
 /// Holds `count` streams open at once and samples the process tree's resident memory meanwhile;
-/// the peak in KiB, and each stream's outcome.
+/// the peak and the anonymous part of it then, in KiB, and each stream's outcome.
 async fn hold_streams(
     client: &reqwest::Client,
     target: &Arc<Target>,
     count: usize,
     pid: u32,
-) -> Result<(u64, Vec<Result<StreamOutcome>>)> {
+) -> Result<((u64, u64), Vec<Result<StreamOutcome>>)> {
     let mut set = JoinSet::new();
     for _ in 0..count {
         let (client, target) = (client.clone(), target.clone());
         set.spawn(async move { one_stream(&client, &target).await });
     }
-    let mut peak = tree_rss_kib(pid);
+    let sample = || (tree_rss_kib(pid), tree_anonymous_kib(pid));
+    let mut peak = sample();
     let mut outcomes = Vec::with_capacity(count);
     let mut sampler = tokio::time::interval(Duration::from_millis(50));
     loop {
@@ -871,7 +880,7 @@ async fn hold_streams(
                 Some(joined) => outcomes.push(joined.context("a stream task failed")?),
                 None => break,
             },
-            _ = sampler.tick() => peak = peak.max(tree_rss_kib(pid)),
+            _ = sampler.tick() => peak = peak.max(sample()),
         }
     }
     Ok((peak, outcomes))
@@ -1612,6 +1621,23 @@ fn print_report(
                 params.held_streams
             ),
             "rss_streams",
+            1,
+            false,
+            Better::Lower,
+        ),
+        (
+            "   of which anonymous, idle (MiB)".into(),
+            "anon_idle",
+            1,
+            false,
+            Better::Lower,
+        ),
+        (
+            format!(
+                "   of which anonymous, {} streams (MiB)",
+                params.held_streams
+            ),
+            "anon_streams",
             1,
             false,
             Better::Lower,

@@ -13,6 +13,7 @@ mod metrics;
 pub mod openai_api;
 pub mod project_archives;
 pub mod request_guards;
+pub mod resident_code;
 
 use axum::Router;
 use axum::extract::FromRef;

@@ -1,7 +1,7 @@
 //! `server`: runs Async Coder. See `server --help` for every option.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use server::config::{Command, Config, LogFormat};
@@ -77,6 +77,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
             config.trusted_proxies.clone(),
         )),
     };
+    tokio::spawn(state.metrics.clone().keep_up(Duration::from_secs(5)));
     let router = server::router(state);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -85,6 +86,10 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         "listening on http://{address} (started in {} ms)",
         started.elapsed().as_millis()
     );
+    // Start-up is over: the code it ran need not stay resident, nor what was run long ago.
+    tokio::spawn(server::resident_code::release_every(Duration::from_secs(
+        60,
+    )));
     server::listen::serve(listener, router, shutdown_signal()).await;
     // Usage rows still queued for the writer go in before the database closes.
     services.flush_usage().await;

@@ -281,13 +281,23 @@ pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
 
 /// Resident memory of the whole tree, in KiB.
 pub fn tree_rss_kib(root: u32) -> u64 {
+    tree_status_kib(root, "VmRSS:")
+}
+
+/// The anonymous part of [`tree_rss_kib`] (heap, stacks: not the program's files), in KiB.
+pub fn tree_anonymous_kib(root: u32) -> u64 {
+    tree_status_kib(root, "RssAnon:")
+}
+
+/// One `/proc/<pid>/status` field (given with its colon), summed over the process tree, in KiB.
+fn tree_status_kib(root: u32, field: &str) -> u64 {
     process_tree(root)
         .into_iter()
         .filter_map(|pid| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|value| value.split_whitespace().next()?.parse::<u64>().ok())
         })
         .sum()
