@@ -598,6 +598,48 @@ async fn a_client_that_leaves_mid_stream_stops_the_call_and_its_usage_is_recorde
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_a_whole_answer_early_still_gets_the_call_recorded() {
+    let setup = setup(db::Backend::Sqlite, None).await;
+    let cloud = cloud_provider(&setup, ProviderKind::Anthropic).await;
+    cloud.push(
+        anthropic::message("late but whole", 900, 40).first_byte_delay(Duration::from_millis(600)),
+    );
+    let request = reqwest::Client::new()
+        .post(format!("{}/chat/completions", setup.base_url))
+        .bearer_auth(&setup.token)
+        .json(&serde_json::json!({
+            "model": "claude-haiku-4-5",
+            "messages": [{"role": "user", "content": "take your time"}],
+        }))
+        .send();
+    // The client gives up while the provider is still thinking.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), request)
+            .await
+            .is_err(),
+        "the answer came before the client left"
+    );
+    assert!(usage_rows(&setup).await.is_empty());
+
+    // The provider is billed for the whole answer: the gateway reads it to its end and records it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        if let Some(row) = usage_rows(&setup).await.into_iter().next() {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call was dropped with its client"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.outcome, "ok");
+    assert_eq!(row.model, "claude-haiku-4-5");
+    assert_eq!((row.input_tokens, row.output_tokens), (900, 40));
+    assert_eq!(cloud.received().len(), 1);
+}
+
+#[tokio::test]
 async fn tokens_tiers_and_missing_providers_are_enforced() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
     let mut services = services_with_gateway(&database);

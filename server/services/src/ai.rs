@@ -16,9 +16,11 @@ use llm::{
     ProviderError, ProviderKind, RemoteModel, Request, RetryPolicy, StreamItem, Target, Timeouts,
     Usage,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use crate::finish::FinishWhenDropped;
 use crate::policy::Work;
+use crate::usage_writer::UsageWriter;
 use crate::{AuthenticatedUser, Error, Services};
 
 /// How long a provider's model list is reused.
@@ -36,7 +38,7 @@ pub struct Ai {
     /// Each user's credentials as last read (for [`CREDENTIALS_TTL`] at most; emptied for the
     /// user when this process saves, removes or marks one).
     credentials: Arc<Mutex<HashMap<db::ids::UserId, CachedCredentials>>>,
-    writer: Arc<std::sync::OnceLock<mpsc::Sender<QueuedUsage>>>,
+    writer: Arc<std::sync::OnceLock<UsageWriter>>,
 }
 
 /// A user's calls today and tokens this month, kept in memory after one read of `api_usage`
@@ -52,22 +54,8 @@ struct Counters {
 /// A user's credentials and when they were read.
 type CachedCredentials = (Instant, Arc<Vec<provider_credentials::Model>>);
 
-/// What the usage writer receives: a row with the time of its call, or a request to say when
-/// everything queued before it is in the database.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "rows are nearly all of the traffic; boxing them would allocate for each one"
-)]
-enum QueuedUsage {
-    Row(db::NewUsage, DateTime<Utc>),
-    Flush(oneshot::Sender<()>),
-}
-
 /// How long a user's credentials are reused without reading them again.
 const CREDENTIALS_TTL: Duration = Duration::from_secs(10);
-
-/// How many usage rows the writer puts in one statement.
-const USAGE_BATCH: usize = 500;
 
 #[derive(Clone, Debug)]
 struct CachedList {
@@ -387,6 +375,7 @@ impl Services {
         {
             return Ok(counters);
         }
+        self.flush_usage().await;
         let today = self.database.usage_since(user.id, day).await?;
         let this_month = self.database.usage_since(user.id, month).await?;
         let counters = Counters {
@@ -422,54 +411,20 @@ impl Services {
         }
     }
 
-    /// Queues a usage row for the writer task, which inserts what has arrived in batches.
+    /// Queues a usage row for the writer task, which inserts rows in batches.
     fn write_usage(&self, row: db::NewUsage, at: DateTime<Utc>) {
-        let sender = self.usage_writer();
-        if let Err(error) = sender.try_send(QueuedUsage::Row(row, at)) {
-            match error {
-                mpsc::error::TrySendError::Full(item) => {
-                    // The writer is behind: wait for room in a task of its own rather than
-                    // block the answer or lose the row.
-                    let sender = sender.clone();
-                    tokio::spawn(async move {
-                        if sender.send(item).await.is_err() {
-                            tracing::error!("the usage writer stopped; a usage row is lost");
-                        }
-                    });
-                }
-                mpsc::error::TrySendError::Closed(QueuedUsage::Row(row, at)) => {
-                    let database = self.database.clone();
-                    tokio::spawn(async move {
-                        if let Err(error) = database.record_usage(row, at).await {
-                            tracing::error!(%error, "recording AI usage failed");
-                        }
-                    });
-                }
-                mpsc::error::TrySendError::Closed(QueuedUsage::Flush(_)) => {}
-            }
-        }
-    }
-
-    fn usage_writer(&self) -> &mpsc::Sender<QueuedUsage> {
-        self.ai.writer.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(10_000);
-            tokio::spawn(write_usage_rows(self.database.clone(), receiver));
-            sender
-        })
+        self.ai
+            .writer
+            .get_or_init(|| UsageWriter::start(self.database.clone()))
+            .push(row, at);
     }
 
     /// Returns once every usage row queued before this call is in the database (or its write
-    /// failed and was logged). The server calls it before closing the database at shutdown.
+    /// failed and was logged). Called before usage is read, and by the server before it closes
+    /// the database at shutdown.
     pub async fn flush_usage(&self) {
-        let Some(sender) = self.ai.writer.get() else {
-            return;
-        };
-        let (done, written) = oneshot::channel();
-        if sender.send(QueuedUsage::Flush(done)).await.is_err() {
-            return;
-        }
-        if written.await.is_err() {
-            tracing::error!("the usage writer stopped before writing what was queued");
+        if let Some(writer) = self.ai.writer.get() {
+            writer.flush().await;
         }
     }
 
@@ -774,7 +729,9 @@ impl Services {
         let tag = call.tag();
         let services = self.clone();
         let user = user.clone();
-        let task = tokio::spawn(async move {
+        // Polled by the caller's own task (no task of its own: a hop between tasks made the
+        // runtime wake its second worker for every call); handed to a task if the caller leaves.
+        FinishWhenDropped::new(async move {
             let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
             match services.ai.gateway.complete(&targets, &call.request).await {
                 Ok(completion) => {
@@ -814,9 +771,8 @@ impl Services {
                     Err(Error::Provider(failure.error))
                 }
             }
-        });
-        task.await
-            .map_err(|error| Error::Internal(format!("the AI call stopped: {error}")))?
+        })
+        .await
     }
 
     async fn remote_models(
@@ -919,6 +875,7 @@ impl Services {
         user: &AuthenticatedUser,
         recent: u64,
     ) -> Result<UsageReport, Error> {
+        self.flush_usage().await;
         let now = Utc::now();
         Ok(UsageReport {
             today: self
@@ -976,50 +933,6 @@ impl Services {
                 })
             }
             Err(other) => Err(other),
-        }
-    }
-}
-
-/// Inserts queued usage rows, as many at a time as have arrived (up to [`USAGE_BATCH`]), and
-/// answers flush requests once the rows queued before them are written.
-async fn write_usage_rows(database: db::Database, mut receiver: mpsc::Receiver<QueuedUsage>) {
-    let mut received = Vec::with_capacity(USAGE_BATCH);
-    while receiver.recv_many(&mut received, USAGE_BATCH).await > 0 {
-        let mut rows = Vec::with_capacity(received.len());
-        let mut flushes = Vec::new();
-        for item in received.drain(..) {
-            match item {
-                QueuedUsage::Row(row, at) => rows.push((row, at)),
-                QueuedUsage::Flush(done) => flushes.push(done),
-            }
-        }
-        if !rows.is_empty() {
-            write_usage_batch(&database, rows).await;
-        }
-        for done in flushes {
-            if done.send(()).is_err() {
-                tracing::debug!("a usage flush was no longer awaited");
-            }
-        }
-    }
-}
-
-async fn write_usage_batch(database: &db::Database, rows: Vec<(db::NewUsage, DateTime<Utc>)>) {
-    if let Err(error) = database.record_usage_batch(rows.clone()).await {
-        // One row can spoil a batch (its conversation deleted meanwhile): write them one by
-        // one, and keep a row whose chat message is gone without that link.
-        tracing::warn!(%error, count = rows.len(), "a usage batch failed; writing its rows one by one");
-        for (row, at) in rows {
-            let unlinked = db::NewUsage {
-                conversation_id: None,
-                message_id: None,
-                ..row.clone()
-            };
-            if database.record_usage(row, at).await.is_err()
-                && let Err(error) = database.record_usage(unlinked, at).await
-            {
-                tracing::error!(%error, "recording AI usage failed");
-            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod ai;
 pub mod archives;
 pub mod chat;
+mod finish;
 mod passwords;
 pub mod paths;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod secrets;
 mod tokens;
+pub mod usage_writer;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -393,6 +393,8 @@ impl Services {
         {
             return Err(Error::NotFound);
         }
+        // Each conversation comes with its calls' totals: the rows still queued are written first.
+        self.flush_usage().await;
         Ok(self
             .database
             .conversations_of(user.id, project, search)
