@@ -6,6 +6,9 @@
 //!
 //! Measured, for each gateway:
 //! - added latency, one request at a time (non-streaming): gateway p50/p99 minus upstream p50/p99;
+//!   each request waits until the gateway asked before it is idle again (and the CPU that gateway
+//!   used after answering is printed), so that one gateway's leftover work does not slow the
+//!   other's request;
 //! - streaming (64 chunks 20 ms apart by default): added time to first content chunk and added
 //!   p99 gap between chunks, with every chunk counted;
 //! - CPU time per request of the gateway's whole process tree;
@@ -44,8 +47,8 @@ use tokio::task::JoinSet;
 
 use bench_support::{
     CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
-    percentile, save_local_provider, server_function, sign_up_first_account, snippet, sorted,
-    tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,
+    percentile, process_tree, save_local_provider, server_function, sign_up_first_account, snippet,
+    sorted, tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -424,8 +427,16 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
         "a. latency: {} non-streaming requests per target, one at a time, interleaved…",
         params.requests
     );
+    // Each request starts once the gateway asked before it has gone idle: work a gateway does
+    // after it has answered (LiteLLM's logging and spend callbacks) is its own CPU cost (c.),
+    // and must not land on the next request, which may be the other gateway's.
+    let trees: HashMap<&str, Vec<u32>> = gateways
+        .iter()
+        .filter_map(|target| Some((target.name, process_tree(target.pid?))))
+        .collect();
     let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut errors: HashMap<&str, (usize, Option<String>)> = HashMap::new();
+    let mut after_answer: HashMap<&str, (Duration, Duration)> = HashMap::new();
     for round in 0..params.requests {
         for offset in 0..everyone.len() {
             let target = &everyone[(round + offset) % everyone.len()];
@@ -437,7 +448,18 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
                     entry.1.get_or_insert(format!("{error:#}"));
                 }
             }
+            if let Some(tree) = trees.get(target.name) {
+                let (cpu, wall) = settle(tree).await;
+                let entry = after_answer.entry(target.name).or_default();
+                entry.0 += cpu;
+                entry.1 += wall;
+            }
         }
+    }
+    for (name, (cpu, wall)) in &after_answer {
+        let count = params.requests.max(1) as f64;
+        report.set(name, "after_cpu", cpu.as_secs_f64() * 1e3 / count);
+        report.set(name, "after_wall", wall.as_secs_f64() * 1e3 / count);
     }
     for target in &everyone {
         let samples = sorted(latencies.remove(target.name).unwrap_or_default());
@@ -726,6 +748,44 @@ impl Target {
             Some(token) => builder.bearer_auth(token),
             None => builder,
         }
+    }
+}
+
+/// Nanoseconds on CPU of every thread of these processes.
+fn threads_cpu_ns(pids: &[u32]) -> u64 {
+    let mut total = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                total += on_cpu;
+            }
+        }
+    }
+    total
+}
+
+/// Waits until these processes have used no CPU for a whole millisecond (at most 250 ms); the
+/// CPU they used meanwhile and how long that took.
+async fn settle(pids: &[u32]) -> (Duration, Duration) {
+    let started = Instant::now();
+    let first = threads_cpu_ns(pids);
+    let mut last = first;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let now = threads_cpu_ns(pids);
+        if now == last || started.elapsed() > Duration::from_millis(250) {
+            return (
+                Duration::from_nanos(now.saturating_sub(first)),
+                started.elapsed(),
+            );
+        }
+        last = now;
     }
 }
 
@@ -1506,6 +1566,20 @@ fn print_report(
             3,
             false,
             Better::Lower,
+        ),
+        (
+            "   CPU used after answering (ms per request)".into(),
+            "after_cpu",
+            3,
+            false,
+            Better::Lower,
+        ),
+        (
+            "   … until idle again (ms per request)".into(),
+            "after_wall",
+            2,
+            false,
+            Better::Neither,
         ),
         (
             "time to first chunk p50 (ms)".into(),
