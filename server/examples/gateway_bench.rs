@@ -422,58 +422,73 @@ async fn run(args: &Args, params: &Params, mock_port: u16) -> Result<()> {
         }
     }
 
-    // a. Added latency, one request at a time, interleaved request by request.
-    eprintln!(
-        "a. latency: {} non-streaming requests per target, one at a time, interleaved…",
-        params.requests
-    );
-    // Each request starts once the gateway asked before it has gone idle: work a gateway does
-    // after it has answered (LiteLLM's logging and spend callbacks) is its own CPU cost (c.),
-    // and must not land on the next request, which may be the other gateway's.
+    // a. Added latency, one request at a time, interleaved request by request; twice: back to
+    // back, then with each request starting once the gateway asked before it has gone idle.
+    // Work a gateway does after answering (LiteLLM's logging and spend callbacks) is its own CPU
+    // cost (c.); back to back it also slows the next request, which may be the other gateway's.
     let trees: HashMap<&str, Vec<u32>> = gateways
         .iter()
         .filter_map(|target| Some((target.name, process_tree(target.pid?))))
         .collect();
-    let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
-    let mut errors: HashMap<&str, (usize, Option<String>)> = HashMap::new();
-    let mut after_answer: HashMap<&str, (Duration, Duration)> = HashMap::new();
-    for round in 0..params.requests {
-        for offset in 0..everyone.len() {
-            let target = &everyone[(round + offset) % everyone.len()];
-            match one_completion(&client, target).await {
-                Ok(ms) => latencies.entry(target.name).or_default().push(ms),
-                Err(error) => {
-                    let entry = errors.entry(target.name).or_default();
-                    entry.0 += 1;
-                    entry.1.get_or_insert(format!("{error:#}"));
+    for (settled, prefix) in [(false, "b2b_"), (true, "")] {
+        eprintln!(
+            "a. latency: {} non-streaming requests per target, one at a time, interleaved, {}…",
+            params.requests,
+            if settled {
+                "each once the previous gateway is idle"
+            } else {
+                "back to back"
+            }
+        );
+        let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
+        let mut errors: HashMap<&str, (usize, Option<String>)> = HashMap::new();
+        let mut after_answer: HashMap<&str, (Duration, Duration)> = HashMap::new();
+        for round in 0..params.requests {
+            for offset in 0..everyone.len() {
+                let target = &everyone[(round + offset) % everyone.len()];
+                match one_completion(&client, target).await {
+                    Ok(ms) => latencies.entry(target.name).or_default().push(ms),
+                    Err(error) => {
+                        let entry = errors.entry(target.name).or_default();
+                        entry.0 += 1;
+                        entry.1.get_or_insert(format!("{error:#}"));
+                    }
+                }
+                if settled && let Some(tree) = trees.get(target.name) {
+                    let (cpu, wall) = settle(tree).await;
+                    let entry = after_answer.entry(target.name).or_default();
+                    entry.0 += cpu;
+                    entry.1 += wall;
                 }
             }
-            if let Some(tree) = trees.get(target.name) {
-                let (cpu, wall) = settle(tree).await;
-                let entry = after_answer.entry(target.name).or_default();
-                entry.0 += cpu;
-                entry.1 += wall;
+        }
+        for (name, (cpu, wall)) in &after_answer {
+            let count = params.requests.max(1) as f64;
+            report.set(name, "after_cpu", cpu.as_secs_f64() * 1e3 / count);
+            report.set(name, "after_wall", wall.as_secs_f64() * 1e3 / count);
+        }
+        for target in &everyone {
+            let samples = sorted(latencies.remove(target.name).unwrap_or_default());
+            report.set(
+                target.name,
+                &format!("{prefix}lat_p50"),
+                percentile(&samples, 0.50),
+            );
+            report.set(
+                target.name,
+                &format!("{prefix}lat_p99"),
+                percentile(&samples, 0.99),
+            );
+            if let Some((count, first)) = errors.get(target.name) {
+                report.error(target.name, *count, first.clone());
             }
         }
-    }
-    for (name, (cpu, wall)) in &after_answer {
-        let count = params.requests.max(1) as f64;
-        report.set(name, "after_cpu", cpu.as_secs_f64() * 1e3 / count);
-        report.set(name, "after_wall", wall.as_secs_f64() * 1e3 / count);
-    }
-    for target in &everyone {
-        let samples = sorted(latencies.remove(target.name).unwrap_or_default());
-        report.set(target.name, "lat_p50", percentile(&samples, 0.50));
-        report.set(target.name, "lat_p99", percentile(&samples, 0.99));
-        report.set(target.name, "lat_n", samples.len() as f64);
-        if let Some((count, first)) = errors.get(target.name) {
-            report.error(target.name, *count, first.clone());
-        }
-    }
-    for target in &gateways {
-        for (added, raw) in [("lat_add_p50", "lat_p50"), ("lat_add_p99", "lat_p99")] {
-            let value = report.get(target.name, raw) - report.get(direct.name, raw);
-            report.set(target.name, added, value);
+        for target in &gateways {
+            for quantile in ["p50", "p99"] {
+                let raw = format!("{prefix}lat_{quantile}");
+                let value = report.get(target.name, &raw) - report.get(direct.name, &raw);
+                report.set(target.name, &format!("{prefix}lat_add_{quantile}"), value);
+            }
         }
     }
 
@@ -1568,6 +1583,34 @@ fn print_report(
             Better::Lower,
         ),
         (
+            "a′. back to back: latency p50 (ms)".into(),
+            "b2b_lat_p50",
+            3,
+            true,
+            Better::Neither,
+        ),
+        (
+            "a′. back to back: latency p99 (ms)".into(),
+            "b2b_lat_p99",
+            3,
+            true,
+            Better::Neither,
+        ),
+        (
+            "a′. back to back: added latency p50 (ms)".into(),
+            "b2b_lat_add_p50",
+            3,
+            false,
+            Better::Lower,
+        ),
+        (
+            "a′. back to back: added latency p99 (ms)".into(),
+            "b2b_lat_add_p99",
+            3,
+            false,
+            Better::Lower,
+        ),
+        (
             "   CPU used after answering (ms per request)".into(),
             "after_cpu",
             3,
@@ -1802,7 +1845,9 @@ fn print_report(
     put!(
         out,
         "  added = gateway percentile minus the same percentile of the upstream alone; CPU and \
-         memory cover each gateway's whole process tree (/proc)."
+         memory cover each gateway's whole process tree (/proc).\n  \
+         a. each request starts once the gateway asked before it has used no CPU for 1 ms; \
+         a′. the same, back to back (a gateway's work after answering slows whatever comes next)."
     );
     for (target, (count, first)) in &report.errors {
         put!(
