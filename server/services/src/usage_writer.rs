@@ -30,6 +30,8 @@ struct Pending {
     rows: Vec<Row>,
     /// Flushes asked for: each is answered once the rows queued before it are written.
     flushes: Vec<oneshot::Sender<()>>,
+    /// The writer task has ended (it panicked): a flush returns at once.
+    stopped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -75,7 +77,14 @@ impl UsageWriter {
     /// and was logged).
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
-        self.shared.lock().flushes.push(done);
+        {
+            let mut pending = self.shared.lock();
+            if pending.stopped {
+                tracing::error!("the usage writer has stopped; queued usage rows are not written");
+                return;
+            }
+            pending.flushes.push(done);
+        }
         self.shared.wake.notify_one();
         if written.await.is_err() {
             tracing::error!("the usage writer stopped before writing what was queued");
@@ -83,7 +92,20 @@ impl UsageWriter {
     }
 }
 
+/// Marks the writer stopped when its task ends, however it ends, and lets waiting flushes go.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let mut pending = self.0.lock();
+        pending.stopped = true;
+        // Dropping the senders answers every waiting flush.
+        pending.flushes.clear();
+    }
+}
+
 async fn write_rows(database: db::Database, shared: Arc<Shared>, window: Duration) {
+    let _stop = StopGuard(shared.clone());
     loop {
         shared.wake.notified().await;
         let urgent = {
@@ -96,7 +118,13 @@ async fn write_rows(database: db::Database, shared: Arc<Shared>, window: Duratio
                 .await
                 .ok();
         }
-        let Pending { rows, flushes } = std::mem::take(&mut *shared.lock());
+        let (rows, flushes) = {
+            let mut pending = shared.lock();
+            (
+                std::mem::take(&mut pending.rows),
+                std::mem::take(&mut pending.flushes),
+            )
+        };
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             write_batch(&database, rows.by_ref().take(BATCH).collect()).await;
@@ -222,6 +250,25 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_flush_does_not_wait_for_a_writer_that_has_stopped() {
+        let (test_database, user_id) = database_with_user().await;
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(write_rows(
+            test_database.database.clone(),
+            shared.clone(),
+            Duration::from_secs(3600),
+        ));
+        let writer = UsageWriter { shared };
+        writer.push(row(user_id, 1), Utc::now());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        tokio::time::timeout(Duration::from_secs(5), writer.flush())
+            .await
+            .expect("a flush waited for a writer that had stopped");
     }
 
     #[tokio::test]
