@@ -6,9 +6,9 @@
 //!
 //! Measured, for each gateway:
 //! - added latency, one request at a time (non-streaming): gateway p50/p99 minus upstream p50/p99;
-//!   each request waits until the gateway asked before it is idle again (and the CPU that gateway
-//!   used after answering is printed), so that one gateway's leftover work does not slow the
-//!   other's request;
+//!   measured back to back, and again with each request waiting until the gateway asked before it
+//!   is idle (the CPU that gateway used after answering is printed), so that one gateway's
+//!   leftover work does not slow the other's request;
 //! - streaming (64 chunks 20 ms apart by default): added time to first content chunk and added
 //!   p99 gap between chunks, with every chunk counted;
 //! - CPU time per request of the gateway's whole process tree;
@@ -48,7 +48,7 @@ use tokio::task::JoinSet;
 use bench_support::{
     CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
     percentile, process_tree, save_local_provider, server_function, sign_up_first_account, snippet,
-    sorted, tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,
+    sorted, threads_cpu_ns, tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,
 };
 
 /// What the upstream answers to a non-streaming request.
@@ -764,25 +764,6 @@ impl Target {
             None => builder,
         }
     }
-}
-
-/// Nanoseconds on CPU of every thread of these processes.
-fn threads_cpu_ns(pids: &[u32]) -> u64 {
-    let mut total = 0;
-    for pid in pids {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
-                .ok()
-                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-            {
-                total += on_cpu;
-            }
-        }
-    }
-    total
 }
 
 /// Waits until these processes have used no CPU for a whole millisecond (at most 250 ms); the

@@ -428,8 +428,12 @@ impl CpuSample {
 }
 
 pub fn tree_cpu(root: u32) -> CpuSample {
-    let mut sample = CpuSample::default();
-    for pid in process_tree(root) {
+    let pids = process_tree(root);
+    let mut sample = CpuSample {
+        ticks: 0,
+        nanoseconds: threads_cpu_ns(&pids),
+    };
+    for pid in pids {
         if let Some(fields) = stat_fields(pid) {
             // utime, stime, cutime, cstime are fields 14..=17.
             sample.ticks += fields
@@ -439,18 +443,28 @@ pub fn tree_cpu(root: u32) -> CpuSample {
                 .filter_map(|field| field.parse::<u64>().ok())
                 .sum::<u64>();
         }
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for task in tasks.flatten() {
-                if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
-                    .ok()
-                    .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-                {
-                    sample.nanoseconds += on_cpu;
-                }
+    }
+    sample
+}
+
+/// Nanoseconds on CPU of every live thread of these processes
+/// (/proc/<pid>/task/<tid>/schedstat).
+pub fn threads_cpu_ns(pids: &[u32]) -> u64 {
+    let mut total = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Some(on_cpu) = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                total += on_cpu;
             }
         }
     }
-    sample
+    total
 }
 
 pub fn clock_ticks_per_second() -> f64 {
