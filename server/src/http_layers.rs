@@ -1,16 +1,19 @@
 //! The layers every response passes through: metrics, tracing, compression, security headers,
-//! a body size limit, and a panic guard that answers with a generic error page.
+//! a body size limit, and a panic guard that answers with a generic error page. The tracing
+//! layer's span carries the request's URI with the values of secret query parameters redacted
+//! ([`redact_query`]); no other callback of it writes the URI.
 
 use std::any::Any;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use axum::middleware;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
+use tracing::Span;
 
 use crate::metrics;
 
@@ -56,8 +59,143 @@ pub fn apply(router: Router, limits: BodyLimits) -> Router {
             HeaderValue::from_static("same-origin"),
         ))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(RedactedSpan))
         .layer(middleware::from_fn(metrics::track))
+}
+
+/// The tracing layer's span: `tower_http`'s default one (DEBUG, method, URI, version; no
+/// headers), with the URI through [`redact_query`]. The layer's other callbacks (request,
+/// response, failure, end of stream) write latencies, statuses and classifications, never the
+/// URI, so this is the only way the URI reaches a log line, at every level.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactedSpan;
+
+impl<B> MakeSpan<B> for RedactedSpan {
+    fn make_span(&mut self, request: &Request<B>) -> Span {
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            uri = %redact_query(request.uri()),
+            version = ?request.version(),
+        )
+    }
+}
+
+/// What a redacted value reads as.
+const REDACTED: &str = "[redacted]";
+
+/// Query parameter names whose values are secrets (compared in lower case, with `-` read as `_`);
+/// names ending in `_token`, `_key` or `_secret` are secret too.
+const SECRET_NAMES: &[&str] = &[
+    "key",
+    "api_key",
+    "apikey",
+    "token",
+    "access_token",
+    "refresh_token",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "code",
+    "session",
+    "signature",
+    "sig",
+    "auth",
+    "authorization",
+    "x_api_key",
+    "jwt",
+    "credential",
+    "credentials",
+];
+
+/// A URI as it may be logged: the values of query parameters with a secret name
+/// ([`SECRET_NAMES`]) become `[redacted]`, names and the other values stay, and so does the
+/// path. Pairs are separated by `&` or `;`; a name is compared percent-decoded, and a bracketed
+/// or dotted name (`user[password]`, `auth.token`) is secret when any part of it is. A user name
+/// and password in an absolute URI are redacted too.
+pub fn redact_query(uri: &Uri) -> String {
+    let mut text = String::with_capacity(uri.to_string().len());
+    if let Some(scheme) = uri.scheme_str() {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        match authority.as_str().rsplit_once('@') {
+            Some((_, host)) => {
+                text.push_str(REDACTED);
+                text.push('@');
+                text.push_str(host);
+            }
+            None => text.push_str(authority.as_str()),
+        }
+    }
+    text.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        text.push('?');
+        let mut rest = query;
+        loop {
+            let end = rest.find(['&', ';']).unwrap_or(rest.len());
+            let (pair, tail) = rest.split_at(end);
+            match pair.split_once('=') {
+                Some((name, _)) if is_secret_name(name) => {
+                    text.push_str(name);
+                    text.push('=');
+                    text.push_str(REDACTED);
+                }
+                _ => text.push_str(pair),
+            }
+            let mut tail = tail.chars();
+            match tail.next() {
+                Some(separator) => text.push(separator),
+                None => break,
+            }
+            rest = tail.as_str();
+        }
+    }
+    text
+}
+
+/// Whether a query parameter's name (as sent, percent-encoded) names a secret.
+fn is_secret_name(name: &str) -> bool {
+    let name = percent_decode(name).to_lowercase().replace('-', "_");
+    let secret = |part: &str| {
+        let part = part.trim();
+        SECRET_NAMES.contains(&part)
+            || part.ends_with("_token")
+            || part.ends_with("_key")
+            || part.ends_with("_secret")
+    };
+    secret(&name) || name.split(['[', ']', '.']).any(secret)
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (byte, escaped) {
+            (_, Some(value)) => {
+                decoded.push(value);
+                index += 3;
+            }
+            (b'+', None) => {
+                decoded.push(b' ');
+                index += 1;
+            }
+            (other, None) => {
+                decoded.push(other);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// Refuses a body larger than the limit with 413: at once when `Content-Length` says so, else as
@@ -126,3 +264,160 @@ const ERROR_PAGE: &str = r#"<!DOCTYPE html>
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        for (uri, logged) in [
+            ("/v1/models", "/v1/models"),
+            ("/search?q=rust&page=2", "/search?q=rust&page=2"),
+            (
+                "/x?api_key=SECRET123&page=2",
+                "/x?api_key=[redacted]&page=2",
+            ),
+            ("/x?key=AIza123", "/x?key=[redacted]"),
+            (
+                "/x?KEY=AIza123&Api_Key=s",
+                "/x?KEY=[redacted]&Api_Key=[redacted]",
+            ),
+            (
+                "/x?apikey=s&token=s",
+                "/x?apikey=[redacted]&token=[redacted]",
+            ),
+            (
+                "/x?access_token=s&refresh_token=s&id_token=s",
+                "/x?access_token=[redacted]&refresh_token=[redacted]&id_token=[redacted]",
+            ),
+            (
+                "/x?password=s&secret=s&client_secret=s",
+                "/x?password=[redacted]&secret=[redacted]&client_secret=[redacted]",
+            ),
+            (
+                "/callback?code=abc&state=xyz",
+                "/callback?code=[redacted]&state=xyz",
+            ),
+            (
+                "/x?session=s&signature=s&sig=s",
+                "/x?session=[redacted]&signature=[redacted]&sig=[redacted]",
+            ),
+            (
+                "/x?auth=s&Authorization=Bearer%20s&X-API-KEY=s",
+                "/x?auth=[redacted]&Authorization=[redacted]&X-API-KEY=[redacted]",
+            ),
+            (
+                "/x?github_token=s&private_key=s&app_secret=s&deploy-key=s",
+                "/x?github_token=[redacted]&private_key=[redacted]&app_secret=[redacted]&deploy-key=[redacted]",
+            ),
+            (
+                "/x?api%5Fkey=s&api%2Dkey=s",
+                "/x?api%5Fkey=[redacted]&api%2Dkey=[redacted]",
+            ),
+            (
+                "/x?user[password]=s&auth.token=s",
+                "/x?user[password]=[redacted]&auth.token=[redacted]",
+            ),
+            ("/x?page=1;token=s", "/x?page=1;token=[redacted]"),
+            ("/x?token=&token", "/x?token=[redacted]&token"),
+            ("/x?token=a=b&b=c", "/x?token=[redacted]&b=c"),
+            ("/x?&&name=ada&", "/x?&&name=ada&"),
+            ("/x?", "/x?"),
+            ("/x?monkey=banana", "/x?monkey=banana"),
+            (
+                "/api/projects/import?name=My%20project",
+                "/api/projects/import?name=My%20project",
+            ),
+            (
+                "http://user:pass@example.com/v1beta/models?key=s",
+                "http://[redacted]@example.com/v1beta/models?key=[redacted]",
+            ),
+            (
+                "https://generativelanguage.googleapis.com/v1beta/models?pageSize=1000&key=AIza",
+                "https://generativelanguage.googleapis.com/v1beta/models?pageSize=1000&key=[redacted]",
+            ),
+        ] {
+            let parsed: Uri = uri.parse().expect(uri);
+            assert_eq!(redact_query(&parsed), logged, "{uri}");
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            let bytes = self.0.lock().map(|bytes| bytes.clone()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every layer, with everything logged at TRACE: the secret is in no line, the request is.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_secret_query_value_reaches_no_log_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let router = apply(
+            Router::new()
+                .route("/items", get(|| async { "items" }))
+                .route(
+                    "/broken",
+                    get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+                ),
+            BodyLimits {
+                default: BODY_LIMIT_BYTES,
+                import: BODY_LIMIT_BYTES,
+            },
+        );
+        for path in [
+            "/items?api_key=SECRET123&page=2",
+            "/broken?api_key=SECRET123&page=2",
+            "/nowhere?token=SECRET123&page=2",
+        ] {
+            let request = axum::http::Request::builder()
+                .uri(path)
+                .body(Body::empty())
+                .expect("a request");
+            let response = router.clone().oneshot(request).await.expect("an answer");
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("a body");
+        }
+        let logs = captured.text();
+        assert!(
+            logs.contains("/items?api_key=[redacted]&page=2"),
+            "the request was not logged: {logs}"
+        );
+        assert!(
+            !logs.contains("SECRET123"),
+            "a log line holds the secret: {logs}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -71,22 +72,63 @@ impl Metrics {
     }
 }
 
+/// The route label of a request that matched no route (static files, the 404 page).
+const UNMATCHED_ROUTE: &str = "fallback";
+/// The method label of every method but the standard ones, and the status label of a status
+/// outside 100..=599.
+const OTHER: &str = "other";
+
 /// Middleware: counts and times every request under its route pattern (never the raw path,
-/// which would make a series per URL).
+/// which would make a series per URL). Every label has a bounded set of values, whatever a
+/// client sends: see [`request_labels`].
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "fallback".to_owned());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = request_labels(&method, route.as_ref(), response.status());
     ::metrics::counter!(REQUESTS, &labels).increment(1);
     ::metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The labels of a request's series. A client chooses the method and the path, so neither is
+/// used as sent: the method is one of the nine standard ones or `other` (an invented method
+/// would otherwise make series kept for as long as the process lives), the route is the pattern
+/// the router matched (a fixed set) or `fallback`, and the status is a number of 100..=599 or
+/// `other`.
+pub fn request_labels(
+    method: &Method,
+    route: Option<&MatchedPath>,
+    status: StatusCode,
+) -> [(&'static str, String); 3] {
+    let route = route.map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let status = if (100..600).contains(&status.as_u16()) {
+        status.as_u16().to_string()
+    } else {
+        OTHER.to_owned()
+    };
+    [
+        ("method", method_label(method).to_owned()),
+        ("route", route.to_owned()),
+        ("status", status),
+    ]
+}
+
+/// One of the standard methods (RFC 9110, and PATCH), or `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => OTHER,
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
@@ -100,4 +142,112 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.handle.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn invented_methods() -> impl Iterator<Item = Method> {
+        (0..5000).map(|index| {
+            Method::from_bytes(format!("INVENTED{index}").as_bytes()).expect("a method")
+        })
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let mut methods = BTreeSet::new();
+        for method in invented_methods().chain([Method::from_bytes(b"get").expect("a method")]) {
+            let [(_, label), _, _] = request_labels(&method, None, StatusCode::OK);
+            methods.insert(label);
+        }
+        assert_eq!(methods, BTreeSet::from([OTHER.to_owned()]));
+        for (method, label) in [
+            (Method::GET, "GET"),
+            (Method::HEAD, "HEAD"),
+            (Method::POST, "POST"),
+            (Method::PUT, "PUT"),
+            (Method::DELETE, "DELETE"),
+            (Method::PATCH, "PATCH"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::CONNECT, "CONNECT"),
+            (Method::TRACE, "TRACE"),
+        ] {
+            assert_eq!(request_labels(&method, None, StatusCode::OK)[0].1, label);
+        }
+    }
+
+    #[test]
+    fn routes_and_statuses_are_bounded() {
+        let [_, (_, route), (_, status)] =
+            request_labels(&Method::GET, None, StatusCode::NOT_FOUND);
+        assert_eq!((route.as_str(), status.as_str()), (UNMATCHED_ROUTE, "404"));
+        let odd = StatusCode::from_u16(999).expect("a status");
+        assert_eq!(request_labels(&Method::GET, None, odd)[2].1, OTHER);
+    }
+
+    /// Through the middleware and the recorder: 5,000 invented methods, on a route and on no
+    /// route, add no series beyond `other`.
+    #[tokio::test]
+    async fn invented_methods_add_no_series_to_the_exposition() {
+        const ROUTE: &str = "/metrics-test/cardinality";
+        let metrics = Metrics::install();
+        let router = Router::new()
+            .route(ROUTE, get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(track));
+        for (index, method) in invented_methods().enumerate() {
+            let path = if index % 2 == 0 {
+                ROUTE.to_owned()
+            } else {
+                format!("/metrics-test/unmatched/{index}")
+            };
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .expect("a request");
+            router.clone().oneshot(request).await.expect("an answer");
+        }
+        let exposition = metrics.handle.render();
+        let mut methods = BTreeSet::new();
+        let mut routes = BTreeSet::new();
+        for line in exposition.lines().filter(|line| line.starts_with(REQUESTS)) {
+            let label = |name: &str| {
+                let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+                let length = line[start..].find('"')?;
+                Some(line[start..start + length].to_owned())
+            };
+            methods.extend(label("method"));
+            routes.extend(label("route"));
+        }
+        assert!(
+            !exposition.contains("INVENTED"),
+            "an invented method is a label"
+        );
+        assert!(
+            !exposition.contains("/metrics-test/unmatched"),
+            "a raw path is a label"
+        );
+        assert!(methods.contains(OTHER), "{exposition}");
+        assert!(
+            routes.contains(ROUTE) && routes.contains(UNMATCHED_ROUTE),
+            "{exposition}"
+        );
+        let standard = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", OTHER,
+        ];
+        assert!(
+            methods
+                .iter()
+                .all(|method| standard.contains(&method.as_str())),
+            "{methods:?}"
+        );
+    }
 }
