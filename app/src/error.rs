@@ -28,6 +28,9 @@ pub enum AppError {
     LimitReached(String),
     #[error("Too many attempts; try again in {retry_after_seconds} seconds.")]
     RateLimited { retry_after_seconds: u64 },
+    /// The server is at capacity for this work; nothing was done.
+    #[error("The server is busy; try again in {retry_after_seconds} seconds.")]
+    Busy { retry_after_seconds: u64 },
     /// No AI provider can serve the request, or the provider refused or failed; the text says
     /// what the person can do.
     #[error("{0}")]
@@ -52,6 +55,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::LimitReached(_) => StatusCode::FORBIDDEN,
             AppError::Provider(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,

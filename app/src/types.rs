@@ -395,6 +395,8 @@ pub struct AccessToken {
     pub expires_at: String,
     pub last_used_at: Option<String>,
     pub revoked: bool,
+    /// What it may do: `ai`, `read`, `write`.
+    pub scopes: Vec<String>,
 }
 
 /// A token just created, with its secret: the only time the secret is shown.

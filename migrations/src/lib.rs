@@ -17,6 +17,7 @@ mod m20261127_000008_file_tree_index;
 mod m20261127_000009_usage_outcome;
 mod m20261127_000010_chat;
 mod m20261127_000011_context_choices;
+mod m20261206_000012_reservations_scopes_key_check;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_usage_outcome::Migration),
             Box::new(m20261127_000010_chat::Migration),
             Box::new(m20261127_000011_context_choices::Migration),
+            Box::new(m20261206_000012_reservations_scopes_key_check::Migration),
         ]
     }
 }
@@ -54,4 +56,6 @@ pub const TABLES: &[&str] = &[
     "access_tokens",
     "folders",
     "modes",
+    "plan_counters",
+    "server_settings",
 ];

@@ -140,6 +140,13 @@ fn service_error_response(error: services::Error) -> Response {
             None,
         ),
         services::Error::Unauthorized => unauthorized(),
+        services::Error::Busy { retry_after } => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy; try again shortly.",
+            "api_error",
+            Some("server_busy"),
+            retry_after.to_std().ok(),
+        ),
         other => {
             let reference = uuid::Uuid::new_v4().simple().to_string();
             tracing::error!(%reference, error = %other, "the OpenAI-compatible endpoint failed");
@@ -183,7 +190,14 @@ async fn authenticate(
         .map(str::trim)
         .ok_or_else(unauthorized)?;
     match services.authenticate_bearer(token).await {
-        Ok(Some(user)) => Ok(user),
+        Ok(Some(user)) if user.token_scopes.is_some_and(|scopes| scopes.ai) => Ok(user),
+        Ok(Some(_)) => Err(error_response(
+            StatusCode::FORBIDDEN,
+            "This access token may not call AI models: create one with the AI scope.",
+            "permission_error",
+            Some("token_scope_missing"),
+            None,
+        )),
         Ok(None) => Err(unauthorized()),
         Err(error) => Err(service_error_response(error)),
     }

@@ -107,6 +107,13 @@ pub async fn authenticate_api(
         // A token is all-or-nothing: a wrong one is refused even on a public endpoint.
         return match services.authenticate_bearer(&token).await {
             Ok(Some(user)) => {
+                let allowed = app::api::token_scopes_needed(path).is_some_and(|needed| {
+                    let granted = user.token_scopes.unwrap_or_default();
+                    needed.iter().all(|scope| granted.names().contains(scope))
+                });
+                if !allowed {
+                    return error_response(app::error::AppError::Forbidden);
+                }
                 request.extensions_mut().insert(user);
                 next.run(request).await
             }

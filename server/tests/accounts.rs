@@ -812,7 +812,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             post(
                 &router,
                 "/api/tokens/create",
-                "name=ci&days=0",
+                "name=ci&days=0&scopes=read",
                 Some(&ada),
                 "127.0.0.1"
             )
@@ -824,7 +824,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             post(
                 &router,
                 "/api/tokens/create",
-                "name=&days=30",
+                "name=&days=30&scopes=read",
                 Some(&ada),
                 "127.0.0.1"
             )
@@ -835,7 +835,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
         let created = post(
             &router,
             "/api/tokens/create",
-            "name=ci&days=30",
+            "name=ci&days=30&scopes=read",
             Some(&ada),
             "127.0.0.1",
         )
@@ -858,13 +858,13 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             .unwrap();
         assert!(rows.iter().all(|row| !format!("{row:?}").contains(&secret)));
 
-        // The token is Ada: same identity, same scope.
+        // The token is Ada, within its scopes.
         assert_eq!(
             json(&with_bearer(&router, "/api/auth/me", &secret).await)["email"],
             "ada@example.com"
         );
         assert_eq!(
-            with_bearer(&router, "/api/providers/list", &secret)
+            with_bearer(&router, "/api/projects/list", &secret)
                 .await
                 .status,
             StatusCode::OK
@@ -892,7 +892,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
         )
         .await;
         assert_eq!(
-            with_bearer(&router, "/api/providers/list", &secret)
+            with_bearer(&router, "/api/projects/list", &secret)
                 .await
                 .status,
             StatusCode::UNAUTHORIZED
@@ -916,7 +916,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
         .session_cookie()
         .unwrap();
         assert_eq!(
-            with_bearer(&router, "/api/providers/list", &secret)
+            with_bearer(&router, "/api/projects/list", &secret)
                 .await
                 .status,
             StatusCode::OK
@@ -948,7 +948,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             StatusCode::OK
         );
         assert_eq!(
-            with_bearer(&router, "/api/providers/list", &secret)
+            with_bearer(&router, "/api/projects/list", &secret)
                 .await
                 .status,
             StatusCode::UNAUTHORIZED
@@ -959,7 +959,7 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             &post(
                 &router,
                 "/api/tokens/create",
-                "name=short&days=1",
+                "name=short&days=1&scopes=read",
                 Some(&ada),
                 "127.0.0.1",
             )
@@ -985,5 +985,138 @@ async fn personal_access_tokens_act_as_their_user_until_revoked_or_expired() {
             with_bearer(&router, "/api/auth/me", &expiring).await.status,
             StatusCode::UNAUTHORIZED
         );
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_limited_to_their_scopes_never_manage_tokens_and_end_with_the_password() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = services::Services::new(
+            database.database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        );
+        let router = router_for(services);
+        let ada = support::sign_up(&router, "ada", "Ada")
+            .await
+            .session_cookie()
+            .unwrap();
+        let create = |scopes: &'static str| {
+            let router = router.clone();
+            let ada = ada.clone();
+            async move {
+                let reply = post(
+                    &router,
+                    "/api/tokens/create",
+                    &format!("name=t&days=30&scopes={scopes}"),
+                    Some(&ada),
+                    "127.0.0.1",
+                )
+                .await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                json(&reply)["secret"].as_str().unwrap().to_owned()
+            }
+        };
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/create",
+                "name=t&days=30&scopes=",
+                Some(&ada),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST,
+            "a token that may do nothing"
+        );
+        assert_eq!(
+            post(
+                &router,
+                "/api/tokens/create",
+                "name=t&days=30&scopes=admin",
+                Some(&ada),
+                "127.0.0.1"
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST,
+            "an unknown scope"
+        );
+        let reader = create("read").await;
+        let writer = create("read+write").await;
+        let everything = create("ai+read+write").await;
+
+        // Read, not write.
+        assert_eq!(
+            with_bearer(&router, "/api/projects/list", &reader)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            with_bearer(&router, "/api/projects/create", &reader)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_ne!(
+            with_bearer(&router, "/api/projects/create", &writer)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        // No token manages tokens, the account or provider keys, whatever its scopes: a token
+        // that could mint tokens would outlive its own revocation.
+        for path in [
+            "/api/tokens/create",
+            "/api/tokens/list",
+            "/api/tokens/revoke",
+            "/api/account/change-password",
+            "/api/account/delete",
+            "/api/providers/list",
+            "/api/providers/save",
+            "/api/auth/sign-out",
+        ] {
+            assert_eq!(
+                with_bearer(&router, path, &everything).await.status,
+                StatusCode::FORBIDDEN,
+                "{path}"
+            );
+        }
+        // The AI endpoint needs the AI scope.
+        let models = |token: String| {
+            let router = router.clone();
+            async move {
+                let request = Request::builder()
+                    .method("GET")
+                    .uri("/v1/models")
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                send(&router, request).await.status
+            }
+        };
+        assert_eq!(models(writer.clone()).await, StatusCode::FORBIDDEN);
+        assert_eq!(models(everything.clone()).await, StatusCode::OK);
+
+        // A password change revokes every token.
+        let changed = post(
+            &router,
+            "/api/account/change-password",
+            "current_password=correct+horse+battery+staple&new_password=another+long+pass+phrase+9",
+            Some(&ada),
+            "127.0.0.1",
+        )
+        .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        for token in [&reader, &writer, &everything] {
+            assert_eq!(
+                with_bearer(&router, "/api/projects/list", token)
+                    .await
+                    .status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
     }
 }

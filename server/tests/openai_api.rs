@@ -17,6 +17,7 @@ use db::tables::{api_usage, provider_credentials};
 use db::testing::{TestDatabase, backends};
 use llm::ProviderKind;
 use llm::testing::{End, Reply, Upstream, anthropic, gemini, openai};
+use services::access_tokens::TokenScopes;
 use services::providers::SaveCredential;
 use services::{AuthenticatedUser, RequestMeta, SecretString, Services};
 
@@ -67,7 +68,7 @@ async fn setup(backend: db::Backend, services: Option<Services>) -> Setup {
         .await
         .unwrap();
     let (_, token) = services
-        .create_access_token(&user, "cli", 30, &meta)
+        .create_access_token(&user, "cli", 30, TokenScopes::ALL, &meta)
         .await
         .unwrap();
     let local = Upstream::start().await.unwrap();
@@ -707,7 +708,7 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
         .unwrap();
     let (_, bob_token) = setup
         .services
-        .create_access_token(&bob, "cli", 30, &RequestMeta::default())
+        .create_access_token(&bob, "cli", 30, TokenScopes::ALL, &RequestMeta::default())
         .await
         .unwrap();
     let response = client

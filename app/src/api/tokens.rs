@@ -16,6 +16,12 @@ fn to_wire(summary: services::access_tokens::AccessTokenSummary) -> AccessToken 
             .last_used_at
             .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
         revoked: summary.revoked,
+        scopes: summary
+            .scopes
+            .names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -30,11 +36,13 @@ pub async fn list_access_tokens() -> Result<Vec<AccessToken>, AppError> {
     Ok(tokens.into_iter().map(to_wire).collect())
 }
 
-/// `POST /api/tokens/create`: a new token living `days` days; its secret is returned this once.
+/// `POST /api/tokens/create`: a new token living `days` days, allowed what `scopes` names (`ai`,
+/// `read`, `write`, space-separated); its secret is returned this once.
 #[server(prefix = "/api", endpoint = "tokens/create")]
 pub async fn create_access_token(
     name: String,
     days: String,
+    scopes: String,
 ) -> Result<CreatedAccessToken, AppError> {
     use services::ExposeSecret;
     let user = super::request::require_user().await?;
@@ -43,8 +51,10 @@ pub async fn create_access_token(
             "Enter the lifetime as a number of days.".into(),
         ))
     })?;
+    let scopes = services::access_tokens::TokenScopes::parse(&scopes)
+        .map_err(super::reject_service_error)?;
     let (summary, secret) = super::request::services()?
-        .create_access_token(&user, &name, days, &super::request::meta())
+        .create_access_token(&user, &name, days, scopes, &super::request::meta())
         .await
         .map_err(super::reject_service_error)?;
     Ok(CreatedAccessToken {

@@ -131,7 +131,7 @@ fn AccountForms(profile: crate::types::Profile) -> impl IntoView {
                 <Button kind="submit" id="save-profile">"Save profile"</Button>
             </form>
         </Card>
-        <Card title="Password" description="Changing it signs out every other session.">
+        <Card title="Password" description="Changing it signs out every other session and revokes your access tokens.">
             <form
                 novalidate
                 on:submit=move |event| {
@@ -221,10 +221,22 @@ fn AccessTokens() -> impl IntoView {
     reload();
     let name = RwSignal::new(String::new());
     let days = RwSignal::new("30".to_owned());
+    let scope_ai = RwSignal::new(true);
+    let scope_read = RwSignal::new(true);
+    let scope_write = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let created_secret = RwSignal::new(None::<String>);
     let create = move || {
-        let request = create_access_token(name.get_untracked(), days.get_untracked());
+        let scopes = [
+            (scope_ai.get_untracked(), "ai"),
+            (scope_read.get_untracked(), "read"),
+            (scope_write.get_untracked(), "write"),
+        ]
+        .into_iter()
+        .filter_map(|(granted, name)| granted.then_some(name))
+        .collect::<Vec<_>>()
+        .join(" ");
+        let request = create_access_token(name.get_untracked(), days.get_untracked(), scopes);
         leptos::task::spawn_local(async move {
             match request.await {
                 Ok(created) => {
@@ -253,7 +265,7 @@ fn AccessTokens() -> impl IntoView {
     view! {
         <Card
             title="Access tokens"
-            description="For scripts and tools using the HTTP API with Authorization: Bearer. A token has exactly your rights."
+            description="For scripts and tools using the HTTP API with Authorization: Bearer. A token may do only what its scopes allow, never manage your account, keys or tokens, and a password change revokes every token."
         >
             {move || {
                 created_secret
@@ -287,6 +299,7 @@ fn AccessTokens() -> impl IntoView {
                                     <strong>{token.name.clone()}</strong>
                                     <div class="credential-detail">
                                         "created " {token.created_at.clone()} " · " {state} " · " {used}
+                                        " · may: " {token.scopes.join(", ")}
                                     </div>
                                 </div>
                                 {(!token.revoked)
@@ -316,6 +329,21 @@ fn AccessTokens() -> impl IntoView {
             >
                 <Input id="token-name" label="Token name" value=name/>
                 <Input id="token-days" label="Lifetime (days)" value=days input_mode="numeric" error=error/>
+                <fieldset class="token-scopes">
+                    <legend>"May"</legend>
+                    <label>
+                        <input type="checkbox" id="token-scope-ai" prop:checked=scope_ai on:change=move |event| scope_ai.set(event_target_checked(&event))/>
+                        " call AI models"
+                    </label>
+                    <label>
+                        <input type="checkbox" id="token-scope-read" prop:checked=scope_read on:change=move |event| scope_read.set(event_target_checked(&event))/>
+                        " read projects and chats"
+                    </label>
+                    <label>
+                        <input type="checkbox" id="token-scope-write" prop:checked=scope_write on:change=move |event| scope_write.set(event_target_checked(&event))/>
+                        " change projects and chats"
+                    </label>
+                </fieldset>
                 <Button kind="submit" id="create-token">"Create token"</Button>
             </form>
         </Card>

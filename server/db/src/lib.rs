@@ -20,7 +20,7 @@ use sea_orm::{
 
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
-    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, RevisionEntry,
+    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, Reservation, RevisionEntry,
     SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
@@ -41,6 +41,9 @@ pub enum Error {
     Migrate(#[source] sea_orm::DbErr),
     #[error("an account with this email exists already")]
     EmailTaken,
+    /// The owner has `limit` projects already; nothing was created.
+    #[error("the owner has {limit} projects already")]
+    ProjectLimit { limit: u64 },
     #[error("database query failed: {0}")]
     Query(#[from] sea_orm::DbErr),
 }

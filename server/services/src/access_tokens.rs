@@ -1,5 +1,6 @@
 //! Personal access tokens for the HTTP API: created with a name and a lifetime, shown once,
-//! stored as a hash, revocable. A token acts with exactly its user's rights and suspension state.
+//! stored as a hash, revocable, limited to its scopes. A token acts with at most its user's
+//! rights and suspension state; it never manages tokens, and a password change revokes them all.
 
 use chrono::{DateTime, Duration, Utc};
 use db::NewAuditEntry;
@@ -14,6 +15,70 @@ use crate::{AuthenticatedUser, Error, RequestMeta, Services, tokens};
 pub const PREFIX: &str = "acp_";
 pub const MAXIMUM_DAYS: i64 = 366;
 
+/// What a personal access token may do. Managing the account, its tokens, provider keys and
+/// administration needs a browser session whatever the scopes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TokenScopes {
+    /// Call AI models (`/v1/…`, sending chat messages).
+    pub ai: bool,
+    /// Read projects, files and conversations.
+    pub read: bool,
+    /// Change projects, files and conversations.
+    pub write: bool,
+}
+
+impl TokenScopes {
+    pub const ALL: TokenScopes = TokenScopes {
+        ai: true,
+        read: true,
+        write: true,
+    };
+
+    /// Space- or comma-separated names (`ai read write`); an unknown name is refused.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let mut scopes = TokenScopes::default();
+        for name in text
+            .split([' ', ','])
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            match name {
+                "ai" => scopes.ai = true,
+                "read" => scopes.read = true,
+                "write" => scopes.write = true,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "Unknown token scope \"{other}\": use ai, read and write."
+                    )));
+                }
+            }
+        }
+        Ok(scopes)
+    }
+
+    pub fn is_empty(self) -> bool {
+        !(self.ai || self.read || self.write)
+    }
+
+    /// Whether every scope in `needed` is granted.
+    pub fn allow(self, needed: TokenScopes) -> bool {
+        (!needed.ai || self.ai) && (!needed.read || self.read) && (!needed.write || self.write)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        [(self.ai, "ai"), (self.read, "read"), (self.write, "write")]
+            .into_iter()
+            .filter_map(|(granted, name)| granted.then_some(name))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for TokenScopes {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.names().join(" "))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessTokenSummary {
     pub id: AccessTokenId,
@@ -22,6 +87,7 @@ pub struct AccessTokenSummary {
     pub expires_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked: bool,
+    pub scopes: TokenScopes,
 }
 
 impl From<access_tokens::Model> for AccessTokenSummary {
@@ -33,8 +99,20 @@ impl From<access_tokens::Model> for AccessTokenSummary {
             expires_at: model.expires_at,
             last_used_at: model.last_used_at,
             revoked: model.revoked_at.is_some(),
+            // A stored value is always written by `TokenScopes`'s Display; anything else
+            // grants nothing.
+            scopes: TokenScopes::parse(&model.scopes).unwrap_or_default(),
         }
     }
+}
+
+/// Tokens are managed from a browser session only: a token that could mint tokens would outlive
+/// its own revocation.
+fn require_session(user: &AuthenticatedUser) -> Result<(), Error> {
+    if user.token_scopes.is_some() {
+        return Err(Error::Forbidden);
+    }
+    Ok(())
 }
 
 impl Services {
@@ -44,8 +122,15 @@ impl Services {
         user: &AuthenticatedUser,
         name: &str,
         days: i64,
+        scopes: TokenScopes,
         meta: &RequestMeta,
     ) -> Result<(AccessTokenSummary, SecretString), Error> {
+        require_session(user)?;
+        if scopes.is_empty() {
+            return Err(Error::Invalid(
+                "Choose what the token may do (AI, read, write).".into(),
+            ));
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 60 {
             return Err(Error::Invalid(
@@ -64,6 +149,7 @@ impl Services {
             .create_access_token(
                 user.id,
                 name.to_owned(),
+                scopes.to_string(),
                 tokens::hash(&secret),
                 now,
                 now + Duration::days(days),
@@ -75,7 +161,9 @@ impl Services {
                 action: "access_token.created",
                 target_type: Some("access_token"),
                 target_id: Some(created.id.to_string()),
-                detail: Some(json!({ "name": created.name, "days": days })),
+                detail: Some(
+                    json!({ "name": created.name, "days": days, "scopes": scopes.names() }),
+                ),
                 ..NewAuditEntry::default()
             },
             meta,
@@ -88,6 +176,7 @@ impl Services {
         &self,
         user: &AuthenticatedUser,
     ) -> Result<Vec<AccessTokenSummary>, Error> {
+        require_session(user)?;
         Ok(self
             .database
             .access_tokens_of(user.id)
@@ -103,6 +192,7 @@ impl Services {
         id: AccessTokenId,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
+        require_session(user)?;
         if !self
             .database
             .revoke_access_token(user.id, id, Utc::now())
@@ -164,6 +254,7 @@ impl Services {
             name: user.name,
             role: user.role,
             tier: user.tier,
+            token_scopes: Some(TokenScopes::parse(&access_token.scopes).unwrap_or_default()),
         };
         self.token_cache
             .insert(hash, user.clone(), access_token.expires_at);

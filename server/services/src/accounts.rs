@@ -26,6 +26,8 @@ pub struct AuthenticatedUser {
     pub name: String,
     pub role: Role,
     pub tier: Tier,
+    /// `Some` when the request came with a personal access token: what it may do.
+    pub token_scopes: Option<crate::access_tokens::TokenScopes>,
 }
 
 pub struct SignUp {
@@ -131,6 +133,7 @@ impl Services {
                 name: user.name.clone(),
                 role: user.role,
                 tier: user.tier,
+                token_scopes: None,
             },
             SessionToken(SecretString::from(token)),
         ))
@@ -194,8 +197,19 @@ impl Services {
         let address = client_address(meta);
         let address_key = format!("sign-in|{address}");
         let account_key = format!("sign-in|{address}|{email}");
-        self.limiter.check(&address_key).map_err(rate_limited)?;
-        self.limiter.check(&account_key).map_err(rate_limited)?;
+        // Each attempt is counted as a failure before the password is checked (and given back
+        // if it succeeds): guesses sent at once are refused past the free ones, instead of all
+        // being checked before the first failure is counted.
+        self.limiter
+            .reserve_attempt(&address_key, SIGN_IN_PER_ADDRESS)
+            .map_err(rate_limited)?;
+        if let Err(wait) = self
+            .limiter
+            .reserve_attempt(&account_key, SIGN_IN_PER_ACCOUNT_AND_ADDRESS)
+        {
+            self.limiter.refund(&address_key, SIGN_IN_PER_ADDRESS);
+            return Err(rate_limited(wait));
+        }
 
         let user = self.database.find_user_by_email(&email).await?;
         let stored_hash = user
@@ -204,19 +218,20 @@ impl Services {
             .unwrap_or_else(|| passwords::DECOY_HASH.clone());
         let password_matches = passwords::verify(password, stored_hash).await?;
 
-        let Some(user) = user.filter(|_| password_matches) else {
-            self.limiter
-                .record_failure(&account_key, SIGN_IN_PER_ACCOUNT_AND_ADDRESS);
-            self.limiter
-                .record_failure(&address_key, SIGN_IN_PER_ADDRESS);
+        // A disabled account gets the same answer as a wrong password: a different one would
+        // tell whoever guessed that the password was right.
+        let Some(user) = user.filter(|user| password_matches && user.disabled_at.is_none()) else {
             let known = self.database.find_user_by_email(&email).await?;
+            let disabled = known
+                .as_ref()
+                .is_some_and(|user| user.disabled_at.is_some());
             self.audit(
                 NewAuditEntry {
                     actor_id: known.as_ref().map(|user| user.id),
                     action: "user.sign_in_failed",
                     target_type: Some("user"),
                     target_id: known.map(|user| user.id.to_string()),
-                    detail: Some(json!({ "email": email })),
+                    detail: Some(json!({ "email": email, "disabled": disabled })),
                     ..NewAuditEntry::default()
                 },
                 meta,
@@ -224,9 +239,7 @@ impl Services {
             .await?;
             return Err(Error::SignInFailed);
         };
-        if user.disabled_at.is_some() {
-            return Err(Error::AccountDisabled);
-        }
+        self.limiter.refund(&address_key, SIGN_IN_PER_ADDRESS);
         self.limiter.clear(&account_key);
         self.audit(
             NewAuditEntry {
@@ -308,8 +321,8 @@ impl Services {
         }
     }
 
-    /// Changes the password after checking the current one, ends every session of the user and
-    /// opens a fresh one for this browser.
+    /// Changes the password after checking the current one, ends every session of the user,
+    /// revokes every personal access token and opens a fresh session for this browser.
     pub async fn change_password(
         &self,
         user: &AuthenticatedUser,
@@ -317,13 +330,20 @@ impl Services {
         new: SecretString,
         meta: &RequestMeta,
     ) -> Result<SessionToken, Error> {
+        if user.token_scopes.is_some() {
+            return Err(Error::Forbidden);
+        }
         self.check_current_password(user, current).await?;
         passwords::check_policy(&new)?;
         let hash = passwords::hash(new).await?;
+        let now = Utc::now();
         self.database
-            .update_password_hash(user.id, hash, Utc::now())
+            .update_password_hash(user.id, hash, now)
             .await?;
         self.database.delete_sessions_of_user(user.id).await?;
+        // Tokens made under the old password end with it.
+        self.database.revoke_access_tokens_of(user.id, now).await?;
+        self.token_cache.clear();
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),
@@ -351,6 +371,9 @@ impl Services {
         password: SecretString,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
+        if user.token_scopes.is_some() {
+            return Err(Error::Forbidden);
+        }
         self.check_current_password(user, password).await?;
         self.audit(
             NewAuditEntry {
@@ -388,6 +411,7 @@ impl Services {
             name: user.name,
             role: user.role,
             tier: user.tier,
+            token_scopes: None,
         };
         if now - session.last_seen_at >= TOUCH_EVERY {
             self.database.touch_session(session, now).await?;

@@ -19,7 +19,6 @@ use llm::{
 use tokio::sync::mpsc;
 
 use crate::finish::FinishWhenDropped;
-use crate::policy::Work;
 use crate::usage_writer::UsageWriter;
 use crate::{AuthenticatedUser, Error, Services};
 
@@ -34,21 +33,10 @@ pub struct Ai {
     /// How often a streamed answer that has nothing new sends a keep-alive.
     pub heartbeat: Duration,
     model_lists: Arc<Mutex<HashMap<ProviderCredentialId, CachedList>>>,
-    meter: Arc<Mutex<HashMap<db::ids::UserId, Counters>>>,
     /// Each user's credentials as last read (for [`CREDENTIALS_TTL`] at most; emptied for the
     /// user when this process saves, removes or marks one).
     credentials: Arc<Mutex<HashMap<db::ids::UserId, CachedCredentials>>>,
     writer: Arc<std::sync::OnceLock<UsageWriter>>,
-}
-
-/// A user's calls today and tokens this month, kept in memory after one read of `api_usage`
-/// (per process: with several server processes each counts its own calls on top of what was
-/// in the database when it first looked).
-#[derive(Clone, Copy, Debug)]
-struct Counters {
-    day: DateTime<Utc>,
-    requests_today: u64,
-    tokens_this_month: u64,
 }
 
 /// A user's credentials and when they were read.
@@ -76,7 +64,6 @@ impl Ai {
             catalog: Arc::new(catalog),
             heartbeat: Duration::from_secs(5),
             model_lists: Arc::default(),
-            meter: Arc::default(),
             credentials: Arc::default(),
             writer: Arc::default(),
         }
@@ -334,81 +321,72 @@ fn outcome_of(error: &ProviderError) -> &'static str {
 }
 
 impl Services {
-    /// Checks the tier policy for one AI request in `mode`.
-    pub async fn check_ai_allowed(
-        &self,
-        user: &AuthenticatedUser,
-        mode: &str,
-    ) -> Result<(), Error> {
+    /// Whether the user's plan includes `mode` (before anything is routed or reserved).
+    pub fn check_ai_mode(&self, user: &AuthenticatedUser, mode: &str) -> Result<(), Error> {
+        self.tiers.check_mode(Some(user.tier), mode)
+    }
+
+    /// Reserves one AI request of the user's plan for today, and checks this month's tokens,
+    /// before the provider is called: one conditional update in the database decides, so
+    /// concurrent calls (on any number of server instances) never pass the limit together. A
+    /// counter that does not exist yet is seeded from `api_usage`. Tokens are added to the
+    /// month's counter as calls are recorded (the usage writer does it with their rows).
+    pub async fn reserve_ai_request(&self, user: &AuthenticatedUser) -> Result<(), Error> {
         let limits = self.tiers.limits(Some(user.tier));
-        let (requests_today, tokens_this_month) =
-            if limits.requests_per_day.is_some() || limits.tokens_per_month.is_some() {
-                let counters = self.usage_counters(user).await?;
-                (counters.requests_today, counters.tokens_this_month)
-            } else {
-                (0, 0)
-            };
-        self.tiers.check(
-            Some(user.tier),
-            &Work::AiRequest {
-                mode,
-                requests_today,
-                tokens_this_month,
-            },
-        )
-    }
-
-    /// The user's counters for today and this month: from memory, or read once from the
-    /// database.
-    async fn usage_counters(&self, user: &AuthenticatedUser) -> Result<Counters, Error> {
         let now = Utc::now();
-        let (day, month) = (start_of_day(now), start_of_month(now));
-        let known = self
-            .ai
-            .meter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&user.id)
-            .copied();
-        if let Some(counters) = known
-            && counters.day == day
-        {
-            return Ok(counters);
-        }
-        self.flush_usage().await;
-        let today = self.database.usage_since(user.id, day).await?;
-        let this_month = self.database.usage_since(user.id, month).await?;
-        let counters = Counters {
-            day,
-            requests_today: today.requests,
-            tokens_this_month: this_month.tokens,
-        };
-        self.ai
-            .meter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(user.id, counters);
-        Ok(counters)
-    }
-
-    /// Counts a recorded call in the user's counters (if they are in memory).
-    fn count(&self, row: &db::NewUsage, at: DateTime<Utc>) {
-        let mut meter = self
-            .ai
-            .meter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(counters) = meter.get_mut(&row.user_id) {
-            if counters.day != start_of_day(at) {
-                // A new day (or month): the next check reads the database again.
-                meter.remove(&row.user_id);
-                return;
+        if let Some(limit) = limits.requests_per_day {
+            let counter = crate::policy::requests_counter(now);
+            let mut outcome = self
+                .database
+                .reserve_on_plan_counter(user.id, &counter, 1, limit)
+                .await?;
+            if outcome == db::Reservation::Missing {
+                self.flush_usage().await;
+                let today = self
+                    .database
+                    .usage_since(user.id, start_of_day(now))
+                    .await?;
+                self.database
+                    .seed_plan_counter(user.id, &counter, today.requests)
+                    .await?;
+                outcome = self
+                    .database
+                    .reserve_on_plan_counter(user.id, &counter, 1, limit)
+                    .await?;
             }
-            if row.outcome != "failed_over" {
-                counters.requests_today += 1;
+            if outcome != db::Reservation::Reserved {
+                return Err(self.tiers.daily_requests_used_up(Some(user.tier)));
             }
-            counters.tokens_this_month += row.input_tokens + row.output_tokens;
         }
+        if let Some(limit) = limits.tokens_per_month {
+            let counter = crate::policy::tokens_counter(now);
+            let used = match self.database.plan_counter(user.id, &counter).await? {
+                Some(used) => used,
+                None => {
+                    self.flush_usage().await;
+                    let month = self
+                        .database
+                        .usage_since(user.id, start_of_month(now))
+                        .await?;
+                    self.database
+                        .seed_plan_counter(user.id, &counter, month.tokens)
+                        .await?;
+                    self.database
+                        .plan_counter(user.id, &counter)
+                        .await?
+                        .unwrap_or(month.tokens)
+                }
+            };
+            if used >= limit {
+                if limits.requests_per_day.is_some() {
+                    self.database
+                        .release_on_plan_counter(user.id, &crate::policy::requests_counter(now), 1)
+                        .await?;
+                }
+                return Err(self.tiers.monthly_tokens_used_up(Some(user.tier)));
+            }
+        }
+        Ok(())
     }
 
     /// Queues a usage row for the writer task, which inserts rows in batches.
@@ -610,9 +588,7 @@ impl Services {
             outcome,
             error_kind: error_kind.map(ErrorKind::name),
         };
-        let now = Utc::now();
-        self.count(&row, now);
-        self.write_usage(row, now);
+        self.write_usage(row, Utc::now());
     }
 
     /// After a failure: a refused key is marked invalid.
@@ -694,8 +670,9 @@ impl Services {
         user: &AuthenticatedUser,
         call: AiCall,
     ) -> Result<impl futures::Stream<Item = AiItem> + Send + 'static, Error> {
-        self.check_ai_allowed(user, &call.mode).await?;
+        self.check_ai_mode(user, &call.mode)?;
         let routed = self.route(user, &call.models).await?;
+        self.reserve_ai_request(user).await?;
         let targets: Vec<Target> = routed.iter().map(|route| route.target.clone()).collect();
         let tag = call.tag();
         let upstream = self.ai.gateway.stream(targets, call.request);
@@ -724,8 +701,9 @@ impl Services {
         user: &AuthenticatedUser,
         call: AiCall,
     ) -> Result<AiCompletion, Error> {
-        self.check_ai_allowed(user, &call.mode).await?;
+        self.check_ai_mode(user, &call.mode)?;
         let routed = self.route(user, &call.models).await?;
+        self.reserve_ai_request(user).await?;
         let tag = call.tag();
         let services = self.clone();
         let user = user.clone();

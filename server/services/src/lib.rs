@@ -36,10 +36,8 @@ pub enum Error {
     Invalid(String),
     #[error("An account with this email exists already. Sign in instead.")]
     EmailTaken,
-    #[error("The email or the password is wrong.")]
+    #[error("The email or the password is wrong, or the account is disabled.")]
     SignInFailed,
-    #[error("This account is disabled. Ask an administrator to enable it again.")]
-    AccountDisabled,
     #[error("Please sign in to continue.")]
     Unauthorized,
     #[error("That item does not exist.")]
@@ -59,6 +57,10 @@ pub enum Error {
     /// A provider refused or failed; its `Display` says what the user can do.
     #[error("{0}")]
     Provider(#[from] llm::ProviderError),
+    /// The server is at its capacity for this kind of work (password hashing); nothing was
+    /// done, try again after `retry_after`.
+    #[error("The server is busy; try again in {} seconds.", retry_after.num_seconds().max(1))]
+    Busy { retry_after: Duration },
     #[error("internal error: {0}")]
     Internal(String),
 }

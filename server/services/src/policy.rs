@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use db::tables::users::Tier;
 use serde::Deserialize;
 
@@ -37,6 +38,16 @@ pub enum Work<'a> {
     },
     /// A new project, with `existing` projects owned.
     CreateProject { existing: u64 },
+}
+
+/// The plan counter of the requests made on `now`'s day (UTC).
+pub fn requests_counter(now: DateTime<Utc>) -> String {
+    format!("requests:{}", now.format("%Y-%m-%d"))
+}
+
+/// The plan counter of the tokens used in `now`'s month (UTC).
+pub fn tokens_counter(now: DateTime<Utc>) -> String {
+    format!("tokens:{}", now.format("%Y-%m"))
 }
 
 fn tier_name(tier: Option<Tier>) -> &'static str {
@@ -87,6 +98,34 @@ impl TierPolicy {
         self.tiers.get(tier_name(tier)).cloned().unwrap_or_default()
     }
 
+    /// Whether `tier` includes `mode`.
+    pub fn check_mode(&self, tier: Option<Tier>, mode: &str) -> Result<(), Error> {
+        self.check(
+            tier,
+            &Work::AiRequest {
+                mode,
+                requests_today: 0,
+                tokens_this_month: 0,
+            },
+        )
+    }
+
+    /// The refusal when the day's requests are used up.
+    pub fn daily_requests_used_up(&self, tier: Option<Tier>) -> Error {
+        Error::LimitReached(format!(
+            "The {} plan's daily AI requests are used up; they renew tomorrow.",
+            tier_name(tier)
+        ))
+    }
+
+    /// The refusal when the month's tokens are used up.
+    pub fn monthly_tokens_used_up(&self, tier: Option<Tier>) -> Error {
+        Error::LimitReached(format!(
+            "The {} plan's tokens for this month are used up.",
+            tier_name(tier)
+        ))
+    }
+
     /// `Ok` when `tier` (`None` for a visitor) may do `work`; otherwise a message that says which
     /// limit was reached.
     pub fn check(&self, tier: Option<Tier>, work: &Work<'_>) -> Result<(), Error> {
@@ -111,17 +150,13 @@ impl TierPolicy {
                     .requests_per_day
                     .is_some_and(|limit| *requests_today >= limit)
                 {
-                    return Err(Error::LimitReached(format!(
-                        "The {name} plan's daily AI requests are used up; they renew tomorrow."
-                    )));
+                    return Err(self.daily_requests_used_up(tier));
                 }
                 if limits
                     .tokens_per_month
                     .is_some_and(|limit| *tokens_this_month >= limit)
                 {
-                    return Err(Error::LimitReached(format!(
-                        "The {name} plan's tokens for this month are used up."
-                    )));
+                    return Err(self.monthly_tokens_used_up(tier));
                 }
                 Ok(())
             }

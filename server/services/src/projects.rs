@@ -158,16 +158,37 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<projects::Model, Error> {
         let fields = check_project_input(input)?;
-        self.check_project_allowance(user).await?;
         let project = self
             .database
-            .create_project(user.id, fields, Utc::now())
-            .await?;
+            .create_project(user.id, fields, Utc::now(), self.max_projects(user))
+            .await
+            .map_err(|error| self.project_limit_error(user, error))?;
         self.audit_project(user, "project.create", &project, meta)
             .await?;
         Ok(project)
     }
 
+    fn max_projects(&self, user: &AuthenticatedUser) -> Option<u64> {
+        self.tiers.limits(Some(user.tier)).max_projects
+    }
+
+    /// The plan's refusal for a creation the database refused at the limit (checked there,
+    /// inside the transaction that creates the project).
+    fn project_limit_error(&self, user: &AuthenticatedUser, error: db::Error) -> Error {
+        match error {
+            db::Error::ProjectLimit { limit } => self
+                .tiers
+                .check(Some(user.tier), &Work::CreateProject { existing: limit })
+                .err()
+                .unwrap_or_else(|| {
+                    Error::LimitReached(format!("Your plan allows {limit} projects."))
+                }),
+            other => other.into(),
+        }
+    }
+
+    /// Refuses early (before an upload is unpacked) when the plan's projects are used up; the
+    /// creation itself checks again, exactly.
     async fn check_project_allowance(&self, user: &AuthenticatedUser) -> Result<(), Error> {
         let existing = self.database.count_projects(user.id).await?;
         self.tiers
@@ -556,8 +577,10 @@ impl Services {
                 &folders,
                 new_files,
                 by_user(user, RevisionSource::Import),
+                self.max_projects(user),
             )
-            .await?;
+            .await
+            .map_err(|error| self.project_limit_error(user, error))?;
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),

@@ -3,7 +3,10 @@
 //! - failure counters with growing delays: after `free` failures under a key, each further
 //!   failure doubles the wait (1 s, 2 s, 4 s, ... up to a cap); a success clears the key. Sign-in
 //!   counts failures per account *and client address*, so an attacker elsewhere cannot lock the
-//!   real user out, and per client address across accounts.
+//!   real user out, and per client address across accounts. An attempt is counted as a failure
+//!   when it starts ([`RateLimiter::reserve_attempt`], checked and counted under one lock) and
+//!   given back if it succeeds: attempts sent at once cannot all pass the check before any of
+//!   them is counted.
 //! - fixed windows: at most `limit` events per key per window (sign-ups per address).
 
 use std::collections::HashMap;
@@ -67,26 +70,39 @@ impl RateLimiter {
         )
     }
 
+    /// Checks the key and, if it is not serving a delay, counts this attempt as a failure at
+    /// once, in one step: the slot is reserved before the work it limits. A success gives it
+    /// back with [`Self::clear`] or [`Self::refund`].
+    pub fn reserve_attempt(&self, key: &str, policy: FailurePolicy) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.with_entries(|entries| {
+            if let Some(until) = entries.get(key).and_then(|entry| entry.blocked_until)
+                && until > now
+            {
+                return Err(until - now);
+            }
+            count_failure(entries, key, policy, now);
+            Ok(())
+        })
+    }
+
+    /// Gives back one reserved attempt (it succeeded); the delay it started, if any, ends when
+    /// no more failures than the free ones remain.
+    pub fn refund(&self, key: &str, policy: FailurePolicy) {
+        self.with_entries(|entries| {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.count = entry.count.saturating_sub(1);
+                if entry.count <= policy.free {
+                    entry.blocked_until = None;
+                }
+            }
+        });
+    }
+
     /// Counts a failure; past the free ones, starts a delay that doubles each time.
     pub fn record_failure(&self, key: &str, policy: FailurePolicy) {
         let now = Instant::now();
-        self.with_entries(|entries| {
-            let entry = entries.entry(key.to_owned()).or_insert(Entry {
-                count: 0,
-                since: now,
-                blocked_until: None,
-            });
-            if now.duration_since(entry.since) > FORGET_AFTER {
-                entry.count = 0;
-            }
-            entry.count += 1;
-            entry.since = now;
-            if entry.count > policy.free {
-                let doublings = (entry.count - policy.free - 1).min(20);
-                let delay = Duration::from_secs(1u64 << doublings).min(policy.cap);
-                entry.blocked_until = Some(now + delay);
-            }
-        });
+        self.with_entries(|entries| count_failure(entries, key, policy, now));
     }
 
     pub fn clear(&self, key: &str) {
@@ -116,6 +132,29 @@ impl RateLimiter {
             entry.count += 1;
             Ok(())
         })
+    }
+}
+
+fn count_failure(
+    entries: &mut HashMap<String, Entry>,
+    key: &str,
+    policy: FailurePolicy,
+    now: Instant,
+) {
+    let entry = entries.entry(key.to_owned()).or_insert(Entry {
+        count: 0,
+        since: now,
+        blocked_until: None,
+    });
+    if now.duration_since(entry.since) > FORGET_AFTER {
+        entry.count = 0;
+    }
+    entry.count += 1;
+    entry.since = now;
+    if entry.count > policy.free {
+        let doublings = (entry.count - policy.free - 1).min(20);
+        let delay = Duration::from_secs(1u64 << doublings).min(policy.cap);
+        entry.blocked_until = Some(now + delay);
     }
 }
 
@@ -151,6 +190,34 @@ mod tests {
         assert!(limiter.check("other").is_ok(), "keys are separate");
         limiter.clear("k");
         assert!(limiter.check("k").is_ok());
+    }
+
+    #[test]
+    fn attempts_started_together_are_counted_before_any_finishes() {
+        let limiter = RateLimiter::default();
+        let policy = FailurePolicy {
+            free: 5,
+            cap: Duration::from_secs(60),
+        };
+        // Fifteen attempts start before any of them ends: only the free ones and the one that
+        // starts the delay get through.
+        let admitted = (0..15)
+            .filter(|_| limiter.reserve_attempt("k", policy).is_ok())
+            .count();
+        assert_eq!(admitted, 6);
+        // One of them succeeds: its slot is given back, and with it the delay if no more
+        // failures than the free ones remain.
+        limiter.refund("k", policy);
+        assert!(
+            limiter.reserve_attempt("k", policy).is_ok(),
+            "five failures counted"
+        );
+        assert!(
+            limiter.reserve_attempt("k", policy).is_err(),
+            "and a delay again"
+        );
+        limiter.clear("k");
+        assert!(limiter.reserve_attempt("k", policy).is_ok());
     }
 
     #[test]

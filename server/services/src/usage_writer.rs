@@ -137,7 +137,37 @@ async fn write_rows(database: db::Database, shared: Arc<Shared>, window: Duratio
     }
 }
 
+/// Adds the batch's tokens to the users' monthly plan counters (those that exist: a counter is
+/// seeded from `api_usage` when a limited plan first needs it).
+async fn count_tokens(database: &db::Database, rows: &[Row]) {
+    let mut totals: std::collections::HashMap<(db::ids::UserId, String), u64> =
+        std::collections::HashMap::new();
+    for (row, at) in rows {
+        let tokens = row.input_tokens + row.output_tokens;
+        if tokens > 0 {
+            *totals
+                .entry((row.user_id, crate::policy::tokens_counter(*at)))
+                .or_default() += tokens;
+        }
+    }
+    for ((user_id, counter), tokens) in totals {
+        if let Err(error) = database
+            .add_to_plan_counter(user_id, &counter, tokens)
+            .await
+        {
+            tracing::error!(%error, "counting tokens against the plan failed");
+        }
+    }
+}
+
 async fn write_batch(database: &db::Database, rows: Vec<Row>) {
+    insert_rows(database, rows.clone()).await;
+    // After the rows: a counter seeded in between counts them twice (a limit met a little
+    // early), never not at all.
+    count_tokens(database, &rows).await;
+}
+
+async fn insert_rows(database: &db::Database, rows: Vec<Row>) {
     if let Err(error) = database.record_usage_batch(rows.clone()).await {
         // One row can spoil a batch (its conversation deleted meanwhile): write them one by
         // one, and keep a row whose chat message is gone without that link.

@@ -13,6 +13,7 @@ impl Database {
         &self,
         user_id: UserId,
         name: String,
+        scopes: String,
         token_hash: String,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
@@ -26,6 +27,7 @@ impl Database {
             expires_at: Set(expires_at),
             last_used_at: Set(None),
             revoked_at: Set(None),
+            scopes: Set(scopes),
         };
         Ok(model.insert(self.connection()).await?)
     }
@@ -83,5 +85,20 @@ impl Database {
             .exec(self.connection())
             .await?;
         Ok(result.rows_affected > 0)
+    }
+
+    /// Revokes every token of the user (a password change ends them all); how many.
+    pub async fn revoke_access_tokens_of(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let result = access_tokens::Entity::update_many()
+            .col_expr(access_tokens::Column::RevokedAt, Expr::value(now))
+            .filter(access_tokens::Column::UserId.eq(user_id))
+            .filter(access_tokens::Column::RevokedAt.is_null())
+            .exec(self.connection())
+            .await?;
+        Ok(result.rows_affected)
     }
 }

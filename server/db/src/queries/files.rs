@@ -521,9 +521,12 @@ impl Database {
         folder_paths: &[String],
         new_files: Vec<(String, FileBody, Option<String>)>,
         authorship: Authorship,
+        max_projects: Option<u64>,
     ) -> Result<projects::Model, Error> {
         let now = project.created_at;
         let transaction = self.begin_write().await?;
+        super::projects::check_project_allowance(&transaction, project.owner_id, max_projects)
+            .await?;
         let project = projects::ActiveModel::from(project)
             .insert(&transaction)
             .await?;

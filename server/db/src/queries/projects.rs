@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::ids::{ProjectId, UserId};
@@ -45,12 +45,18 @@ impl Database {
             .await?)
     }
 
+    /// Creates a project unless the owner has `max_projects` already: counted inside the
+    /// write transaction with the owner's row locked, so concurrent creations cannot pass the
+    /// limit together.
     pub async fn create_project(
         &self,
         owner: UserId,
         fields: ProjectFields,
         now: DateTime<Utc>,
+        max_projects: Option<u64>,
     ) -> Result<projects::Model, Error> {
+        let transaction = self.begin_write().await?;
+        check_project_allowance(&transaction, owner, max_projects).await?;
         let model = projects::ActiveModel {
             id: Set(ProjectId::new()),
             owner_id: Set(owner),
@@ -60,7 +66,9 @@ impl Database {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        Ok(model.insert(self.connection()).await?)
+        let project = model.insert(&transaction).await?;
+        transaction.commit().await?;
+        Ok(project)
     }
 
     /// `None` when the owner has no project with this id.
@@ -92,4 +100,28 @@ impl Database {
             .await?;
         Ok(result.rows_affected > 0)
     }
+}
+
+/// Inside a write transaction: locks the owner's row (Postgres; SQLite's write transaction holds
+/// the whole database) and refuses when they own `max_projects` already.
+pub(crate) async fn check_project_allowance(
+    transaction: &sea_orm::DatabaseTransaction,
+    owner: UserId,
+    max_projects: Option<u64>,
+) -> Result<(), Error> {
+    let Some(limit) = max_projects else {
+        return Ok(());
+    };
+    crate::tables::users::Entity::find_by_id(owner)
+        .lock_exclusive()
+        .one(transaction)
+        .await?;
+    let existing = projects::Entity::find()
+        .filter(projects::Column::OwnerId.eq(owner))
+        .count(transaction)
+        .await?;
+    if existing >= limit {
+        return Err(Error::ProjectLimit { limit });
+    }
+    Ok(())
 }

@@ -34,10 +34,12 @@ impl Database {
                 .await?;
         }
         let existing = users::Entity::find().count(&transaction).await?;
-        let role = if existing == 0 {
-            Role::Admin
+        // The first account is the person who installed the server: its administrator, on
+        // the top tier (held to the free plan, they could not try their own instance).
+        let (role, tier) = if existing == 0 {
+            (Role::Admin, Tier::Enterprise)
         } else {
-            Role::User
+            (Role::User, Tier::Free)
         };
         let model = users::ActiveModel {
             id: Set(UserId::new()),
@@ -45,7 +47,7 @@ impl Database {
             name: Set(new_user.name),
             password_hash: Set(new_user.password_hash),
             role: Set(role),
-            tier: Set(Tier::Free),
+            tier: Set(tier),
             avatar_url: Set(None),
             preferences: Set(None),
             disabled_at: Set(None),

@@ -16,6 +16,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// What the token may do: `ai`, `read`, `write`, space-separated.
+    pub scopes: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
