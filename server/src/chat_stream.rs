@@ -4,6 +4,13 @@
 //! one. An answer no longer being generated comes as one `stored` event holding the message as
 //! saved. Only the answer's owner can follow it (404 for anyone else, as for a message that does
 //! not exist), and only from this site's own pages.
+//!
+//! Every response ends; none waits for events that cannot come. A stored answer is its one
+//! `stored` event whatever `after` says. A live answer streams until its `finished` event, if
+//! `after` is a number it gave out; when there is nothing to send and nothing more will come
+//! (the answer is over and `after` is its last event, or `after` is past the last event it gave
+//! out, a number it never sent, see [`services::chat::live::LiveAnswer::follow`]) the answer is
+//! 204 No Content, which also tells an EventSource not to connect again.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use services::AuthenticatedUser;
 use services::chat::AnswerFeed;
@@ -90,11 +97,25 @@ pub async fn events(
         Err(error) => return error_response(error),
     };
     let stream = match feed {
-        AnswerFeed::Live(events) => events
-            .map(|(sequence, event)| {
-                Ok::<Event, Infallible>(event_of(Some(sequence), &app::api::chat::event_of(event)))
-            })
-            .boxed(),
+        AnswerFeed::Live(events) => {
+            let mut events = events.peekable();
+            // A follower with nothing to send and nothing to wait for ends at once.
+            if let Some(None) = std::pin::Pin::new(&mut events).peek().now_or_never() {
+                return (
+                    StatusCode::NO_CONTENT,
+                    [(header::CACHE_CONTROL, "no-store")],
+                )
+                    .into_response();
+            }
+            events
+                .map(|(sequence, event)| {
+                    Ok::<Event, Infallible>(event_of(
+                        Some(sequence),
+                        &app::api::chat::event_of(event),
+                    ))
+                })
+                .boxed()
+        }
         AnswerFeed::Stored(message) => {
             let event = app::types::AnswerEvent::Stored {
                 message: app::api::chat::message_of(*message),

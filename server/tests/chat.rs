@@ -886,3 +886,80 @@ async fn the_events_endpoint_resumes_for_the_owner_only() {
     let reply = support::send(&router, events_request(&path, "", &[])).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_reader_past_the_end_of_an_answer_gets_a_response_that_ends() {
+    for backend in backends() {
+        let setup = setup(backend).await;
+        let router = support::router_for(setup.services.clone());
+        let conversation = setup.conversation().await;
+        let words = pieces(20);
+        setup
+            .local
+            .push(stream_of(&words).gap(Duration::from_millis(100)));
+        let sent = setup.send(conversation, "Slowly").await;
+        let answer = sent.answer.message.id;
+        let path = format!("/api/chat/answers/{answer}/events");
+        let within = |request| {
+            let router = router.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), support::send(&router, request))
+                    .await
+                    .expect("the response ends")
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Live, and a number it never gave out: nothing to wait for, whichever way it is asked.
+        let reply = within(events_request(
+            &format!("{path}?after=1000"),
+            &setup.cookie,
+            &[],
+        ))
+        .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+        let reply = within(events_request(
+            &path,
+            &setup.cookie,
+            &[("last-event-id", "1000")],
+        ))
+        .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+        assert!(
+            matches!(setup.follow(answer, 0).await, AnswerFeed::Live(_)),
+            "the answer was still being generated"
+        );
+        // A number it gave out follows it to its end.
+        let reply = tokio::time::timeout(
+            Duration::from_secs(20),
+            support::send(
+                &router,
+                events_request(&path, &setup.cookie, &[("last-event-id", "1")]),
+            ),
+        )
+        .await
+        .expect("the response ends with the answer");
+        let events = sse_events(&reply.body);
+        assert_eq!(events[0].0.as_deref(), Some("2"));
+        assert_eq!(events.last().unwrap().1["type"], "finished");
+
+        // Finished: the stored message, at once, however far past its end the number is.
+        setup.finished(answer).await;
+        for (query, headers) in [
+            ("?after=1000", &[][..]),
+            ("", &[("last-event-id", "1000")][..]),
+        ] {
+            let reply = within(events_request(
+                &format!("{path}{query}"),
+                &setup.cookie,
+                headers,
+            ))
+            .await;
+            assert_eq!(reply.status, StatusCode::OK);
+            let events = sse_events(&reply.body);
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].1["type"], "stored");
+            assert_eq!(events[0].1["message"]["content"], words.concat());
+        }
+    }
+}

@@ -925,3 +925,75 @@ async fn a_cross_site_import_is_refused() {
     let listed = ok(&router, &ada, "/api/projects/list", &[]).await;
     assert!(listed.as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_tar_gz_that_inflates_past_the_limits_or_holds_too_many_folders_is_refused() {
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    let tar_gz = |entries: &[(tar::EntryType, String, usize)]| {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (kind, name, size) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_size(*size as u64);
+            header.set_mode(0o755);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, &vec![0u8; *size][..])
+                .unwrap();
+        }
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&builder.into_inner().unwrap()).unwrap();
+        encoder.finish().unwrap()
+    };
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let mut services = support::services_for(&database);
+        services.projects.max_project_bytes = 100_000;
+        services.projects.max_files = 5;
+        let router = support::router_for(services);
+        let ada = new_user(&router, "ada").await;
+        let import = |archive: Vec<u8>| {
+            let router = router.clone();
+            let ada = ada.clone();
+            async move {
+                let (status, _, body) = support::send_for_bytes(
+                    &router,
+                    support::same_origin_request(
+                        "POST",
+                        "/api/projects/import?name=Refused",
+                        &ada,
+                        archive,
+                    ),
+                )
+                .await;
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        // A folder and a pax header whose data (never stored) is 1 MB of zeros.
+        let (status, body) = import(tar_gz(&[
+            (tar::EntryType::Directory, "src/".into(), 1_000_000),
+            (
+                tar::EntryType::XGlobalHeader,
+                "pax_global_header".into(),
+                1_000_000,
+            ),
+            (tar::EntryType::Regular, "src/main.rs".into(), 10),
+        ]))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("unpacks to more than 100000 bytes"), "{body}");
+        // Six folders for a limit of five entries.
+        let folders: Vec<(tar::EntryType, String, usize)> = (0..6)
+            .map(|index| (tar::EntryType::Directory, format!("folder{index}/"), 0))
+            .collect();
+        let (status, body) = import(tar_gz(&folders)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("more than 5 files and folders"), "{body}");
+        let listed = ok(&router, &ada, "/api/projects/list", &[]).await;
+        assert!(listed.as_array().unwrap().is_empty());
+        // Five entries, folders included, import.
+        let (status, body) = import(tar_gz(&folders[..5])).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}

@@ -1,10 +1,15 @@
 //! Reading uploaded .zip and .tar.gz archives into a project tree, and writing a project as a
 //! .zip. Nothing in an archive is trusted: names go through [`crate::paths::normalize`], sizes are
 //! counted while reading (a header can lie), links and special files are refused, and the total
-//! unpacked size is bounded absolutely and relative to the archive's size.
+//! unpacked size is bounded absolutely and relative to the archive's size. Folders count toward
+//! the entry limit as files do. In a .tar.gz every byte the decompressor gives out counts toward
+//! the size limits, whatever becomes of it (stored, skipped, a header or padding): the tar reader
+//! inflates the data of an entry it skips as it passes over it.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read, Write};
+use std::rc::Rc;
 
 use db::FileBody;
 use db::queries::files::ancestors;
@@ -68,15 +73,31 @@ impl Budget<'_> {
         )
     }
 
-    /// Reads one entry, never more than the per-file limit or what is left of the total.
-    fn read(&mut self, name: &str, reader: &mut impl Read) -> Result<Vec<u8>, Error> {
+    /// Counts one entry of the archive (a file, a folder or anything else it holds) toward the
+    /// entry limit.
+    fn count_entry(&mut self) -> Result<(), Error> {
         self.files += 1;
         if self.files > self.limits.max_files {
             return Err(Error::Invalid(format!(
-                "The archive was not imported: it holds more than {} files.",
+                "The archive was not imported: it holds more than {} files and folders, the most an import may bring (folders count as files).",
                 self.limits.max_files
             )));
         }
+        Ok(())
+    }
+
+    /// The error when the archive unpacks to more than [`Self::ceiling`].
+    fn too_large(&self) -> Error {
+        Error::Invalid(format!(
+            "The archive was not imported: it unpacks to more than {} bytes (the limit is {} bytes in all and {} times the archive's size; in a .tar.gz everything it unpacks to counts, entries that are not imported and the format's own headers included).",
+            self.ceiling(),
+            self.limits.max_project_bytes,
+            self.limits.max_expansion_ratio
+        ))
+    }
+
+    /// Reads one entry, never more than the per-file limit or what is left of the total.
+    fn read(&mut self, name: &str, reader: &mut impl Read) -> Result<Vec<u8>, Error> {
         let left = self.ceiling().saturating_sub(self.unpacked);
         let allowed = self.limits.max_file_bytes.min(left);
         let mut bytes = Vec::new();
@@ -98,15 +119,38 @@ impl Budget<'_> {
                     self.limits.max_file_bytes
                 )));
             }
-            return Err(Error::Invalid(format!(
-                "The archive was not imported: it unpacks to more than {} bytes (the limit is {} bytes in all and {} times the archive's size).",
-                self.ceiling(),
-                self.limits.max_project_bytes,
-                self.limits.max_expansion_ratio
-            )));
+            return Err(self.too_large());
         }
         self.unpacked += size;
         Ok(bytes)
+    }
+}
+
+/// The decompressed side of a .tar.gz: counts every byte the decompressor gives out, whatever
+/// the tar reader then does with it, and fails once more than `limit` came out. It never asks
+/// the decompressor for more than one byte past the limit.
+struct CountingReader<R> {
+    inner: R,
+    inflated: Rc<Cell<u64>>,
+    limit: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let so_far = self.inflated.get();
+        let room = self.limit.saturating_sub(so_far).saturating_add(1);
+        let length = buffer
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX));
+        let count = self.inner.read(&mut buffer[..length])?;
+        let total = so_far.saturating_add(count as u64);
+        self.inflated.set(total);
+        if total > self.limit {
+            return Err(std::io::Error::other(
+                "the archive unpacks to more than its limit",
+            ));
+        }
+        Ok(count)
     }
 }
 
@@ -227,6 +271,7 @@ fn read_zip(
     };
     let mut zip = zip::ZipArchive::new(Cursor::new(archive)).map_err(unreadable)?;
     for index in 0..zip.len() {
+        budget.count_entry()?;
         let mut entry = zip.by_index(index).map_err(unreadable)?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if entry.is_symlink() {
@@ -262,13 +307,36 @@ fn read_tar_gz(
     folders: &mut BTreeSet<String>,
     files: &mut BTreeMap<String, FileBody>,
 ) -> Result<(), Error> {
+    let limit = budget.ceiling();
+    let inflated = Rc::new(Cell::new(0));
+    let decoder = CountingReader {
+        inner: flate2::read::GzDecoder::new(archive),
+        inflated: Rc::clone(&inflated),
+        limit,
+    };
+    let mut tar = tar::Archive::new(decoder);
+    let result = read_tar_entries(&mut tar, budget, problems, folders, files);
+    // Passing the limit fails the read under way, whichever it was (an entry's data, one skipped,
+    // a header); the limit is the reason then, whatever the tar reader made of the failure.
+    if inflated.get() > limit {
+        return Err(budget.too_large());
+    }
+    result
+}
+
+fn read_tar_entries(
+    tar: &mut tar::Archive<impl Read>,
+    budget: &mut Budget<'_>,
+    problems: &mut Problems,
+    folders: &mut BTreeSet<String>,
+    files: &mut BTreeMap<String, FileBody>,
+) -> Result<(), Error> {
     let unreadable = |error: std::io::Error| {
         Error::Invalid(format!("The .tar.gz archive cannot be read: {error}."))
     };
-    let decoder = flate2::read::GzDecoder::new(archive);
-    let mut tar = tar::Archive::new(decoder);
     for entry in tar.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
+        budget.count_entry()?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
@@ -454,6 +522,107 @@ mod tests {
             message.contains("\"dir/link\": links are not imported"),
             "{message}"
         );
+    }
+
+    fn tar_gz_of(tar: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(tar).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A .tar.gz of one entry of this kind whose data is `size` zeros.
+    fn tar_gz_with(kind: tar::EntryType, name: &str, size: usize) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        // Written as is: the builder refuses a name with `..`, a reader must not trust that.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, &vec![0u8; size][..]).unwrap();
+        tar_gz_of(&builder.into_inner().unwrap())
+    }
+
+    #[test]
+    fn tar_gz_data_that_is_skipped_still_counts_toward_the_size_limits() {
+        // 30 kB of zeros: well within 100 times its compressed size, but past the 10 000 bytes
+        // the project may hold. None of these entries' data is stored.
+        for (kind, name) in [
+            (tar::EntryType::Directory, "folder/"),
+            (tar::EntryType::XGlobalHeader, "pax_global_header"),
+            (tar::EntryType::Fifo, "pipe"),
+            (tar::EntryType::Char, "device"),
+            (tar::EntryType::Regular, "../outside.txt"),
+        ] {
+            let archive = tar_gz_with(kind, name, 30_000);
+            let message = read(&archive, &limits()).unwrap_err().to_string();
+            assert!(
+                message.contains("unpacks to more than 10000 bytes"),
+                "{kind:?}: {message}"
+            );
+        }
+        // The ratio counts as well: with 2 times the archive's size the ceiling is the floor of
+        // 64 KiB, and 100 kB of skipped zeros pass it.
+        let mut tight = limits();
+        tight.max_project_bytes = 10_000_000;
+        tight.max_expansion_ratio = 2;
+        let archive = tar_gz_with(tar::EntryType::Directory, "folder/", 100_000);
+        let message = read(&archive, &tight).unwrap_err().to_string();
+        assert!(message.contains("times the archive's size"), "{message}");
+        // Within the limits, the same entries import (or are refused for what they are).
+        let archive = tar_gz_with(tar::EntryType::Directory, "folder/", 2_000);
+        assert_eq!(read(&archive, &limits()).unwrap().folders, vec!["folder"]);
+    }
+
+    #[test]
+    fn folders_count_toward_the_entry_limit() {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for index in 0..11 {
+            writer
+                .add_directory(
+                    format!("folder{index}/"),
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .unwrap();
+        }
+        let archive = writer.finish().unwrap().into_inner();
+        let message = read(&archive, &limits()).unwrap_err().to_string();
+        assert!(
+            message.contains("more than 10 files and folders"),
+            "{message}"
+        );
+
+        let mut builder = tar::Builder::new(Vec::new());
+        for index in 0..11 {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_mode(0o755);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, format!("folder{index}/"), std::io::empty())
+                .unwrap();
+        }
+        let archive = tar_gz_of(&builder.into_inner().unwrap());
+        let message = read(&archive, &limits()).unwrap_err().to_string();
+        assert!(
+            message.contains("more than 10 files and folders"),
+            "{message}"
+        );
+        // Ten entries, folders and files together, are within the limit.
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        for index in 0..5 {
+            writer
+                .add_directory(format!("folder{index}/"), options)
+                .unwrap();
+            writer
+                .start_file(format!("folder{index}/file.txt"), options)
+                .unwrap();
+        }
+        let archive = writer.finish().unwrap().into_inner();
+        assert_eq!(read(&archive, &limits()).unwrap().files.len(), 5);
     }
 
     #[test]

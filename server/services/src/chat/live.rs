@@ -112,7 +112,44 @@ impl LiveAnswer {
         }
     }
 
-    /// The events after `after`, then each new one as it comes, until the answer finishes.
+    /// What a follower at `after` gets now: the events after it, or whether to wait for more
+    /// or to end. Decided under one lock, so that no event can come between the look and the
+    /// decision.
+    fn next_after(&self, after: u64) -> Next {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let given = events.len() as u64;
+        if after < given {
+            let start = usize::try_from(after).unwrap_or(usize::MAX);
+            return Next::Events(
+                events[start..]
+                    .iter()
+                    .enumerate()
+                    .map(|(offset, event)| (after + offset as u64 + 1, event.clone()))
+                    .collect(),
+            );
+        }
+        // Nothing follows the end; and a number never given out cannot be continued from.
+        if after > given || events.last().is_some_and(AnswerEvent::is_finished) {
+            Next::End
+        } else {
+            Next::Wait
+        }
+    }
+
+    /// The events after sequence number `after`, then each new one as it comes. The stream
+    /// always ends, and never waits in vain:
+    ///
+    /// - after the `Finished` event (nothing that comes after it is sent);
+    /// - at once, without an event, when the answer is over and `after` is its last event (the
+    ///   reader has seen everything);
+    /// - at once, without an event, when `after` is past the last event given out so far: this
+    ///   answer never sent that number (a made-up or stale id, say from an earlier generation of
+    ///   the same message), so the reader's state cannot be continued and nothing is waited
+    ///   for. The events endpoint answers both of these with 204 No Content.
+    ///
+    /// Only a number the answer did give out (`after` up to its last event) waits for events to
+    /// come, and then the answer's end always comes: the generation's task pushes `Finished`
+    /// however it ends.
     pub fn follow(self: Arc<Self>, after: u64) -> impl Stream<Item = (u64, AnswerEvent)> + Send {
         let receiver = self.count.subscribe();
         futures::stream::unfold(
@@ -137,18 +174,26 @@ impl LiveAnswer {
                         return Some(((sequence, event), (live, receiver, after, pending, done)));
                     }
                     receiver.mark_unchanged();
-                    let batch = live.events_after(after);
-                    if batch.is_empty() {
-                        if receiver.changed().await.is_err() {
-                            return None;
+                    match live.next_after(after) {
+                        Next::Events(batch) => pending = batch.into_iter(),
+                        Next::End => return None,
+                        Next::Wait => {
+                            if receiver.changed().await.is_err() {
+                                return None;
+                            }
                         }
-                        continue;
                     }
-                    pending = batch.into_iter();
                 }
             },
         )
     }
+}
+
+/// What a follower does next (see [`LiveAnswer::follow`]).
+enum Next {
+    Events(Vec<(u64, AnswerEvent)>),
+    Wait,
+    End,
 }
 
 /// Every answer being generated in this process.
@@ -271,6 +316,52 @@ mod tests {
         assert!(seen[3].1.is_finished());
         answers.finish(message, &live);
         assert!(answers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_follower_past_the_end_or_past_the_last_event_ends_at_once() {
+        let answers = LiveAnswers::default();
+        let message = MessageId::new();
+        let live = answers
+            .start(message, UserId::new(), ConversationId::new())
+            .unwrap();
+        let within = |stream| {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                futures::StreamExt::collect::<Vec<_>>(stream),
+            )
+        };
+        for word in ["a", "b"] {
+            live.push(AnswerEvent::Text(word.into()));
+        }
+        // In progress: a number never given out ends at once, even after more events come.
+        let never_given = Arc::clone(&live).follow(1000);
+        live.push(AnswerEvent::Text("c".into()));
+        assert!(within(never_given).await.unwrap().is_empty());
+        assert!(
+            within(Arc::clone(&live).follow(4))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A number given out waits for what comes next, to the end.
+        let caught_up = tokio::spawn(within(Arc::clone(&live).follow(3)));
+        tokio::task::yield_now().await;
+        live.push(finished());
+        let seen = caught_up.await.unwrap().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].1.is_finished());
+        // Over: its last event, or any number after it, ends at once.
+        for after in [4, 5, 1000, u64::MAX] {
+            let seen = within(Arc::clone(&live).follow(after)).await;
+            assert!(seen.unwrap().is_empty(), "after {after}");
+        }
+        let seen = within(Arc::clone(&live).follow(2)).await.unwrap();
+        assert_eq!(
+            seen.iter().map(|(number, _)| *number).collect::<Vec<_>>(),
+            [3, 4]
+        );
+        answers.finish(message, &live);
     }
 
     #[tokio::test]
