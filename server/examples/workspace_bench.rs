@@ -165,6 +165,7 @@ async fn main() {
             services,
             metrics: Metrics::install(),
             trusted_proxies: server::TrustedProxies::default(),
+            site: app::api::request::SitePolicy::default(),
         };
         let router = server::router(state);
         let (status, body, cookie) = send(

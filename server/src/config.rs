@@ -58,6 +58,23 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// The address people reach the server by, e.g. `https://coder.example.com` (behind a
+    /// reverse proxy). Its host is answered besides the loopback names, and with https the
+    /// session cookie is always `Secure`.
+    #[arg(long, env = "ASYNC_CODER_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// More host names the server answers (`name` or `name:port`, comma-separated). Loopback
+    /// names and the listening address are always answered; any other `Host` is refused (DNS
+    /// rebinding).
+    #[arg(
+        long = "allowed-host",
+        env = "ASYNC_CODER_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Tier limits (TOML with [public], [free], [premium] and [enterprise] sections); the built-in
     /// limits when not given.
     #[arg(long, env = "ASYNC_CODER_TIERS_FILE", value_name = "FILE")]
@@ -167,6 +184,28 @@ pub enum LogFormat {
 pub enum ConfigError {
     #[error("cannot read the Leptos configuration {path}: {message}")]
     Leptos { path: PathBuf, message: String },
+    #[error(
+        "--public-url must be an http:// or https:// address with a host and nothing secret, \
+         such as https://coder.example.com (got {0:?})"
+    )]
+    PublicUrl(String),
+}
+
+/// The `host[:port]` of an http(s) URL, and whether it is https.
+fn public_host(url: &str) -> Result<(String, bool), ConfigError> {
+    let refused = || ConfigError::PublicUrl(url.to_owned());
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(refused());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err(refused());
+    }
+    Ok((authority.to_ascii_lowercase(), https))
 }
 
 fn parse_allowed_endpoint(text: &str) -> Result<llm::AllowedEndpoint, String> {
@@ -197,6 +236,33 @@ impl Config {
             max_archive_bytes: self.import_max_archive_bytes,
             max_expansion_ratio: self.import_max_ratio,
         }
+    }
+
+    /// The host names answered and the cookie rule: loopback names always, the public URL's
+    /// host, `--allowed-host`, and the listening address when it is a specific one.
+    pub fn site_policy(
+        &self,
+        listening: std::net::SocketAddr,
+    ) -> Result<app::api::request::SitePolicy, ConfigError> {
+        let mut hosts: Vec<String> = self
+            .allowed_hosts
+            .iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect();
+        let mut https = false;
+        if let Some(url) = &self.public_url {
+            let (host, secure) = public_host(url.trim())?;
+            hosts.push(host);
+            https = secure;
+        }
+        if !listening.ip().is_unspecified() {
+            hosts.push(listening.to_string());
+        }
+        Ok(app::api::request::SitePolicy {
+            allowed_hosts: std::sync::Arc::new(hosts),
+            https,
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -238,6 +304,60 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_site_policy_answers_loopback_the_public_url_and_allowed_hosts_only() {
+        let config = Config::parse_from([
+            "server",
+            "--public-url",
+            "https://Coder.Example.com/app",
+            "--allowed-host",
+            "intranet:8080,backup.example.com",
+        ]);
+        let site = config.site_policy("0.0.0.0:3000".parse().unwrap()).unwrap();
+        assert!(site.https);
+        for host in [
+            "coder.example.com",
+            "localhost:3000",
+            "127.0.0.1:9",
+            "[::1]:3000",
+            "intranet:8080",
+            "backup.example.com:443",
+        ] {
+            assert!(site.allows_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example",
+            "coder.example.com.attacker.example",
+            "intranet:8081",
+            "0.0.0.0:3000",
+            "",
+        ] {
+            assert!(!site.allows_host(host), "{host}");
+        }
+        let plain = Config::parse_from(["server"])
+            .site_policy("192.168.1.5:3000".parse().unwrap())
+            .unwrap();
+        assert!(!plain.https);
+        assert!(
+            plain.allows_host("192.168.1.5:3000"),
+            "the listening address"
+        );
+        assert!(!plain.allows_host("192.168.1.5:4000"));
+        for wrong in [
+            "coder.example.com",
+            "ftp://x",
+            "https://",
+            "https://user:secret@x",
+        ] {
+            assert!(
+                Config::parse_from(["server", "--public-url", wrong])
+                    .site_policy("127.0.0.1:3000".parse().unwrap())
+                    .is_err(),
+                "{wrong}"
+            );
+        }
+    }
 
     #[test]
     fn every_flag_is_documented_and_parses() {

@@ -12,6 +12,7 @@ pub mod listen;
 mod metrics;
 pub mod openai_api;
 pub mod project_archives;
+pub mod request_body;
 pub mod request_guards;
 pub mod resident_code;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub services: services::Services,
     pub metrics: Metrics,
     pub trusted_proxies: TrustedProxies,
+    /// The host names answered and whether cookies must be `Secure` (`--public-url`).
+    pub site: app::api::request::SitePolicy,
 }
 
 /// The whole HTTP surface: Leptos pages and server functions, static files, `/healthz`,
@@ -49,8 +52,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     // Server functions and pages reach the use cases through Leptos' context.
     let context = {
         let services = state.services.clone();
-        move || provide_context(services.clone())
+        let site = state.site.clone();
+        move || {
+            provide_context(services.clone());
+            provide_context(site.clone());
+        }
     };
+    let site = state.site.clone();
     let trusted_proxies = state.trusted_proxies.clone();
     let services = state.services.clone();
     let body_limits = http_layers::BodyLimits {
@@ -84,14 +92,20 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // axum's extractors stop at 2 MB by default; `http_layers` enforces this server's own
         // limits (the default one, and the archive limit for an import) before any handler.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // Inside the session check: a caller without a session is refused before this reads.
+        .layer(middleware::from_fn(request_body::check_api_request))
         .layer(middleware::from_fn_with_state(
-            services,
+            (services, site.clone()),
             request_guards::authenticate_api,
         ))
         .layer(middleware::from_fn(request_guards::same_origin_only))
         .layer(middleware::from_fn_with_state(
             trusted_proxies,
             request_guards::resolve_client_address,
+        ))
+        .layer(middleware::from_fn_with_state(
+            site,
+            request_guards::allowed_hosts_only,
         ));
     http_layers::apply(router, body_limits)
 }

@@ -48,6 +48,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     );
 
     let address = leptos_options.site_addr;
+    let site = config.site_policy(address)?;
     let mut services = services::Services::new(
         database.clone(),
         services::secrets::MasterKey::load_or_create(&config.data_dir)?,
@@ -76,6 +77,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         trusted_proxies: server::TrustedProxies(std::sync::Arc::new(
             config.trusted_proxies.clone(),
         )),
+        site,
     };
     tokio::spawn(state.metrics.clone().keep_up(Duration::from_secs(5)));
     let router = server::router(state);

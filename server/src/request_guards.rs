@@ -14,6 +14,44 @@ use services::ClientAddress;
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies(pub Arc<Vec<IpAddr>>);
 
+/// Middleware: refuses a request whose `Host` the server does not answer for (see
+/// [`app::api::request::SitePolicy::allows_host`]): a DNS-rebinding page reaches the server
+/// under the attacker's name and is refused before anything runs, so it cannot, say, claim the
+/// first (administrator) account of a fresh instance. A request without `Host` (HTTP/1.0, a
+/// program) has no name to rebind and passes; health checks pass whatever their `Host`.
+pub async fn allowed_hosts_only(
+    State(site): State<app::api::request::SitePolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/readyz" {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}").to_owned())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.to_string())
+        });
+    match host {
+        Some(host) if !site.allows_host(&host) => {
+            tracing::info!(host = %host.chars().take(100).collect::<String>(), "request for a host this server does not answer refused");
+            (
+                StatusCode::MISDIRECTED_REQUEST,
+                "This server does not answer for this host name. Its administrator can allow it \
+                 with --public-url or --allowed-host.",
+            )
+                .into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
 /// Middleware: puts the client's [`ClientAddress`] in the request's extensions.
 pub async fn resolve_client_address(
     State(trusted): State<TrustedProxies>,
@@ -88,7 +126,7 @@ fn is_same_origin(headers: &HeaderMap) -> bool {
 /// session, checked here before the request body is read; the signed-in user then rides along
 /// in the request's extensions for the server function.
 pub async fn authenticate_api(
-    State(services): State<services::Services>,
+    State((services, site)): State<(services::Services, app::api::request::SitePolicy)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -126,7 +164,7 @@ pub async fn authenticate_api(
             }
         };
     }
-    let user = match app::api::request::session_token_of(request.headers()) {
+    let user = match app::api::request::session_token_of(request.headers(), &site) {
         Some(token) => match services.authenticate(&token).await {
             Ok(user) => user,
             Err(error) => {

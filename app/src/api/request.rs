@@ -16,6 +16,57 @@ use crate::types::{CurrentUser, UserRole, UserTier};
 const SECURE_COOKIE: &str = "__Host-session";
 const LOOPBACK_COOKIE: &str = "session";
 
+/// What the server knows of the address people reach it by (`--public-url`, `--allowed-host`):
+/// which `Host` values it answers, and whether its cookies must be `Secure`. Decided by
+/// configuration, never by a request's own `Host` header (a proxy forwarding its upstream's
+/// host, `127.0.0.1:3000`, would otherwise make the session cookie plain).
+#[derive(Clone, Debug, Default)]
+pub struct SitePolicy {
+    /// `host[:port]` values (lower case) answered besides the loopback names; an entry without a
+    /// port matches every port.
+    pub allowed_hosts: std::sync::Arc<Vec<String>>,
+    /// The public URL is https: the session cookie is always `__Host-` and `Secure`.
+    pub https: bool,
+}
+
+/// The loopback names every server answers (plain http is accepted there).
+const LOOPBACK_NAMES: &[&str] = &["localhost", "127.0.0.1", "[::1]"];
+
+/// `name` and `port` of a `Host` value (`[::1]:3000` -> (`[::1]`, `3000`)).
+fn split_host(host: &str) -> (String, Option<&str>) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+            (name.to_ascii_lowercase(), Some(port))
+        }
+        _ => (host.to_ascii_lowercase(), None),
+    }
+}
+
+impl SitePolicy {
+    /// Whether the server answers a request whose `Host` is `host`: a loopback name, or one of
+    /// the allowed hosts (DNS rebinding makes a browser send the attacker's name: refused).
+    pub fn allows_host(&self, host: &str) -> bool {
+        let (name, port) = split_host(host.trim());
+        if LOOPBACK_NAMES.contains(&name.as_str()) {
+            return true;
+        }
+        self.allowed_hosts.iter().any(|allowed| {
+            let (allowed_name, allowed_port) = split_host(allowed);
+            allowed_name == name && (allowed_port.is_none() || allowed_port == port)
+        })
+    }
+
+    /// Whether the session cookie may be the plain `session` one (not `Secure`): only with an
+    /// http (or no) public URL and a request to a loopback name.
+    fn plain_cookie(&self, headers: &http::HeaderMap) -> bool {
+        !self.https && is_loopback_host(headers)
+    }
+}
+
+fn site_policy() -> SitePolicy {
+    use_context::<SitePolicy>().unwrap_or_default()
+}
+
 pub fn services() -> Result<Services, AppError> {
     use_context::<Services>()
         .ok_or_else(|| AppError::internal("no Services in the server function's context"))
@@ -40,32 +91,26 @@ pub fn meta() -> RequestMeta {
     }
 }
 
-/// Whether this request came over plain http to a loopback host (the only case where the
-/// session cookie is not `Secure`).
+/// Whether this request may get the plain session cookie (see [`SitePolicy`]).
 fn on_loopback() -> bool {
-    parts().is_some_and(|parts| is_loopback_host(&parts.headers))
+    parts().is_some_and(|parts| site_policy().plain_cookie(&parts.headers))
 }
 
 fn is_loopback_host(headers: &http::HeaderMap) -> bool {
     let host = headers
         .get(HOST)
         .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
         .unwrap_or_default();
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
-        _ => host,
-    };
-    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+    LOOPBACK_NAMES.contains(&split_host(host).0.as_str())
 }
 
 fn session_token() -> Option<String> {
     let parts = parts()?;
-    session_token_of(&parts.headers)
+    session_token_of(&parts.headers, &site_policy())
 }
 
 /// The session token in a request's cookies: `__Host-session`, or `session` on loopback.
-pub fn session_token_of(headers: &http::HeaderMap) -> Option<String> {
+pub fn session_token_of(headers: &http::HeaderMap, site: &SitePolicy) -> Option<String> {
     let header = headers.get(COOKIE)?.to_str().ok()?;
     let mut loopback_token = None;
     for pair in header.split(';') {
@@ -79,7 +124,7 @@ pub fn session_token_of(headers: &http::HeaderMap) -> Option<String> {
             loopback_token = Some(value.to_owned());
         }
     }
-    loopback_token.filter(|_| is_loopback_host(headers))
+    loopback_token.filter(|_| site.plain_cookie(headers))
 }
 
 pub async fn current_user() -> Result<Option<AuthenticatedUser>, AppError> {

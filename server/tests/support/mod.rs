@@ -31,6 +31,7 @@ pub fn app_state(services: services::Services) -> AppState {
         services,
         metrics: Metrics::install(),
         trusted_proxies: server::TrustedProxies::default(),
+        site: app::api::request::SitePolicy::default(),
     }
 }
 
