@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::redact::KeyRedactor;
+
 /// What kind of failure, across providers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,8 +47,9 @@ impl ErrorKind {
     }
 }
 
-/// A failed call. `Display` is safe to show the user: it never holds a key, and the provider's
-/// message is kept apart in `provider_message`.
+/// A failed call. `Display` is safe to show the user, and the provider's message is kept apart
+/// in `provider_message`. No text of an error the gateway returns holds its endpoint's key: every
+/// error made for an endpoint goes through [`crate::Endpoint::redact`] before it leaves.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.describe())]
 pub struct ProviderError {
@@ -102,6 +105,33 @@ impl ProviderError {
         Self::new(ErrorKind::ProviderDown)
             .with_message(detail)
             .retryable(true)
+    }
+
+    /// The same error with every piece of a key taken out of its texts (see
+    /// [`crate::redact`]). Every field is named here, so a text field added later cannot be
+    /// left out.
+    pub fn redacted(self, redactor: &KeyRedactor) -> Self {
+        let Self {
+            kind,
+            http_status,
+            retryable,
+            retry_after,
+            provider_type,
+            provider_code,
+            provider_message,
+            in_band,
+        } = self;
+        let clean = |text: Option<String>| text.map(|text| redactor.redact(&text));
+        Self {
+            kind,
+            http_status,
+            retryable,
+            retry_after,
+            provider_type: clean(provider_type),
+            provider_code: clean(provider_code),
+            provider_message: clean(provider_message),
+            in_band,
+        }
     }
 
     /// A 401 (or Gemini's `API_KEY_INVALID`) means the stored key is no good and should be
@@ -217,6 +247,39 @@ mod tests {
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_redacted_error_holds_no_piece_of_the_key_in_any_text() {
+        let key = "sk-ant-api03-Hq4Wn8Zt2Xc6Vb1Nm5Lk9Jh3";
+        let mut error = ProviderError::new(ErrorKind::BadRequest)
+            .with_message(format!("invalid x-api-key {key}"))
+            .retryable(true);
+        error.http_status = Some(400);
+        error.provider_type = Some(format!("bad_key:{key}"));
+        error.provider_code = Some("sk-ant-api03-Hq4W****Jh3".into());
+        let redacted = error.clone().redacted(&KeyRedactor::new(key));
+        assert_eq!(
+            redacted.provider_message.as_deref(),
+            Some("invalid x-api-key [redacted]")
+        );
+        assert_eq!(
+            redacted.provider_type.as_deref(),
+            Some("bad_key:[redacted]")
+        );
+        assert_eq!(redacted.provider_code.as_deref(), Some("[redacted]****Jh3"));
+        for text in [
+            redacted.to_string(),
+            redacted.describe(),
+            format!("{redacted:?}"),
+        ] {
+            assert!(!text.contains("sk-ant-api03-Hq4W"), "{text}");
+        }
+        // Everything else is kept.
+        assert_eq!(
+            (redacted.kind, redacted.http_status, redacted.retryable),
+            (error.kind, error.http_status, error.retryable)
         );
     }
 

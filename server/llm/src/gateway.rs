@@ -1,6 +1,9 @@
 //! The shared transport: one HTTP client (address-checked resolver, no redirects), timeouts for
 //! connect, first byte and the gap between chunks, retries with backoff and jitter only before
-//! anything reached the caller, and fallback along an ordered list of targets.
+//! anything reached the caller, and fallback along an ordered list of targets. Every error made
+//! while calling an endpoint (the translator's, the transport's, an error status's body, an error
+//! inside a stream) goes through [`Endpoint::redact`] where the gateway receives it, so no text
+//! it returns or logs holds that endpoint's key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,13 +263,17 @@ impl Gateway {
         &self,
         endpoint: &Endpoint,
     ) -> Result<Vec<RemoteModel>, ProviderError> {
-        let call = providers::models_call(endpoint)?;
-        let response = self.send(endpoint.kind(), call).await?;
-        let body = tokio::time::timeout(self.inner.timeouts.between_chunks, response.bytes())
-            .await
-            .map_err(|_| ProviderError::unreachable("the model list did not arrive in time"))?
-            .map_err(|error| transport_error(&error))?;
-        providers::parse_models(endpoint.kind(), &body)
+        async {
+            let call = providers::models_call(endpoint)?;
+            let response = self.send(endpoint.kind(), call).await?;
+            let body = tokio::time::timeout(self.inner.timeouts.between_chunks, response.bytes())
+                .await
+                .map_err(|_| ProviderError::unreachable("the model list did not arrive in time"))?
+                .map_err(|error| transport_error(&error))?;
+            providers::parse_models(endpoint.kind(), &body)
+        }
+        .await
+        .map_err(|error| endpoint.redact(error))
     }
 
     /// Asks the targets in order for a whole answer (not streamed).
@@ -291,7 +298,8 @@ impl Gateway {
                             .map_err(|error| transport_error(&error))?;
                     providers::parse_answer(target.endpoint.kind(), &body)
                 }
-                .await;
+                .await
+                .map_err(|error| target.endpoint.redact(error));
                 match result {
                     Ok(events) => {
                         // The target tried just before this one failed too.
@@ -345,11 +353,13 @@ impl Gateway {
                 let kind = target.endpoint.kind();
                 let mut retry = 0;
                 let (error, usage) = 'attempts: loop {
-                    let call = match providers::chat_call(&target.endpoint, &target.model, &request, true) {
-                        Ok(call) => call,
-                        Err(error) => break 'attempts (error, None),
-                    };
-                    let response = match gateway.send(kind, call).await {
+                    let response = async {
+                        let call = providers::chat_call(&target.endpoint, &target.model, &request, true)?;
+                        gateway.send(kind, call).await
+                    }
+                    .await
+                    .map_err(|error| target.endpoint.redact(error));
+                    let response = match response {
                         Ok(response) => response,
                         Err(error) => match gateway.inner.retry.delay(retry, &error) {
                             Some(delay) => {
@@ -393,6 +403,7 @@ impl Gateway {
                         if outcome.is_ok() && ended {
                             outcome = decoder.finish(&mut events);
                         }
+                        let outcome = outcome.map_err(|error| target.endpoint.redact(error));
                         if !events.is_empty() {
                             if !started {
                                 started = true;

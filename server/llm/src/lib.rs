@@ -7,21 +7,23 @@
 //!   forwarding of chunks.
 //! - [`address`]: which provider addresses may be called.
 //! - [`catalog`]: models, context windows, tool support and prices (a data file), and cost.
+//! - [`redact`]: a key taken out of the texts of the errors made for its endpoint.
 //!
 //! A key travels with the base URL it was saved with, inside an [`Endpoint`]: nothing in a
-//! request can send it elsewhere.
+//! request can send it elsewhere, and no error text the gateway returns holds it.
 
 pub mod address;
 pub mod catalog;
 pub mod error;
 pub mod gateway;
 pub mod providers;
+pub mod redact;
 mod sse;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod types;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 pub use address::{AddressPolicy, AllowedEndpoint};
@@ -65,7 +67,10 @@ impl Endpoint {
             ProviderError::new(ErrorKind::AddressRefused)
                 .with_message("a local provider needs its server's address")
         })?;
-        let base_url = policy.check_url(base)?;
+        let base_url = policy.check_url(base).map_err(|error| match &api_key {
+            Some(key) => error.redacted(&redact::KeyRedactor::new(key.expose_secret())),
+            None => error,
+        })?;
         Ok(Self {
             kind,
             base_url,
@@ -83,6 +88,18 @@ impl Endpoint {
 
     pub fn api_key(&self) -> Option<&SecretString> {
         self.api_key.as_ref()
+    }
+
+    /// `error` with every piece of this endpoint's key taken out of its texts (see
+    /// [`redact`]). The gateway passes every error it makes for an endpoint through this
+    /// before returning it, whichever translator produced it.
+    pub fn redact(&self, error: ProviderError) -> ProviderError {
+        match &self.api_key {
+            Some(key) if !key.expose_secret().is_empty() => {
+                error.redacted(&redact::KeyRedactor::new(key.expose_secret()))
+            }
+            _ => error,
+        }
     }
 }
 

@@ -1533,3 +1533,214 @@ async fn each_provider_lists_its_models() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys echoed in provider errors
+
+/// A realistic key per provider; the local server's holds characters a URL encodes.
+fn echoed_key(kind: ProviderKind) -> &'static str {
+    match kind {
+        OpenAi => "sk-proj-Q7vLx2mN9pRt4WzK8yHb3JcF6dGs1AeU",
+        OpenAiCompatible => "lm-studio/Xy9+Qw3=Zr8Kp2Lm7Vn4Tb6",
+        Anthropic => "sk-ant-api03-Hq4Wn8Zt2Xc6Vb1Nm5Lk9Jh3Gf7Ds0Pa",
+        Gemini => "AIzaSyD3k9Qm7Xw2Lp5Rt8Vn1Bc4Hj6Fg0Ze",
+    }
+}
+
+/// What providers echo: the whole key and a masked copy of it (`sk-proj-Q7vL****1AeU`).
+struct Echo {
+    key: &'static str,
+    partial: String,
+    encoded: String,
+    text: String,
+}
+
+fn echo(kind: ProviderKind) -> Echo {
+    let key = echoed_key(kind);
+    let partial = format!("{}****{}", &key[..12], &key[key.len() - 4..]);
+    let encoded = key
+        .replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D");
+    let text = format!(
+        "Incorrect API key provided: {key}. You can find your key at https://example.com; you passed {partial}. Authorization: Bearer {key}. GET /v1/models?key={encoded}"
+    );
+    Echo {
+        key,
+        partial,
+        encoded,
+        text,
+    }
+}
+
+fn echoing_target(upstream: &Upstream, kind: ProviderKind) -> Target {
+    let endpoint = Endpoint::new(
+        kind,
+        Some(&upstream.base_url(kind)),
+        Some(SecretString::from(echoed_key(kind).to_owned())),
+        &testing::loopback_policy(),
+    )
+    .expect("endpoint");
+    Target {
+        endpoint,
+        model: model_of(kind).into(),
+    }
+}
+
+/// An error answer of `kind` whose every text field the gateway reads echoes the key.
+fn echoing_error(kind: ProviderKind, status: u16, text: &str) -> Reply {
+    match kind {
+        OpenAi if status == 401 => {
+            openai::error(401, "invalid_request_error", Some("invalid_api_key"), text)
+        }
+        OpenAi => openai::error(status, "invalid_request_error", None, text),
+        // A local server that puts the header it got everywhere.
+        OpenAiCompatible => openai::error(status, text, Some(text), text),
+        Anthropic if status == 401 => anthropic::error(401, "authentication_error", text),
+        Anthropic => anthropic::error(status, "invalid_request_error", text),
+        Gemini if status == 401 => gemini::error(401, "UNAUTHENTICATED", text, Some(text)),
+        Gemini => gemini::error(status, text, text, None),
+    }
+}
+
+fn echoing_error_frame(kind: ProviderKind, text: &str) -> String {
+    match kind {
+        OpenAi | OpenAiCompatible => openai::error_frame(text),
+        Anthropic => anthropic::error_frame("overloaded_error", text),
+        Gemini => gemini::error_frame(503, "UNAVAILABLE", text),
+    }
+}
+
+/// Every text form of `error` holds neither the key nor the masked copy, and says where the
+/// provider's text was cut.
+fn assert_no_key(what: &str, error: &llm::ProviderError, echo: &Echo) {
+    let forms = [
+        ("Display", error.to_string()),
+        ("describe", error.describe()),
+        ("Debug", format!("{error:?}")),
+        (
+            "message",
+            error.provider_message.clone().unwrap_or_default(),
+        ),
+        ("type", error.provider_type.clone().unwrap_or_default()),
+        ("code", error.provider_code.clone().unwrap_or_default()),
+    ];
+    for (form, text) in forms {
+        for secret in [echo.key, echo.partial.as_str(), echo.encoded.as_str()] {
+            assert!(
+                !text.contains(secret),
+                "{what}: the {form} holds {secret:?}: {text}"
+            );
+        }
+    }
+    let message = error.provider_message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("[redacted]") && message.contains("Incorrect API key provided"),
+        "{what}: the provider's message is kept without the key: {message}"
+    );
+}
+
+fn assert_failure_has_no_key(what: &str, failure: &Failure, echo: &Echo) {
+    assert_no_key(what, &failure.error, echo);
+    let debug = format!("{failure:?}");
+    assert!(
+        !debug.contains(echo.key) && !debug.contains(&echo.partial),
+        "{what}: {debug}"
+    );
+    for attempt in &failure.failed {
+        assert_no_key(what, &attempt.error, echo);
+        assert!(
+            !attempt.reason.contains(echo.key),
+            "{what}: {}",
+            attempt.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_a_provider_error_never_leaves_the_gateway() {
+    for kind in ALL {
+        let echo = echo(kind);
+
+        // An error status, for each kind of call: the key test (model list), a whole answer, a
+        // stream. A 400's message is part of the sentence shown to the user.
+        for status in [400, 401] {
+            let upstream = upstream().await;
+            upstream.always(echoing_error(kind, status, &echo.text));
+            let what = format!("{kind:?} {status}");
+
+            let error = gateway()
+                .list_models(&echoing_target(&upstream, kind).endpoint)
+                .await
+                .expect_err("refused");
+            assert_no_key(&format!("{what} model list"), &error, &echo);
+
+            let failure = gateway()
+                .complete(&[echoing_target(&upstream, kind)], &request())
+                .await
+                .expect_err("refused");
+            assert_failure_has_no_key(&format!("{what} whole answer"), &failure, &echo);
+
+            let seen =
+                run_stream(&gateway(), vec![echoing_target(&upstream, kind)], request()).await;
+            assert_failure_has_no_key(&format!("{what} stream"), seen.failure(), &echo);
+        }
+
+        // A target that failed before a fallback answered: its report too.
+        let refused = upstream().await;
+        refused.always(echoing_error(kind, 401, &echo.text));
+        let fallback = upstream().await;
+        let (frames, _, _) = text_stream(OpenAiCompatible);
+        fallback.always(Reply::sse(frames));
+        let seen = run_stream(
+            &gateway(),
+            vec![
+                echoing_target(&refused, kind),
+                target(&fallback, OpenAiCompatible),
+            ],
+            request(),
+        )
+        .await;
+        let failed = seen.succeeded_on(1);
+        assert_eq!(failed.len(), 1, "{kind:?}");
+        assert_no_key(&format!("{kind:?} fallback"), &failed[0].error, &echo);
+        assert!(!failed[0].reason.contains(echo.key));
+        assert!(!format!("{failed:?}").contains(echo.key), "{kind:?}");
+
+        // An error event inside a stream that already answered.
+        let upstream = self::upstream().await;
+        let (frames, _, text_chunks) = text_stream(kind);
+        let mut frames: Vec<String> = frames.into_iter().take(text_chunks).collect();
+        frames.push(echoing_error_frame(kind, &echo.text));
+        upstream.push(Reply::sse(frames));
+        let seen = run_stream(&gateway(), vec![echoing_target(&upstream, kind)], request()).await;
+        let failure = seen.failure();
+        assert!(failure.output_started && failure.error.in_band, "{kind:?}");
+        assert_failure_has_no_key(&format!("{kind:?} in-band"), failure, &echo);
+
+        // A whole answer with status 200 that is an error.
+        if matches!(kind, OpenAi | OpenAiCompatible) {
+            let upstream = self::upstream().await;
+            upstream.push(Reply::json(
+                200,
+                json!({"error": {"message": echo.text, "type": "server_error", "code": null}})
+                    .to_string(),
+            ));
+            let failure = gateway()
+                .complete(&[echoing_target(&upstream, kind)], &request())
+                .await
+                .expect_err("an error");
+            assert_failure_has_no_key(&format!("{kind:?} 200 error"), &failure, &echo);
+        }
+    }
+
+    // A local server answering plain text (its body is kept as the message).
+    let echo = echo(OpenAiCompatible);
+    let upstream = upstream().await;
+    upstream.always(Reply::json(401, echo.text.clone()));
+    let error = gateway()
+        .list_models(&echoing_target(&upstream, OpenAiCompatible).endpoint)
+        .await
+        .expect_err("refused");
+    assert_no_key("plain text body", &error, &echo);
+}
