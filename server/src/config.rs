@@ -43,6 +43,12 @@ pub struct Config {
     )]
     pub data_dir: PathBuf,
 
+    /// File holding the master key that encrypts provider keys (`v<n>:<base64>`, mode 0600), as
+    /// secrets are mounted in containers. Default `<data-dir>/master.key`, created on first start
+    /// of a database that holds no encrypted key yet. `ASYNC_CODER_MASTER_KEY` overrides it.
+    #[arg(long, env = "ASYNC_CODER_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+
     /// Database to use: `sqlite://path/file.db?mode=rwc` or `postgres://user:password@host:5432/name`.
     /// Defaults to an SQLite file in the data folder.
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
@@ -263,6 +269,13 @@ impl Config {
             allowed_hosts: std::sync::Arc::new(hosts),
             https,
         })
+    }
+
+    /// The master key file: `--master-key-file`, else `<data-dir>/master.key`.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(services::secrets::MASTER_KEY_FILE))
     }
 
     pub fn database_url(&self) -> String {

@@ -1,5 +1,6 @@
 //! Liveness and readiness, for load balancers and orchestrators.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -14,11 +15,35 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when the database answers within two seconds, 503 otherwise. The reason is
-/// logged, never returned.
+/// `GET /readyz`: 200 when the database answers within two seconds and this instance's master
+/// key is still the database's (another instance may have rotated it), 503 otherwise. The
+/// reason is logged (a changed key once), never returned in detail.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    static KEY_CHANGE_LOGGED: AtomicBool = AtomicBool::new(false);
     match tokio::time::timeout(READINESS_TIMEOUT, state.services.database.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Ok(())) => match state.services.master_key_is_current().await {
+            Ok(true) => (StatusCode::OK, "ready"),
+            Ok(false) => {
+                if !KEY_CHANGE_LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "not ready: the database's master key changed (rotated by another \
+                         instance?); this instance cannot decrypt stored provider keys. Restart \
+                         it with the new key (ASYNC_CODER_MASTER_KEY or --master-key-file)."
+                    );
+                }
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: master key outdated",
+                )
+            }
+            Err(error) => {
+                tracing::warn!(%error, "not ready: the master key check could not be read");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: database unavailable",
+                )
+            }
+        },
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: the database does not answer");
             (

@@ -49,10 +49,12 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
 
     let address = leptos_options.site_addr;
     let site = config.site_policy(address)?;
-    let mut services = services::Services::new(
-        database.clone(),
-        services::secrets::MasterKey::load_or_create(&config.data_dir)?,
-    )
+    // Every instance of one database must hold the same master key: a wrong one refuses to
+    // start here, before it could fail users' requests one by one.
+    let master_key = services::secrets::master_key_for(&database, &config.master_key_file())
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut services = services::Services::new(database.clone(), master_key)
     .with_context_directory(config.data_dir.join("context"));
     services.projects = config.project_limits();
     services.sign_ups_per_address_per_hour = config.sign_ups_per_address_per_hour;
@@ -105,7 +107,7 @@ async fn rotate_master_key(config: Config) -> anyhow::Result<()> {
     use services::ExposeSecret;
     let database = db::Database::connect(&config.database_url()).await?;
     database.migrate().await?;
-    let rotation = services::secrets::rotate(&database, &config.data_dir).await?;
+    let rotation = services::secrets::rotate(&database, &config.master_key_file()).await?;
     tracing::info!(
         old_version = rotation.old_version,
         new_version = rotation.new_version,

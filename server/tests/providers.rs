@@ -232,9 +232,12 @@ async fn rotating_the_master_key_reencrypts_every_key_all_or_nothing() {
             .await
             .unwrap();
 
-        let rotation = services::secrets::rotate(&database.database, &folder)
-            .await
-            .unwrap();
+        let rotation = services::secrets::rotate(
+            &database.database,
+            &folder.join(services::secrets::MASTER_KEY_FILE),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (
                 rotation.old_version,
@@ -278,9 +281,12 @@ async fn rotating_the_master_key_reencrypts_every_key_all_or_nothing() {
         row.update(database.database.connection()).await.unwrap();
         let key_file_before = std::fs::read_to_string(folder.join(MASTER_KEY_FILE)).unwrap();
         assert!(
-            services::secrets::rotate(&database.database, &folder)
-                .await
-                .is_err()
+            services::secrets::rotate(
+                &database.database,
+                &folder.join(services::secrets::MASTER_KEY_FILE)
+            )
+            .await
+            .is_err()
         );
         assert_eq!(
             std::fs::read_to_string(folder.join(MASTER_KEY_FILE)).unwrap(),

@@ -76,6 +76,7 @@ pub async fn rotate_master_key(
             "the new master key must have another version than the old one".into(),
         ));
     }
+    let check = new.check();
     database
         .reencrypt_credentials(
             |credential, stored| {
@@ -84,6 +85,7 @@ pub async fn rotate_master_key(
                 let key = old.decrypt(stored, &binding)?;
                 new.encrypt(&key, &binding)
             },
+            (crate::secrets::MASTER_KEY_CHECK, &check),
             chrono::Utc::now(),
         )
         .await?

@@ -16,6 +16,9 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use crate::Error;
 
 pub const MASTER_KEY_VARIABLE: &str = "ASYNC_CODER_MASTER_KEY";
+/// The setting (`server_settings`) that holds the check of the master key the database's
+/// provider keys are encrypted with: every instance of one database must hold that key.
+pub const MASTER_KEY_CHECK: &str = "master_key_check";
 pub const MASTER_KEY_FILE: &str = "master.key";
 const NONCE_LENGTH: usize = 24;
 
@@ -77,10 +80,32 @@ impl MasterKey {
     /// From the environment variable if set, else from `<data folder>/master.key`, which is
     /// created (mode 0600) when missing.
     pub fn load_or_create(data_directory: &Path) -> Result<Self, Error> {
+        Self::load_or_create_at(&data_directory.join(MASTER_KEY_FILE))
+    }
+
+    /// The configured key, without creating one: the environment variable, else the key file
+    /// at `path` if it exists.
+    pub fn load(path: &Path) -> Result<Option<Self>, Error> {
+        if let Ok(text) = std::env::var(MASTER_KEY_VARIABLE) {
+            return Self::decode(&text).map(Some);
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::decode(&text).map(Some),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::Internal(format!(
+                "cannot read {}: {error}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// From the environment variable if set, else from the key file at `path`, created (mode
+    /// 0600) when missing.
+    pub fn load_or_create_at(path: &Path) -> Result<Self, Error> {
         if let Ok(text) = std::env::var(MASTER_KEY_VARIABLE) {
             return Self::decode(&text);
         }
-        let path = data_directory.join(MASTER_KEY_FILE);
+        let path = path.to_path_buf();
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::decode(&text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -116,6 +141,21 @@ impl MasterKey {
         })?;
         file.write_all(self.encode().expose_secret().as_bytes())
             .map_err(|error| Error::Internal(format!("cannot write {}: {error}", path.display())))
+    }
+
+    /// A fingerprint of the key for the database (`v<version>:<hex>`): SHA-256 of the key and a
+    /// fixed label. It tells whether two instances hold the same key; it reveals nothing of it.
+    pub fn check(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        digest.update(self.key.expose_secret());
+        digest.update(b"async-coder master key check v1");
+        let hex: String = digest
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("v{}:{hex}", self.version)
     }
 
     /// A fresh random key with the next version number.
@@ -179,6 +219,113 @@ impl MasterKey {
     }
 }
 
+/// Why a master key may not serve a database.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRefusal {
+    #[error(
+        "the master key does not match the one this database's provider keys are encrypted with \
+         (its check is {expected}, this key's is {found}). Start every instance of one database \
+         with the same key: set ASYNC_CODER_MASTER_KEY, or --master-key-file, to the other \
+         instances' key. Nothing was changed."
+    )]
+    Mismatch { expected: String, found: String },
+    #[error(
+        "no master key is configured, but this database holds provider keys encrypted with one. \
+         Give this instance the other instances' key (ASYNC_CODER_MASTER_KEY or \
+         --master-key-file); no new key was made. Nothing was changed."
+    )]
+    Missing,
+    #[error(
+        "the master key does not decrypt the provider keys stored in this database. Start with \
+         the key they were saved with (ASYNC_CODER_MASTER_KEY or --master-key-file). Nothing was \
+         changed."
+    )]
+    DoesNotDecrypt,
+    #[error("checking the master key failed: {0}")]
+    Database(#[from] db::Error),
+}
+
+/// Whether the database holds keys made under a master key (a check, or encrypted keys).
+pub async fn database_has_a_key(database: &db::Database) -> Result<bool, KeyRefusal> {
+    Ok(database.server_setting(MASTER_KEY_CHECK).await?.is_some()
+        || database.any_encrypted_credential().await?.is_some())
+}
+
+/// The master key of this instance, checked against the database's: the configured key (the
+/// environment variable or the key file at `key_file`); when none is configured, a new key file
+/// is made only for a database that holds no encrypted key yet.
+pub async fn master_key_for(
+    database: &db::Database,
+    key_file: &Path,
+) -> Result<MasterKey, StartupError> {
+    let key = match MasterKey::load(key_file)? {
+        Some(key) => key,
+        None if database_has_a_key(database).await? => return Err(KeyRefusal::Missing.into()),
+        None => MasterKey::load_or_create_at(key_file)?,
+    };
+    verify_master_key(database, &key).await?;
+    Ok(key)
+}
+
+/// What stops a start: a refused key, or an unreadable key file.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Refused(#[from] KeyRefusal),
+    #[error(transparent)]
+    Key(#[from] Error),
+}
+
+/// Compares `key` with the database's check: none yet (a fresh database, or one from before
+/// the check existed) is written, after decrypting a stored key if there is one; the same is
+/// accepted; another is refused, and nothing is written.
+pub async fn verify_master_key(database: &db::Database, key: &MasterKey) -> Result<(), KeyRefusal> {
+    let check = key.check();
+    match database.server_setting(MASTER_KEY_CHECK).await? {
+        Some(expected) if expected == check => return Ok(()),
+        Some(expected) => {
+            return Err(KeyRefusal::Mismatch {
+                expected,
+                found: check,
+            });
+        }
+        None => {}
+    }
+    if let Some(credential) = database.any_encrypted_credential().await?
+        && let Some(stored) = &credential.encrypted_key
+    {
+        let binding = crate::providers::binding_of(
+            credential.user_id,
+            credential.provider,
+            &credential.label,
+        );
+        if key.decrypt(stored, &binding).is_err() {
+            return Err(KeyRefusal::DoesNotDecrypt);
+        }
+    }
+    if !database
+        .insert_server_setting_if_missing(MASTER_KEY_CHECK, &check, chrono::Utc::now())
+        .await?
+    {
+        // Another instance wrote its check first: it must be this one's.
+        return Box::pin(verify_master_key(database, key)).await;
+    }
+    Ok(())
+}
+
+impl crate::Services {
+    /// Whether this instance's master key is still the database's (another instance may have
+    /// rotated it: then this one can decrypt no stored key until it restarts with the new one).
+    pub async fn master_key_is_current(&self) -> Result<bool, Error> {
+        Ok(
+            match self.database.server_setting(MASTER_KEY_CHECK).await? {
+                Some(expected) => expected == self.master_key.check(),
+                None => true,
+            },
+        )
+    }
+}
+
 /// What [`rotate`] did.
 #[derive(Debug)]
 pub struct Rotation {
@@ -194,12 +341,22 @@ pub struct Rotation {
 /// provider key in one transaction. With a key file, the new key is first written to
 /// `master.key.next` (0600), the database is updated, then the file replaces `master.key`; if the
 /// process stops in between, `master.key.next` holds the key that matches the database.
-pub async fn rotate(database: &db::Database, data_directory: &Path) -> Result<Rotation, Error> {
+pub async fn rotate(database: &db::Database, key_file: &Path) -> Result<Rotation, Error> {
     let from_environment = std::env::var(MASTER_KEY_VARIABLE).is_ok();
-    let old = MasterKey::load_or_create(data_directory)?;
+    let old = MasterKey::load(key_file)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "no master key to rotate: set {MASTER_KEY_VARIABLE} or the key file {}",
+            key_file.display()
+        ))
+    })?;
+    verify_master_key(database, &old)
+        .await
+        .map_err(|refusal| Error::Invalid(refusal.to_string()))?;
     let new = old.successor()?;
-    let key_file = data_directory.join(MASTER_KEY_FILE);
-    let next_file = data_directory.join(format!("{MASTER_KEY_FILE}.next"));
+    let key_file = key_file.to_path_buf();
+    let mut next_name = key_file.as_os_str().to_owned();
+    next_name.push(".next");
+    let next_file = std::path::PathBuf::from(next_name);
     if !from_environment {
         new.write_to(&next_file)?;
     }

@@ -106,12 +106,28 @@ impl Database {
     /// Re-encrypts every stored key in one transaction: `reencrypt` gets each credential and
     /// returns its new ciphertext. Either every row changes or none does. Returns how many keys
     /// were re-encrypted.
+    /// One stored encrypted key (any), to check a master key against on a database that has no
+    /// key check yet.
+    pub async fn any_encrypted_credential(
+        &self,
+    ) -> Result<Option<provider_credentials::Model>, Error> {
+        Ok(provider_credentials::Entity::find()
+            .filter(provider_credentials::Column::EncryptedKey.is_not_null())
+            .one(self.connection())
+            .await?)
+    }
+
+    /// Re-encrypts every stored key and writes `setting` (name, value: the new key's check) in
+    /// the same transaction: all or nothing.
     pub async fn reencrypt_credentials<E>(
         &self,
         mut reencrypt: impl FnMut(&provider_credentials::Model, &[u8]) -> Result<Vec<u8>, E>,
+        setting: (&str, &str),
         now: DateTime<Utc>,
     ) -> Result<Result<usize, E>, Error> {
         let transaction = self.begin_write().await?;
+        super::server_settings::upsert_server_setting(&transaction, setting.0, setting.1, now)
+            .await?;
         let rows = provider_credentials::Entity::find()
             .filter(provider_credentials::Column::EncryptedKey.is_not_null())
             .all(&transaction)

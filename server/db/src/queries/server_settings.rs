@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::tables::server_settings;
 use crate::{Database, Error};
@@ -36,4 +36,29 @@ impl Database {
         .await?;
         Ok(inserted > 0)
     }
+}
+
+/// Writes the value, replacing any stored one (inside the caller's transaction when given one).
+pub(crate) async fn upsert_server_setting(
+    connection: &impl ConnectionTrait,
+    name: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    server_settings::Entity::insert(server_settings::ActiveModel {
+        name: Set(name.to_owned()),
+        value: Set(value.to_owned()),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(server_settings::Column::Name)
+            .update_columns([
+                server_settings::Column::Value,
+                server_settings::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(connection)
+    .await?;
+    Ok(())
 }
