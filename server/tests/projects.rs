@@ -78,6 +78,8 @@ async fn projects_are_created_edited_listed_deleted_and_limited_by_plan() {
     for backend in backends() {
         let database = TestDatabase::migrated(backend).await;
         let router = support::test_router(&database);
+        // The first account is the administrator, on the top tier; Ada is on the free plan.
+        new_user(&router, "root").await;
         let ada = new_user(&router, "ada").await;
 
         let reply = call(
