@@ -3,6 +3,7 @@
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use server_fn::Bytes;
 use server_fn::codec::JsonEncoding;
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
@@ -23,6 +24,9 @@ pub enum AppError {
     /// Sign-in refused; the text never says whether the email exists.
     #[error("{0}")]
     SignInRefused(String),
+    /// The request is larger than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// A limit of the person's plan.
     #[error("{0}")]
     LimitReached(String),
@@ -57,6 +61,7 @@ impl AppError {
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::LimitReached(_) => StatusCode::FORBIDDEN,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Provider(_) => StatusCode::BAD_GATEWAY,
             AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Unreachable => StatusCode::BAD_GATEWAY,
@@ -71,6 +76,26 @@ impl AppError {
         tracing::error!(%reference, %error, "internal error");
         AppError::Internal { reference }
     }
+
+    /// Gives the response of the server function or page being served this error's status (and
+    /// `Retry-After` when it has one). Outside a request it does nothing.
+    #[cfg(feature = "ssr")]
+    pub fn set_response_status(&self) {
+        let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        response.set_status(self.status());
+        if let AppError::RateLimited {
+            retry_after_seconds,
+        }
+        | AppError::Busy {
+            retry_after_seconds,
+        } = self
+            && let Ok(value) = http::HeaderValue::from_str(&retry_after_seconds.to_string())
+        {
+            response.insert_header(http::header::RETRY_AFTER, value);
+        }
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -79,10 +104,20 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let error = Self::from_server_fn_error_inner(value);
         #[cfg(feature = "ssr")]
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(error.status());
-        }
+        error.set_response_status();
         error
+    }
+
+    /// Every error a server function answers with is serialized here, on the server, while its
+    /// response is being made: the response's status follows the error whichever way the
+    /// function returned it, so a refusal is never a 500 because no one set its status.
+    fn ser(&self) -> Bytes {
+        #[cfg(feature = "ssr")]
+        self.set_response_status();
+        serde_json::to_vec(self).map_or_else(
+            |_| Bytes::from_static(br#"{"Internal":{"reference":"unserializable"}}"#),
+            Bytes::from,
+        )
     }
 }
 
@@ -95,6 +130,13 @@ impl AppError {
             ServerFnErrorErr::MissingArg(name) => {
                 AppError::BadRequest(format!("The request is missing the field \"{name}\"."))
             }
+            // On the server these mean the client's request could not be read (its body is not
+            // text, not JSON, or was cut); in the browser, that the server's answer could not be.
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Request(detail) | ServerFnErrorErr::Deserialization(detail) => {
+                AppError::BadRequest(format!("The request could not be read: {detail}"))
+            }
+            #[cfg(not(feature = "ssr"))]
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Deserialization(_) => {
                 AppError::Unreachable
             }
@@ -127,6 +169,59 @@ mod tests {
             .status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+        assert_eq!(
+            AppError::TooLarge("x".into()).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    /// On the server, a request that cannot be read is the client's mistake: 400 with what was
+    /// wrong, never "could not reach the server" (502).
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn an_unreadable_request_is_a_bad_request_on_the_server() {
+        for error in [
+            ServerFnErrorErr::Deserialization("expected value at line 1 column 1".into()),
+            ServerFnErrorErr::Request("invalid utf-8 sequence".into()),
+        ] {
+            let error = AppError::from_server_fn_error(error);
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{error:?}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("The request could not be read: "),
+                "{error}"
+            );
+        }
+    }
+
+    /// The status of a server function's answer follows the error it returns, even when no one
+    /// set it before.
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn serializing_an_error_sets_its_status_and_retry_after() {
+        use leptos::prelude::{Owner, provide_context};
+        let owner = Owner::new();
+        owner.with(|| {
+            let response = leptos_axum::ResponseOptions::default();
+            provide_context(response.clone());
+            let bytes = AppError::BadRequest("Pick pinned or dropped.".into()).ser();
+            assert_eq!(
+                serde_json::from_slice::<AppError>(&bytes).unwrap(),
+                AppError::BadRequest("Pick pinned or dropped.".into())
+            );
+            assert_eq!(
+                response.0.read().unwrap().status,
+                Some(StatusCode::BAD_REQUEST)
+            );
+            AppError::Busy {
+                retry_after_seconds: 7,
+            }
+            .ser();
+            let parts = response.0.read().unwrap();
+            assert_eq!(parts.status, Some(StatusCode::SERVICE_UNAVAILABLE));
+            assert_eq!(parts.headers[http::header::RETRY_AFTER], "7");
+        });
     }
 
     #[cfg(feature = "ssr")]

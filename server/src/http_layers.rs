@@ -1,14 +1,17 @@
 //! The layers every response passes through: metrics, tracing, compression, security headers,
-//! a body size limit, and a panic guard that answers with a generic error page. The tracing
-//! layer's span carries the request's URI with the values of secret query parameters redacted
-//! ([`redact_query`]); no other callback of it writes the URI.
+//! a body size limit (413 however the body was sent), and a panic guard that answers with a
+//! generic error page. The tracing layer's span carries the request's URI with the values of
+//! secret query parameters redacted ([`redact_query`]); no other callback of it writes the URI.
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use axum::middleware;
+use http_body_util::BodyExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -171,41 +174,22 @@ fn is_secret_name(name: &str) -> bool {
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while let Some(&byte) = bytes.get(index) {
-        let escaped = (byte == b'%')
-            .then(|| bytes.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (byte, escaped) {
-            (_, Some(value)) => {
-                decoded.push(value);
-                index += 3;
-            }
-            (b'+', None) => {
-                decoded.push(b' ');
-                index += 1;
-            }
-            (other, None) => {
-                decoded.push(other);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    String::from_utf8_lossy(&crate::request_body::form_decode(text)).into_owned()
 }
 
 /// Refuses a body larger than the limit with 413: at once when `Content-Length` says so, else as
-/// soon as reading it passes the limit (before anything parses it).
+/// soon as reading it passes the limit (before anything parses it). Whatever read the body then
+/// (a server function, an extractor, the body check of `request_body`) and however it answered,
+/// the answer is this layer's 413, so that a body sent without a length (chunked) is refused as
+/// clearly as one that declared it.
 async fn limit_body(
     axum::extract::State(limits): axum::extract::State<BodyLimits>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response<Body> {
-    let limit = if request.uri().path() == crate::project_archives::IMPORT_PATH {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/");
+    let limit = if path == crate::project_archives::IMPORT_PATH {
         limits.import
     } else {
         limits.default
@@ -216,16 +200,50 @@ async fn limit_body(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
-        let mut response = Response::new(Body::from(format!(
-            "The request is larger than the {limit} bytes this server accepts."
-        )));
-        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-        return response;
+        return too_large(limit, api);
     }
+    let exceeded = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
-    let limited = Body::new(http_body_util::Limited::new(body, limit));
-    next.run(axum::extract::Request::from_parts(parts, limited))
-        .await
+    let limited = http_body_util::Limited::new(body, limit).map_err({
+        let exceeded = Arc::clone(&exceeded);
+        move |error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                exceeded.store(true, Ordering::Relaxed);
+            }
+            error
+        }
+    });
+    let response = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            Body::new(limited),
+        ))
+        .await;
+    if exceeded.load(Ordering::Relaxed) && !response.status().is_success() {
+        return too_large(limit, api);
+    }
+    response
+}
+
+/// 413 with what the limit is: for `/api/` as the app's error (what its pages read), elsewhere
+/// as text.
+fn too_large(limit: usize, api: bool) -> Response<Body> {
+    let message = format!("The request is larger than the {limit} bytes this server accepts.");
+    let (body, content_type) = if api {
+        let error = app::error::AppError::TooLarge(message.clone());
+        match serde_json::to_string(&error) {
+            Ok(json) => (json, "application/json"),
+            Err(_) => (message, "text/plain; charset=utf-8"),
+        }
+    } else {
+        (message, "text/plain; charset=utf-8")
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 /// A handler panicked: log what happened, show a generic page, keep serving.

@@ -229,6 +229,9 @@ pub async fn set_default_model(model: String) -> Result<Option<String>, AppError
         .map_err(super::reject_service_error)
 }
 
+/// Longest search of the conversations list, in characters.
+pub const MAX_SEARCH_CHARS: usize = 500;
+
 /// `POST /api/chat/conversations`: the caller's conversations (of one project when given),
 /// newest first; `search` keeps those whose title or messages contain it.
 #[server(prefix = "/api", endpoint = "chat/conversations")]
@@ -237,6 +240,13 @@ pub async fn list_conversations(
     search: String,
 ) -> Result<Vec<ConversationSummary>, AppError> {
     let user = super::request::require_user().await?;
+    // A longer search is no search a person types (and SQLite refuses a LIKE pattern of more
+    // than 50,000 bytes).
+    if search.chars().count() > MAX_SEARCH_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "A search is {MAX_SEARCH_CHARS} characters at most."
+        )));
+    }
     let project = optional_project(project_id)?;
     let entries = super::request::services()?
         .conversations(&user, project, Some(&search))

@@ -1,6 +1,7 @@
 //! The one place where a path inside a project is checked. Every path that reaches the database
 //! went through [`normalize`]: relative, `/`-separated, no `.` or `..` segment, no empty segment,
-//! no NUL or other control character, bounded length and depth.
+//! no NUL or other control character, no bidirectional control character (a right-to-left
+//! override makes `evil\u{202e}txt.exe` read as `evilexe.txt`), bounded length and depth.
 
 use crate::Error;
 
@@ -10,6 +11,15 @@ pub const MAX_PATH_BYTES: usize = 1024;
 pub const MAX_NAME_BYTES: usize = 255;
 /// Deepest nesting of folders.
 pub const MAX_DEPTH: usize = 48;
+
+/// The bidirectional control characters: they change the order in which the rest of a name is
+/// shown (a right-to-left override makes `photo\u{202e}gpj.exe` look like `photoexe.jpg`), so a
+/// name could read differently from what it is. Arabic letter mark, left-to-right and
+/// right-to-left marks, the embeddings and overrides, and the isolates.
+const BIDIRECTIONAL_CONTROLS: &[char] = &[
+    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
 
 /// The normalised form of `input`, or an error that names the path and says what is wrong.
 /// Backslashes count as separators (archives made on Windows use them); `a//b` and `./a` are
@@ -24,6 +34,12 @@ pub fn normalize(input: &str) -> Result<String, Error> {
     }
     if input.chars().any(char::is_control) {
         return Err(refuse("a path cannot contain control characters"));
+    }
+    if input.contains(BIDIRECTIONAL_CONTROLS) {
+        return Err(refuse(
+            "a file or folder name cannot contain right-to-left overrides or other bidirectional \
+             control characters",
+        ));
     }
     let unified = input.replace('\\', "/");
     if unified.starts_with('/') {
@@ -164,6 +180,18 @@ mod tests {
             (".", "names no file"),
             ("./", "names no file"),
             (" leading", "space"),
+            ("evil\u{202E}txt.exe", "bidirectional"),
+            ("src/\u{202D}main.rs", "bidirectional"),
+            ("a\u{202A}b", "bidirectional"),
+            ("a\u{202B}b", "bidirectional"),
+            ("a\u{202C}b", "bidirectional"),
+            ("dir\u{2066}/x", "bidirectional"),
+            ("a\u{2067}b", "bidirectional"),
+            ("a\u{2068}b", "bidirectional"),
+            ("a\u{2069}b", "bidirectional"),
+            ("a\u{200E}b", "bidirectional"),
+            ("a\u{200F}b", "bidirectional"),
+            ("a\u{061C}b", "bidirectional"),
         ] {
             let message = normalize(input).unwrap_err().to_string();
             assert!(message.contains(reason), "{input:?}: {message}");
@@ -174,6 +202,21 @@ mod tests {
         assert!(normalize(&long_path).is_err());
         let message = normalize("../secret").unwrap_err().to_string();
         assert!(message.contains("\"../secret\""), "{message}");
+    }
+
+    #[test]
+    fn a_refused_bidirectional_control_is_shown_escaped_never_raw() {
+        let message = normalize("invoice\u{202E}fdp.exe").unwrap_err().to_string();
+        assert!(!message.contains('\u{202E}'), "{message:?}");
+        assert!(message.contains("\\u{202e}"), "{message}");
+    }
+
+    #[test]
+    fn right_to_left_scripts_themselves_are_names() {
+        for input in ["مستندات/ملف.txt", "תיקייה/קובץ.md", "docs/日本語.md"]
+        {
+            assert_eq!(normalize(input).unwrap(), input, "{input}");
+        }
     }
 
     #[test]
