@@ -266,6 +266,17 @@ impl ProviderChoice {
     }
 }
 
+/// How a provider kind name (`openai_compatible`, as the server sends it) reads in the page:
+/// never the internal name.
+pub fn provider_display_name(kind: &str) -> String {
+    match kind.parse::<ProviderChoice>() {
+        Ok(ProviderChoice::OpenAiCompatible) => "Local server".to_owned(),
+        Ok(ProviderChoice::Gemini) => "Gemini".to_owned(),
+        Ok(choice) => choice.label().to_owned(),
+        Err(_) => kind.to_owned(),
+    }
+}
+
 impl FromStr for ProviderChoice {
     type Err = String;
 
@@ -514,6 +525,9 @@ pub struct ChatMode {
     pub output: String,
     /// `false` for a mode that is coming (shown, not usable).
     pub available: bool,
+    /// Why the person's plan does not include this mode (shown before sending, never refused
+    /// after); `None` when it may be used.
+    pub plan_refusal: Option<String>,
 }
 
 /// A mode as its owner writes it.

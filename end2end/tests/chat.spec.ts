@@ -43,7 +43,6 @@ test("ask, stream, switch mode and model, reload mid-answer, stop, continue, app
     await page.locator("#new-project").click();
     await page.getByLabel("Name", { exact: true }).fill("Chatty");
     await page.locator("#project-save").click();
-    await page.getByRole("link", { name: "Chatty" }).click();
     await expect(page.locator(".workspace-project")).toHaveText("Chatty");
     await page.locator("#new-file").click();
     await page.locator("#path-input").fill("src/main.rs");

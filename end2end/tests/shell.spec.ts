@@ -9,7 +9,7 @@ test("the landing page's text is in the server's HTML, before any script runs", 
   expect(response.status()).toBe(200);
   const html = await response.text();
   expect(html).toContain("Your AI coding workspace, on your own server.");
-  expect(html).toContain("Seven ways to work with AI");
+  expect(html).toContain("Ways to work with AI");
   expect(html).toContain('data-theme="system"');
 
   const context = await browser.newContext({ javaScriptEnabled: false });

@@ -23,7 +23,7 @@ fn to_wire(user: db::tables::users::Model) -> AdminUser {
             Tier::Enterprise => UserTier::Enterprise,
         },
         disabled: user.disabled_at.is_some(),
-        created_at: user.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        created_at: user.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     }
 }
 
@@ -91,7 +91,7 @@ pub async fn admin_audit() -> Result<Vec<AuditEntry>, AppError> {
     Ok(rows
         .into_iter()
         .map(|row| AuditEntry {
-            created_at: row.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            created_at: row.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             actor_id: row.actor_id.map(|id| id.to_string()),
             action: row.action,
             target: row

@@ -74,7 +74,7 @@ pub async fn load_usage() -> Result<UsageSummary, AppError> {
             .recent
             .into_iter()
             .map(|row| crate::types::UsageRow {
-                at: row.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                at: row.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 provider: row.provider,
                 model: row.model,
                 mode: row.mode,

@@ -181,6 +181,7 @@ fn mode_of(mode: services::chat::Mode) -> ChatMode {
         tools: mode.tools,
         output: mode.output.as_str().to_owned(),
         available: mode.available,
+        plan_refusal: None,
     }
 }
 
@@ -208,7 +209,19 @@ pub async fn load_chat_setup() -> Result<ChatSetup, AppError> {
     };
     let models = super::ai::models_of(choices);
     Ok(ChatSetup {
-        modes: modes.into_iter().map(mode_of).collect(),
+        modes: modes
+            .into_iter()
+            .map(|mode| {
+                let refusal = services
+                    .check_ai_mode(&user, mode.tier_name())
+                    .err()
+                    .map(|refusal| refusal.to_string());
+                ChatMode {
+                    plan_refusal: refusal,
+                    ..mode_of(mode)
+                }
+            })
+            .collect(),
         models: models.models,
         problems: models.problems,
         default_model: services

@@ -193,10 +193,7 @@ pub async fn list_revisions(
             size_bytes: revision.size_bytes,
             source: format!("{:?}", revision.source).to_lowercase(),
             author: revision.author_name,
-            created_at: revision
-                .created_at
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string(),
+            created_at: revision.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         })
         .collect())
 }

@@ -14,7 +14,7 @@ pub fn to_wire(project: db::tables::projects::Model) -> ProjectSummary {
         name: project.name,
         description: project.description,
         repository_url: project.repository_url,
-        updated_at: project.updated_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        updated_at: project.updated_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     }
 }
 

@@ -10,11 +10,11 @@ fn to_wire(summary: services::access_tokens::AccessTokenSummary) -> AccessToken 
     AccessToken {
         id: summary.id.to_string(),
         name: summary.name,
-        created_at: summary.created_at.format("%Y-%m-%d").to_string(),
-        expires_at: summary.expires_at.format("%Y-%m-%d").to_string(),
+        created_at: summary.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        expires_at: summary.expires_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         last_used_at: summary
             .last_used_at
-            .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+            .map(|at| at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         revoked: summary.revoked,
         scopes: summary
             .scopes

@@ -492,9 +492,16 @@ pub fn ChatPanel(
                     >
                         {move || mode_options().into_iter().map(|mode| {
                             let name = mode.name.clone();
-                            let label = if mode.available { mode.label.clone() } else { format!("{} (coming)", mode.label) };
+                            let label = if !mode.available {
+                                format!("{} (coming)", mode.label)
+                            } else if mode.plan_refusal.is_some() {
+                                format!("{} (not in your plan)", mode.label)
+                            } else {
+                                mode.label.clone()
+                            };
+                            let title = mode.plan_refusal.clone().unwrap_or_else(|| mode.description.clone());
                             view! {
-                                <option value=mode.name.clone() disabled=!mode.available selected=move || state.mode.get() == name title=mode.description.clone()>
+                                <option value=mode.name.clone() disabled=!mode.available || mode.plan_refusal.is_some() selected=move || state.mode.get() == name title=title>
                                     {label}
                                 </option>
                             }
@@ -545,6 +552,11 @@ pub fn ChatPanel(
                 </Button>
             </div>
             <p class="chat-mode-description">{move || current_mode().map(|mode| mode.description)}</p>
+            {move || {
+                current_mode()
+                    .and_then(|mode| mode.plan_refusal)
+                    .map(|reason| view! { <p class="chat-empty" id="chat-mode-refused" role="status">{reason}</p> })
+            }}
             <Show when=move || !has_provider()>
                 <p class="chat-empty" id="chat-no-provider" role="status">
                     "No AI provider is configured. "
@@ -593,7 +605,10 @@ pub fn ChatPanel(
                     <Button
                         id="chat-send"
                         kind="submit"
-                        disabled=Signal::derive(move || state.sending.get() || state.updating.get() > 0 || !has_provider() || streaming())
+                        disabled=Signal::derive(move || {
+                            state.sending.get() || state.updating.get() > 0 || !has_provider() || streaming()
+                                || current_mode().is_some_and(|mode| mode.plan_refusal.is_some())
+                        })
                     >
                         {move || if state.sending.get() { "Sending…" } else { "Send" }}
                     </Button>
@@ -979,7 +994,7 @@ fn MessageView(
                 }}
             </header>
             {move || data.with(|data| (!data.fallback.is_empty()).then(|| {
-                let notes: Vec<String> = data.fallback.iter().map(|attempt| format!("{} ({}): {}", attempt.model, attempt.provider, attempt.reason)).collect();
+                let notes: Vec<String> = data.fallback.iter().map(|attempt| format!("{} ({}): {}", attempt.model, crate::types::provider_display_name(&attempt.provider), attempt.reason)).collect();
                 view! { <p class="chat-fallback">{format!("Answered by {} after: {}", data.model.clone().unwrap_or_default(), notes.join("; "))}</p> }
             }))}
             <Show

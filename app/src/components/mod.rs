@@ -7,6 +7,7 @@ mod layout;
 mod modal;
 mod select;
 mod session;
+mod time;
 mod toast;
 
 pub use button::{Button, ButtonVariant};
@@ -16,6 +17,7 @@ pub use layout::{AppLayout, ThemeToggle};
 pub use modal::Modal;
 pub use select::Select;
 pub use session::{AccountMenu, Session, provide_session};
+pub use time::{LocalTime, readable_utc};
 pub use toast::{ToastKind, ToastRegion, Toaster, provide_toaster, use_toaster};
 
 use leptos::prelude::*;

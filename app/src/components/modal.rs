@@ -31,6 +31,14 @@ pub fn Modal(
             if let Err(error) = element.show_modal() {
                 leptos::logging::error!("could not open the dialog: {error:?}");
             }
+            // The browser focuses the first focusable element, often the close button: a dialog
+            // that asks for something opens with focus on its first field.
+            if let Ok(Some(field)) = element.query_selector(FIRST_FIELD)
+                && let Ok(field) = field.dyn_into::<leptos::web_sys::HtmlElement>()
+                && let Err(error) = field.focus()
+            {
+                leptos::logging::error!("could not focus the dialog's first field: {error:?}");
+            }
         } else if !should_be_open && element.open() {
             element.close();
         }
@@ -115,6 +123,9 @@ pub fn Modal(
         </dialog>
     }
 }
+
+const FIRST_FIELD: &str = "input:not([disabled]):not([type=\"hidden\"]), select:not([disabled]), \
+                           textarea:not([disabled])";
 
 const FOCUSABLE: &str = "button:not([disabled]), [href], input:not([disabled]), select:not([disabled]), \
                          textarea:not([disabled]), [tabindex]:not([tabindex=\"-1\"])";

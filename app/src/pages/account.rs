@@ -4,7 +4,7 @@ use leptos_meta::Title;
 use crate::api::account::{change_password, delete_account, load_profile, update_profile};
 use crate::api::tokens::{create_access_token, list_access_tokens, revoke_access_token};
 use crate::components::{
-    AppLayout, Button, ButtonVariant, Card, Input, Modal, ToastKind, use_toaster,
+    AppLayout, Button, ButtonVariant, Card, Input, LocalTime, Modal, ToastKind, use_toaster,
 };
 use crate::error::AppError;
 
@@ -36,7 +36,7 @@ pub fn AccountPage() -> impl IntoView {
                         view! {
                             <p>
                                 "Sign in to see your account. "
-                                <a href="/sign-in">"Sign in"</a>
+                                <a href="/sign-in?next=/account">"Sign in"</a>
                             </p>
                         }
                             .into_any()
@@ -284,21 +284,20 @@ fn AccessTokens() -> impl IntoView {
                     {
                         let id = token.id.clone();
                         let state = if token.revoked {
-                            "revoked".to_owned()
+                            view! { "revoked" }.into_any()
                         } else {
-                            format!("expires {}", token.expires_at)
+                            view! { "expires " <LocalTime at=token.expires_at.clone()/> }.into_any()
                         };
-                        let used = token
-                            .last_used_at
-                            .clone()
-                            .map(|at| format!("last used {at}"))
-                            .unwrap_or_else(|| "never used".into());
+                        let used = match token.last_used_at.clone() {
+                            Some(at) => view! { "last used " <LocalTime at/> }.into_any(),
+                            None => view! { "never used" }.into_any(),
+                        };
                         view! {
                             <li class="credential">
                                 <div>
                                     <strong>{token.name.clone()}</strong>
                                     <div class="credential-detail">
-                                        "created " {token.created_at.clone()} " · " {state} " · " {used}
+                                        "created " <LocalTime at=token.created_at.clone()/> " · " {state} " · " {used}
                                         " · may: " {token.scopes.join(", ")}
                                     </div>
                                 </div>

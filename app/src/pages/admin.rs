@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::admin::{admin_audit, admin_update_user, admin_users};
-use crate::components::{AppLayout, Button, ButtonVariant, Card, ToastKind, use_toaster};
+use crate::components::{
+    AppLayout, Button, ButtonVariant, Card, LocalTime, ToastKind, use_toaster,
+};
 use crate::error::AppError;
 use crate::types::{AdminUser, UserRole, UserTier};
 
@@ -52,7 +54,7 @@ pub fn AdminPage() -> impl IntoView {
                                 view! { <p role="alert">"Only administrators can see this page."</p> }.into_any()
                             }
                             Err(AppError::Unauthorized) => {
-                                view! { <p>"Sign in as an administrator. " <a href="/sign-in">"Sign in"</a></p> }.into_any()
+                                view! { <p>"Sign in as an administrator. " <a href="/sign-in?next=/admin">"Sign in"</a></p> }.into_any()
                             }
                             Err(error) => view! { <p role="alert">{error.to_string()}</p> }.into_any(),
                         }
@@ -83,7 +85,7 @@ pub fn AdminPage() -> impl IntoView {
                                                     .map(|entry| {
                                                         view! {
                                                             <tr>
-                                                                <td>{entry.created_at}</td>
+                                                                <td><LocalTime at=entry.created_at/></td>
                                                                 <td>{entry.action}</td>
                                                                 <td class="mono">{entry.actor_id.unwrap_or_default()}</td>
                                                                 <td class="mono">{entry.target.unwrap_or_default()}</td>
@@ -183,7 +185,7 @@ fn UserRow(user: AdminUser, on_change: Callback<()>) -> impl IntoView {
                     {if disabled { "Enable" } else { "Disable" }}
                 </Button>
             </td>
-            <td>{user.created_at.clone()}</td>
+            <td><LocalTime at=user.created_at.clone()/></td>
         </tr>
     }
 }

@@ -6,8 +6,48 @@ use crate::components::{AppLayout, Button, Card, Input};
 use crate::error::AppError;
 use crate::types::CurrentUser;
 
-/// Sends a sign-in or sign-up request. On success a full load of the home page renders every part
-/// of it for the signed-in person; a refusal is shown in `error`.
+/// Where to go after signing in: the page that asked for it (`?next=/projects/…`, a path of this
+/// site only), else the dashboard.
+fn destination_after_sign_in() -> String {
+    let search = window().location().search().unwrap_or_default();
+    let next = search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "next")
+        .and_then(|(_, value)| percent_decode(value));
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/projects".to_owned(),
+    }
+}
+
+/// `%XX` escapes decoded; `None` when they do not make UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' => {
+                let hex = text.get(index + 1..index + 3)?;
+                decoded.push(u8::from_str_radix(hex, 16).ok()?);
+                index += 3;
+            }
+            byte => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// Sends a sign-in or sign-up request. On success a full load of the page that asked for the
+/// sign-in (or the dashboard) renders every part of it for the signed-in person; a refusal is
+/// shown in `error`.
 fn send_and_go_home(
     request: impl Future<Output = Result<CurrentUser, AppError>> + 'static,
     pending: RwSignal<bool>,
@@ -18,7 +58,7 @@ fn send_and_go_home(
     leptos::task::spawn_local(async move {
         match request.await {
             Ok(_) => {
-                if let Err(failure) = window().location().set_href("/") {
+                if let Err(failure) = window().location().set_href(&destination_after_sign_in()) {
                     leptos::logging::error!("could not leave the page: {failure:?}");
                 }
             }

@@ -6,36 +6,45 @@ use crate::components::{AccountMenu, ThemeToggle};
 struct Mode {
     name: &'static str,
     summary: &'static str,
+    /// Shown as coming: the page promises only what exists.
+    coming: bool,
 }
 
 const MODES: [Mode; 7] = [
     Mode {
         name: "Chat",
         summary: "Talk through an idea with a model that sees your project.",
+        coming: false,
     },
     Mode {
         name: "Ask",
         summary: "Read-only questions about the codebase, answered from the code itself.",
+        coming: false,
     },
     Mode {
         name: "Debug",
         summary: "Paste errors, logs or failing test output; get the cause and a fix.",
+        coming: false,
     },
     Mode {
         name: "Documentation",
         summary: "Write and update docs that match what the code really does.",
+        coming: false,
     },
     Mode {
         name: "Architect",
         summary: "Plan a change across files before a single line is written.",
+        coming: false,
     },
     Mode {
         name: "Review",
         summary: "Comments on a diff or a set of files, like a careful colleague.",
+        coming: false,
     },
     Mode {
         name: "Async",
-        summary: "An agent works on a task in the background and hands back a change set to review.",
+        summary: "An agent works on a task in the background and hands back a change set to review. Coming: not in this version yet.",
+        coming: true,
     },
 ];
 
@@ -65,12 +74,11 @@ pub fn LandingPage() -> impl IntoView {
                     <h1>"Your AI coding workspace, on your own server."</h1>
                     <p class="hero-lead">
                         "Async Coder is a self-hostable, multi-user workspace in the browser: open a project, "
-                        "edit it in a full code editor, and work with AI models that see the code that matters. "
-                        "Hand a task to a background agent and review the change set it brings back."
+                        "edit it in a full code editor, and work with AI models that see the code that matters."
                     </p>
                     <p class="hero-actions">
                         <a class="button button-primary" href="/projects">"Open your projects"</a>
-                        <a class="button button-secondary" href="#modes">"See the seven modes"</a>
+                        <a class="button button-secondary" href="#modes">"See the modes"</a>
                     </p>
                 </section>
 
@@ -95,13 +103,13 @@ pub fn LandingPage() -> impl IntoView {
                             <h3>"Every token accounted for"</h3>
                             <p>
                                 "Each call records its input, output, cached and reasoning tokens and its cost, "
-                                "per person and per project."
+                                "per person and per conversation."
                             </p>
                         </li>
                         <li>
                             <h3>"Built for many people"</h3>
                             <p>
-                                "Accounts, tiers and teams, with each person's projects and keys kept to themselves. "
+                                "Accounts and plan tiers, with each person's projects and keys kept to themselves. "
                                 "Runs on an embedded SQLite database or on Postgres."
                             </p>
                         </li>
@@ -109,14 +117,14 @@ pub fn LandingPage() -> impl IntoView {
                 </section>
 
                 <section class="modes" id="modes" aria-labelledby="modes-title">
-                    <h2 id="modes-title">"Seven ways to work with AI"</h2>
+                    <h2 id="modes-title">"Ways to work with AI"</h2>
                     <dl class="mode-list">
                         {MODES
                             .iter()
                             .map(|mode| {
                                 view! {
-                                    <div class="mode">
-                                        <dt>{mode.name}</dt>
+                                    <div class="mode" class:mode-coming=mode.coming>
+                                        <dt>{mode.name}{mode.coming.then_some(" (coming)")}</dt>
                                         <dd>{mode.summary}</dd>
                                     </div>
                                 }

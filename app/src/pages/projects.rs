@@ -3,7 +3,8 @@ use leptos_meta::Title;
 
 use crate::api::projects::{create_project, delete_project, list_projects, update_project};
 use crate::components::{
-    AppLayout, Button, ButtonVariant, Input, Modal, ToastKind, set_if_changed, use_toaster,
+    AppLayout, Button, ButtonVariant, Input, LocalTime, Modal, ToastKind, set_if_changed,
+    use_toaster,
 };
 use crate::error::AppError;
 use crate::types::ProjectSummary;
@@ -59,7 +60,7 @@ pub fn ProjectsPage() -> impl IntoView {
                         view! {
                             <p>
                                 "Sign in to see your projects. "
-                                <a href="/sign-in">"Sign in"</a>
+                                <a href="/sign-in?next=/projects">"Sign in"</a>
                             </p>
                         }
                             .into_any()
@@ -129,7 +130,7 @@ fn ProjectRow(
                         .repository_url
                         .clone()
                         .map(|url| view! { <span class="project-repository">{url}</span> })}
-                    <span>"Last change " {project.updated_at.clone()}</span>
+                    <span>"Last change " <LocalTime at=project.updated_at.clone()/></span>
                 </p>
             </div>
             <div class="project-actions">
@@ -195,7 +196,9 @@ fn ProjectDialog(editing: RwSignal<Option<Editing>>, on_saved: Callback<()>) -> 
             description.get_untracked(),
             repository_url.get_untracked(),
         );
+        let navigate = leptos_router::hooks::use_navigate();
         leptos::task::spawn_local(async move {
+            let created = !matches!(current, Some(Editing::Existing(_)));
             let result = match current {
                 Some(Editing::Existing(project)) => {
                     update_project(project.id, name, description, repository_url).await
@@ -203,6 +206,11 @@ fn ProjectDialog(editing: RwSignal<Option<Editing>>, on_saved: Callback<()>) -> 
                 _ => create_project(name, description, repository_url).await,
             };
             match result {
+                // A new project opens at once: the next thing to do is in the workspace.
+                Ok(project) if created => {
+                    open.set(false);
+                    navigate(&format!("/projects/{}", project.id), Default::default());
+                }
                 Ok(project) => {
                     open.set(false);
                     toaster.show(ToastKind::Success, format!("Saved {}.", project.name));

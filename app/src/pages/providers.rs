@@ -6,7 +6,7 @@ use crate::api::providers::{
     list_credentials, remove_credential, save_credential, test_credential,
 };
 use crate::components::{
-    AppLayout, Button, ButtonVariant, Card, Input, Select, ToastKind, use_toaster,
+    AppLayout, Button, ButtonVariant, Card, Input, LocalTime, Select, ToastKind, use_toaster,
 };
 use crate::error::AppError;
 use crate::types::ProviderChoice;
@@ -156,7 +156,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                     view! {
                                         <p>
                                             "Sign in to manage your providers. "
-                                            <a href="/sign-in">"Sign in"</a>
+                                            <a href="/sign-in?next=/settings/providers">"Sign in"</a>
                                         </p>
                                     }
                                         .into_any()
@@ -220,7 +220,7 @@ pub fn ProvidersPage() -> impl IntoView {
                                                 view! {
                                                     <tr>
                                                         <td><code>{model.route}</code></td>
-                                                        <td>{model.provider} " · " {model.credential_label}</td>
+                                                        <td>{crate::types::provider_display_name(&model.provider)} " · " {model.credential_label}</td>
                                                         <td>{context}</td>
                                                         <td>{price}</td>
                                                         <td>{if model.tools { "yes" } else { "no" }}</td>
@@ -252,8 +252,8 @@ pub fn ProvidersPage() -> impl IntoView {
                                         <tbody>
                                             {summary.recent.into_iter().map(|row| view! {
                                                 <tr>
-                                                    <td>{row.at}</td>
-                                                    <td>{row.provider} " · " {row.model}</td>
+                                                    <td><LocalTime at=row.at/></td>
+                                                    <td>{crate::types::provider_display_name(&row.provider)} " · " {row.model}</td>
                                                     <td>{row.mode}</td>
                                                     <td>{row.input_tokens} " / " {row.output_tokens}</td>
                                                     <td>{row.cost}</td>

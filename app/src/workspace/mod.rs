@@ -71,6 +71,13 @@ pub fn WorkspacePage() -> impl IntoView {
     provide_context(workspace);
     let load_error = RwSignal::new(None::<AppError>);
     let toaster = use_toaster();
+    // Looked up while the server renders, before the page's head is sent (a blocking resource):
+    // an unknown project (or another person's) is a 404 page with status 404, not a workspace
+    // that fails once it runs. The server function sets the response's status as it refuses.
+    let project_check = Resource::new_blocking(
+        move || workspace.project_id(),
+        |project_id| async move { get_project(project_id).await.map(|_| ()) },
+    );
 
     // Load the project and its tree, then bring back the remembered tabs.
     Effect::new(move |_| {
@@ -192,20 +199,32 @@ pub fn WorkspacePage() -> impl IntoView {
 
     view! {
         <Title text=title/>
-        <AppLayout>
+        <AppLayout collapsed=true>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    if let Err(error) = project_check.await {
+                        load_error.set(Some(error));
+                    }
+                })}
+            </Suspense>
             {move || {
                 load_error
                     .get()
                     .map(|error| {
-                        let message = match error {
-                            AppError::Unauthorized => "Sign in to open this project.".to_owned(),
-                            AppError::NotFound => "This project does not exist, or it is not yours.".to_owned(),
-                            other => other.to_string(),
+                        let (code, message) = match error {
+                            AppError::Unauthorized => ("401", "Sign in to open this project.".to_owned()),
+                            AppError::NotFound => ("404", "This project does not exist, or it is not yours.".to_owned()),
+                            other => ("", other.to_string()),
                         };
+                        let sign_in = format!("/sign-in?next=/projects/{}", workspace.project_id());
                         view! {
-                            <div class="page">
-                                <p role="alert">{message}</p>
-                                <p><a href="/projects">"Back to your projects"</a></p>
+                            <div class="message-page">
+                                <p class="message-code">{code}</p>
+                                <h1 role="alert">{message}</h1>
+                                <p>
+                                    {(code == "401").then(|| view! { <a class="button button-primary" href=sign_in.clone()>"Sign in"</a> " " })}
+                                    <a href="/projects">"Back to your projects"</a>
+                                </p>
                             </div>
                         }
                     })
@@ -806,6 +825,12 @@ fn EditorArea() -> impl IntoView {
     let workspace = use_workspace();
     let binary = move || workspace.active_tab().filter(|tab| tab.binary);
     let empty = move || workspace.tabs.with(Vec::is_empty);
+    let project_is_empty = move || {
+        workspace.project.with(Option::is_some)
+            && workspace
+                .tree
+                .with(|tree| tree.files.is_empty() && tree.folders.is_empty())
+    };
     view! {
         <div class="editor-area">
             <div
@@ -827,9 +852,20 @@ fn EditorArea() -> impl IntoView {
                         }
                     })
             }}
-            <Show when=empty>
+            <Show when=move || empty() && !project_is_empty()>
                 <div class="editor-message">
                     <p>"Open a file from the tree, or press Ctrl+P (⌘P) to find one by name."</p>
+                </div>
+            </Show>
+            <Show when=move || empty() && project_is_empty()>
+                <div class="editor-message empty-project" id="empty-project">
+                    <h2>"This project is empty"</h2>
+                    <p>"Three ways to start:"</p>
+                    <ul>
+                        <li>"Create a file with " <strong>"+ File"</strong> " at the top of the file tree."</li>
+                        <li>"Bring existing code: " <a href="/projects">"import a .zip or .tar.gz"</a> " as a new project."</li>
+                        <li>"Ask the AI: open the " <strong>"AI"</strong> " panel and describe what to build; apply its code blocks as files."</li>
+                    </ul>
                 </div>
             </Show>
             {move || {

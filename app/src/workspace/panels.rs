@@ -173,7 +173,11 @@ pub fn HistoryPanel(
                         "{}: version {} and the editor's text",
                         tab.path, revision.version
                     ),
-                    left_label: format!("Version {} ({})", revision.version, revision.created_at),
+                    left_label: format!(
+                        "Version {} ({})",
+                        revision.version,
+                        crate::components::readable_utc(&revision.created_at)
+                    ),
                     right_label: "Now in the editor".into(),
                     left: old.content.unwrap_or_default(),
                     right: current_text(&tab),
@@ -262,9 +266,9 @@ pub fn HistoryPanel(
                                                 <span class="revision-source">{revision.source.clone()}</span>
                                             </div>
                                             <div class="revision-meta">
+                                                <crate::components::LocalTime at=revision.created_at.clone()/>
                                                 {format!(
-                                                    "{} · {} · {} bytes",
-                                                    revision.created_at,
+                                                    " · {} · {} bytes",
                                                     revision.author.clone().unwrap_or_else(|| "unknown".into()),
                                                     revision.size_bytes,
                                                 )}
