@@ -1,17 +1,19 @@
-// Async Coder service worker: caches the static application shell (stylesheet, script,
-// WebAssembly, icons, manifest) so the app opens instantly and shows a page when offline.
+// Async Coder service worker: keeps the static application files (stylesheet, script,
+// WebAssembly, icons, manifest) so the app opens fast, and shows a clear offline page when the
+// server cannot be reached.
 //
-// Strategy: pages and API calls go to the network first (they are per-user and must be fresh);
-// when the network fails, a navigation falls back to the last cached copy of "/". Static shell
-// assets are answered from the cache and refreshed in the background (stale-while-revalidate), so
-// a new build is picked up on the next load. Bump VERSION when the list of shell files changes.
-const VERSION = "v1";
-const CACHE = `async-coder-shell-${VERSION}`;
-const SHELL = [
-  "/",
-  "/pkg/async-coder.css",
-  "/pkg/async-coder.js",
-  "/pkg/async-coder.wasm",
+// Pages and API calls always go to the network: they belong to the signed-in person and must be
+// fresh. No page is ever cached, so an offline reload never shows another page (whose HTML
+// would not match the route being hydrated) nor the previous person's name after a sign-out:
+// it shows /offline.html, a static page without the app or anyone's data. Files under /pkg/
+// carry a content hash in their names (a new build has new names), so they are answered from
+// the cache first; the other static files are answered from the cache and refreshed in the
+// background. Bump VERSION when this file's precache list changes.
+const VERSION = "v2";
+const CACHE = `async-coder-static-${VERSION}`;
+const PRECACHE = [
+  "/offline.html",
+  "/offline.js",
   "/manifest.webmanifest",
   "/icons/icon.svg",
   "/icons/icon-192.png",
@@ -23,7 +25,7 @@ self.addEventListener("install", (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
-      .then((cache) => cache.addAll(SHELL))
+      .then((cache) => cache.addAll(PRECACHE))
       .then(() => self.skipWaiting()),
   );
 });
@@ -37,8 +39,12 @@ self.addEventListener("activate", (event) => {
   );
 });
 
-function isShellAsset(url) {
-  return url.origin === self.location.origin && SHELL.includes(url.pathname) && url.pathname !== "/";
+function isHashedAsset(url) {
+  return url.pathname.startsWith("/pkg/");
+}
+
+function isStaticFile(url) {
+  return PRECACHE.includes(url.pathname);
 }
 
 self.addEventListener("fetch", (event) => {
@@ -50,13 +56,31 @@ self.addEventListener("fetch", (event) => {
   if (request.mode === "navigate") {
     event.respondWith(
       fetch(request).catch(() =>
-        caches.match("/").then((cached) => cached || new Response("Offline", { status: 503 })),
+        caches
+          .match("/offline.html")
+          .then((cached) => cached || new Response("You are offline.", { status: 503 })),
       ),
     );
     return;
   }
 
-  if (isShellAsset(url)) {
+  if (isHashedAsset(url)) {
+    event.respondWith(
+      caches.open(CACHE).then((cache) =>
+        cache.match(request).then(
+          (cached) =>
+            cached ||
+            fetch(request).then((response) => {
+              if (response.ok) cache.put(request, response.clone());
+              return response;
+            }),
+        ),
+      ),
+    );
+    return;
+  }
+
+  if (isStaticFile(url)) {
     event.respondWith(
       caches.open(CACHE).then((cache) =>
         cache.match(request).then((cached) => {

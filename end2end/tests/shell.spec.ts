@@ -2,7 +2,7 @@ import { chromium } from "@playwright/test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { test, expect, hydrated, allowConsoleError } from "./fixtures";
+import { test, expect, hydrated, allowConsoleError, signUp } from "./fixtures";
 
 test("the landing page's text is in the server's HTML, before any script runs", async ({ request, browser }) => {
   const response = await request.get("/");
@@ -90,18 +90,40 @@ test("the app is installable: Chromium's own check finds no errors", async ({ br
   }
 });
 
-test("the service worker caches the static shell", async ({ page }) => {
+test("the service worker keeps the static files and the offline page, never a page", async ({ page }) => {
   await page.goto("/");
   await hydrated(page);
   const cached = await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
     const names = await caches.keys();
-    const cache = await caches.open(names.find((name) => name.startsWith("async-coder-shell-"))!);
+    const cache = await caches.open(names.find((name) => name.startsWith("async-coder-static-"))!);
     return (await cache.keys()).map((request) => new URL(request.url).pathname).sort();
   });
-  expect(cached).toEqual(
-    expect.arrayContaining(["/", "/pkg/async-coder.css", "/pkg/async-coder.js", "/pkg/async-coder.wasm", "/manifest.webmanifest"]),
-  );
+  expect(cached).toEqual(expect.arrayContaining(["/offline.html", "/manifest.webmanifest"]));
+  expect(cached).not.toContain("/");
+});
+
+test("offline, a reload shows the offline page: never another page, nobody's name", async ({ page, context }) => {
+  await signUp(page, "Offa");
+  await page.goto("/projects");
+  await hydrated(page);
+  await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+  });
+  // The worker controls the page once it has claimed it.
+  await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true);
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    await expect(page.getByRole("heading", { name: "You are offline" })).toBeVisible();
+    expect(await page.content()).not.toContain("Offa");
+    await page.goto("/projects/0191c1a0-0000-7000-8000-000000000000").catch(() => undefined);
+    await expect(page.getByRole("heading", { name: "You are offline" })).toBeVisible();
+  } finally {
+    await context.setOffline(false);
+  }
+  await page.getByRole("button", { name: "Try again" }).click();
+  await expect(page.locator("#account-name")).toContainText("Offa");
 });
 
 test("health, readiness and metrics answer", async ({ request }) => {
