@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mentioned_files: Vec::new(),
         recent_files: Vec::new(),
         mentioned_names: mentioned_names(words),
+        co_changed: Vec::new(),
     };
 
     // Cold: read every file, index, save, rank and render one map.

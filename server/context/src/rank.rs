@@ -105,6 +105,9 @@ pub struct RankRequest {
     pub recent_files: Vec<String>,
     /// Words of the message: names among them weigh 10 times more.
     pub mentioned_names: FxHashSet<String>,
+    /// Files changed together with the current file before (from a version history, when the
+    /// project has one), with how many times.
+    pub co_changed: Vec<(String, u32)>,
 }
 
 /// One ranked definition (or a file with no ranked definitions, `name` empty).

@@ -57,6 +57,7 @@ fn request(current: &str, message: &str) -> RankRequest {
         mentioned_files: Vec::new(),
         recent_files: Vec::new(),
         mentioned_names: mentioned_names(message),
+        co_changed: Vec::new(),
     }
 }
 

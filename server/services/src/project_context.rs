@@ -751,6 +751,8 @@ impl crate::Services {
             mentioned_files: context::mentioned_files(text, path_refs.iter().copied()),
             recent_files: recent_paths,
             mentioned_names: context::mentioned_names(text),
+            // Projects are kept without a version history to learn co-changes from.
+            co_changed: Vec::new(),
         });
         let budget = policy.max_tokens;
         let choices = choices.clone();
