@@ -84,6 +84,8 @@ ensure_monaco_assets() {
 
 build_release() {
   ensure_monaco_assets
-  say "Building the release server and WebAssembly bundle (cargo leptos build --release)"
-  (cd "$ROOT" && cargo leptos build --release)
+  say "Building the release server and WebAssembly bundle (cargo leptos build --release --precompress)"
+  # --precompress: brotli (quality 11) and gzip copies of every static file, made once here and
+  # served as they are to browsers that accept them.
+  (cd "$ROOT" && cargo leptos build --release --precompress)
 }

@@ -1,7 +1,7 @@
 // Prints the release bundle's size (raw, gzip, brotli) and the server's start-up time (from
 // process start to the first 200 on /healthz, fresh SQLite database, median of 5 runs).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +23,12 @@ function sizes(file) {
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
 const budget = 200 * 1024;
 let total = { raw: 0, gzip: 0, brotli: 0 };
-for (const name of ["async-coder.wasm", "async-coder.js", "async-coder.css"]) {
+// The built files' names may carry content hashes (async-coder.<hash>.wasm).
+const built = readdirSync(pkg);
+const builtName = (extension) =>
+  built.find((file) => new RegExp(`^async-coder(\\.[A-Za-z0-9_-]+)?\\.${extension}$`).test(file) && !file.includes("_bg"))
+  ?? built.find((file) => file.startsWith("async-coder") && file.endsWith(`.${extension}`));
+for (const name of ["wasm", "js", "css"].map(builtName)) {
   const s = sizes(join(pkg, name));
   total = { raw: total.raw + s.raw, gzip: total.gzip + s.gzip, brotli: total.brotli + s.brotli };
   console.log(`${name.padEnd(22)} raw ${kb(s.raw).padStart(10)}  gzip ${kb(s.gzip).padStart(10)}  brotli ${kb(s.brotli).padStart(10)}`);

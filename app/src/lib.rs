@@ -6,6 +6,8 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod assets;
 pub mod chat;
 pub mod components;
 pub mod editor;
@@ -17,7 +19,7 @@ pub mod types;
 pub mod workspace;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, StaticSegment};
 
@@ -36,6 +38,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     set_content_security_policy();
     #[cfg(not(feature = "ssr"))]
     let preferences = types::Preferences::default();
+    #[cfg(feature = "ssr")]
+    let stylesheet = assets::stylesheet_href(
+        &options.output_name,
+        &options.site_pkg_dir,
+        options.hash_files,
+    );
+    #[cfg(not(feature = "ssr"))]
+    let stylesheet = String::new();
     view! {
         <!DOCTYPE html>
         <html
@@ -49,6 +59,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <meta name="theme-color" content="#4f46e5"/>
+                <link rel="stylesheet" id="leptos" href=stylesheet/>
                 <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="icon" href="/icons/icon.svg" type="image/svg+xml"/>
                 <link rel="icon" href="/favicon.ico" sizes="32x32"/>
@@ -105,7 +116,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/async-coder.css"/>
         <Title text="Async Coder"/>
         <Router>
             <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>

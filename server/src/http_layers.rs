@@ -61,9 +61,52 @@ pub fn apply(router: Router, limits: BodyLimits) -> Router {
             HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),
         ))
+        .layer(middleware::from_fn(cache_control))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(RedactedSpan))
         .layer(middleware::from_fn(metrics::track))
+}
+
+/// How long browsers may keep a response: files under `/pkg/` whose names carry a content hash
+/// forever (a new build has new names); other static files only after asking again (their
+/// validators make that cheap); pages, which belong to the signed-in person, never. A response
+/// that says already is left alone.
+async fn cache_control(request: Request<Body>, next: middleware::Next) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if response.headers().contains_key(header::CACHE_CONTROL) {
+        return response;
+    }
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| kind.starts_with("text/html"));
+    if let Some(policy) = cache_policy(
+        &path,
+        is_page,
+        response.status().is_success(),
+        app::assets::hashed(),
+    ) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    }
+    response
+}
+
+/// The `Cache-Control` of a response (see [`cache_control`]); `None` leaves it to the handler
+/// (API answers).
+fn cache_policy(path: &str, is_page: bool, success: bool, hashed: bool) -> Option<&'static str> {
+    if is_page {
+        Some("no-store")
+    } else if path.starts_with("/api/") || path.starts_with("/v1/") {
+        None
+    } else if path.starts_with("/pkg/") && success && hashed {
+        Some("public, max-age=31536000, immutable")
+    } else {
+        Some("no-cache")
+    }
 }
 
 /// The tracing layer's span: `tower_http`'s default one (DEBUG, method, URI, version; no
@@ -255,7 +298,10 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .unwrap_or("(no message)");
     let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     tracing::error!(%reference, panic = detail, "a request handler panicked");
-    let page = ERROR_PAGE.replace("{reference}", &reference);
+    let page = ERROR_PAGE.replace("{reference}", &reference).replace(
+        "{stylesheet}",
+        &app::assets::stylesheet_href("async-coder", "pkg", app::assets::hashed()),
+    );
     let mut response = Response::new(Body::from(page));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(
@@ -271,7 +317,7 @@ const ERROR_PAGE: &str = r#"<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Something went wrong · Async Coder</title>
-<link rel="stylesheet" href="/pkg/async-coder.css">
+<link rel="stylesheet" href="{stylesheet}">
 </head>
 <body>
 <main class="message-page" role="alert">
@@ -282,6 +328,40 @@ const ERROR_PAGE: &str = r#"<!DOCTYPE html>
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod cache_tests {
+    use super::cache_policy;
+
+    #[test]
+    fn hashed_files_are_kept_forever_pages_never_the_rest_after_asking() {
+        let immutable = Some("public, max-age=31536000, immutable");
+        assert_eq!(
+            cache_policy("/pkg/async-coder.AbC_1.wasm", false, true, true),
+            immutable
+        );
+        assert_eq!(
+            cache_policy("/pkg/async-coder.wasm", false, true, false),
+            Some("no-cache")
+        );
+        assert_eq!(
+            cache_policy("/pkg/missing.js", false, false, true),
+            Some("no-cache")
+        );
+        assert_eq!(
+            cache_policy("/projects", true, true, true),
+            Some("no-store")
+        );
+        assert_eq!(cache_policy("/", true, true, true), Some("no-store"));
+        assert_eq!(cache_policy("/sw.js", false, true, true), Some("no-cache"));
+        assert_eq!(
+            cache_policy("/monaco/vs/loader.js", false, true, true),
+            Some("no-cache")
+        );
+        assert_eq!(cache_policy("/api/projects/list", false, true, true), None);
+        assert_eq!(cache_policy("/v1/models", false, true, true), None);
+    }
+}
 
 #[cfg(test)]
 mod tests {
