@@ -13,12 +13,14 @@ use crate::exclude::{self, Exclusion, IgnoreRules};
 use crate::language::Language;
 use crate::rank::{FileNames, Graph, Interner, RankRequest, Ranking};
 use crate::tags::{self, FileTags};
+use crate::terms::FileWords;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Format of the saved index; a file of another version is rebuilt, never misread. (3: TypeScript
 /// is parsed with [`crate::typescript::repair`], which finds more of its tags; 4: JavaScript and
-/// TypeScript are parsed without comments, see [`crate::comments`], which finds a few more.)
-const FORMAT_VERSION: u32 = 4;
+/// TypeScript are parsed without comments, see [`crate::comments`], which finds a few more; 5:
+/// each source file's words and imports are kept, see [`crate::terms`] and [`crate::imports`].)
+const FORMAT_VERSION: u32 = 5;
 
 /// One indexed file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,10 @@ pub struct FileEntry {
     pub language: Option<Language>,
     pub bytes: u64,
     pub tags: FileTags,
+    /// A source file's words, to match a request's against (shared with the reference graph).
+    pub words: Arc<FileWords>,
+    /// A source file's import specifiers as written (resolved when the graph is built).
+    pub imports: Vec<String>,
 }
 
 /// What an update did.
@@ -112,15 +118,21 @@ fn read_with(
         return Err(exclusion);
     }
     let language = Language::of_path(path);
-    let tags = match (language, std::str::from_utf8(content)) {
-        (Some(language), Ok(text)) => tags_of(language, text),
-        _ => FileTags::default(),
+    let (tags, words, imports) = match (language, std::str::from_utf8(content)) {
+        (Some(language), Ok(text)) => (
+            tags_of(language, text),
+            FileWords::of_text(text),
+            crate::imports::of_text(language, text),
+        ),
+        _ => (FileTags::default(), FileWords::default(), Vec::new()),
     };
     Ok(FileEntry {
         hash,
         language,
         bytes: content.len() as u64,
         tags,
+        words: Arc::new(words),
+        imports,
     })
 }
 

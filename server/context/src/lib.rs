@@ -13,13 +13,16 @@ mod allocator;
 pub mod comments;
 pub mod diagnostics;
 pub mod exclude;
+pub mod imports;
 pub mod index;
 pub mod language;
 pub mod manifest;
 pub mod map;
 pub mod patterns;
 pub mod rank;
+pub mod relevance;
 pub mod tags;
+pub mod terms;
 pub mod tokens;
 pub mod typescript;
 

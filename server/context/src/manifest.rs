@@ -140,7 +140,29 @@ fn left_out_reasons(index: &Index) -> Vec<LeftOut> {
             group.examples.push(path.clone());
         }
     }
-    groups.into_values().collect()
+    let mut left: Vec<LeftOut> = groups.into_values().collect();
+    // Copies stay indexed (one may be opened) but are left out of the map.
+    let graph = index.graph();
+    let mut copies: BTreeMap<String, LeftOut> = BTreeMap::new();
+    for (path, why, kept) in graph.left_out() {
+        let reason = match why {
+            crate::rank::Duplicate::SameContent => {
+                "left out of the map: the same content as a file kept".to_owned()
+            }
+            mirror => format!("left out of the map: {}", mirror.reason()),
+        };
+        let group = copies.entry(reason.clone()).or_insert_with(|| LeftOut {
+            reason,
+            count: 0,
+            examples: Vec::new(),
+        });
+        group.count += 1;
+        if group.examples.len() < 5 {
+            group.examples.push(format!("{path} (kept: {kept})"));
+        }
+    }
+    left.extend(copies.into_values());
+    left
 }
 
 /// Chooses within the budget: pinned items first, then the candidates in order while they fit
@@ -269,11 +291,16 @@ pub fn choose(index: &Index, selection: Selection<'_>) -> Manifest {
             .fold(0.0f64, f64::max);
         for file in repo_map.files {
             used += file.tokens;
+            let why = ranking.reasons.get(&file.path).map_or(
+                "ranked by references to and from what you are working on",
+                String::as_str,
+            );
+            let reason = format!("repo map: {why}");
             items.push(Item {
                 key: item_key(ItemKind::Symbols, &file.path),
                 kind: ItemKind::Symbols,
                 label: file.path,
-                reason: "repo map: ranked by references to and from what you are working on".into(),
+                reason,
                 score: if top > 0.0 { file.rank / top } else { 0.0 },
                 tokens: file.tokens,
                 included: true,
