@@ -39,6 +39,11 @@ fn init_logging(format: LogFormat) {
 async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     let leptos_options = config.leptos_options()?;
     let database_url = config.database_url();
+    // The embedded database serves one process: a second server on the same file is refused
+    // before it touches it. Held until the process ends.
+    let _sqlite_ownership = db::sqlite_file(&database_url)
+        .map(|file| db::SqliteOwnership::take(&file))
+        .transpose()?;
     let database = db::Database::connect(&database_url).await?;
     database.migrate().await?;
     tracing::info!(

@@ -96,7 +96,12 @@ fn refused_start(mut command: Command) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_server_with_another_key_or_none_refuses_and_changes_nothing() {
-    for backend in backends() {
+    // Several servers share a database on Postgres only (a second one on an SQLite file is
+    // refused before it reads a key: the last test below).
+    for backend in backends()
+        .into_iter()
+        .filter(|backend| *backend == db::Backend::Postgres)
+    {
         let database = TestDatabase::migrated(backend).await;
         let folders = tempfile::tempdir().unwrap();
         let (first_dir, second_dir) = (folders.path().join("a"), folders.path().join("b"));
@@ -310,4 +315,33 @@ async fn an_instance_whose_key_was_rotated_away_is_not_ready_until_restarted_wit
         let restarted = services::Services::new(database.database.clone(), restarted);
         assert!(restarted.master_key_is_current().await.unwrap());
     }
+}
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_first_serves_on() {
+    let folder = tempfile::tempdir().unwrap();
+    let data = folder.path().join("data");
+    let url = format!("sqlite://{}?mode=rwc", data.join("async-coder.db").display());
+    let first_port = free_port();
+    let mut first = server(&url, &data, first_port, None).spawn().unwrap();
+    wait_until_ready(first_port, &mut first);
+    let message = refused_start(server(
+        &url,
+        &folder.path().join("other"),
+        free_port(),
+        Some(&data.join(MASTER_KEY_FILE)),
+    ));
+    assert!(
+        message.contains("already using the SQLite database") && message.contains("Postgres"),
+        "{message}"
+    );
+    assert_eq!(get_status(first_port, "/readyz"), Some(200));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once the first has gone (even killed), the file is free.
+    let second_port = free_port();
+    let mut second = server(&url, &data, second_port, None).spawn().unwrap();
+    wait_until_ready(second_port, &mut second);
+    second.kill().unwrap();
+    second.wait().unwrap();
 }

@@ -224,9 +224,95 @@ pub fn sqlite_url_in(data_directory: &Path) -> String {
     )
 }
 
+/// The file of an SQLite URL (`sqlite://data/async-coder.db?mode=rwc` -> `data/async-coder.db`);
+/// `None` for other databases and in-memory ones.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Holds an SQLite database for this process: the embedded database serves one server process.
+/// A second server on the same file is refused at start (an exclusive lock on `<file>.lock`,
+/// released when the process ends, however it ends), instead of both writing to one file and
+/// the newcomer marking the first one's answers in progress as interrupted.
+#[derive(Debug)]
+pub struct SqliteOwnership {
+    _lock: std::fs::File,
+}
+
+/// Why a server may not open an SQLite database.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnershipError {
+    #[error(
+        "another Async Coder server is already using the SQLite database {0}. The embedded \
+         database serves one server process: stop the other one first, or run several instances \
+         on Postgres (--database-url postgres://...). Nothing was changed."
+    )]
+    InUse(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SqliteOwnership {
+    /// Takes the database `file` for this process, or says which other process has it.
+    pub fn take(file: &Path) -> Result<Self, OwnershipError> {
+        let mut lock_path = file.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        if let Some(folder) = lock_path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|source| OwnershipError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| OwnershipError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Self { _lock: lock }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(OwnershipError::InUse(file.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(OwnershipError::Lock {
+                path: lock_path,
+                source,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_owner_per_sqlite_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let file = folder.path().join("async-coder.db");
+        let first = SqliteOwnership::take(&file).unwrap();
+        let second = SqliteOwnership::take(&file).unwrap_err();
+        assert!(second.to_string().contains("already using"), "{second}");
+        drop(first);
+        assert!(SqliteOwnership::take(&file).is_ok(), "free again once the first has gone");
+        assert_eq!(
+            sqlite_file("sqlite://data/async-coder.db?mode=rwc"),
+            Some(PathBuf::from("data/async-coder.db"))
+        );
+        assert_eq!(sqlite_file("postgres://x/y"), None);
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
 
     #[test]
     fn recognises_backends_and_refuses_others() {
