@@ -646,7 +646,9 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
     let mut services = services_with_gateway(&database);
     services.tiers = std::sync::Arc::new(
         services::policy::TierPolicy::parse(
-            "[public]\nmodes = []\n[free]\nrequests_per_day = 2\nmodes = [\"chat\"]\n[premium]\nmodes = [\"*\"]\n[enterprise]\nmodes = [\"*\"]\n",
+            // The test's person is the instance's first account: its administrator, on the top
+            // tier, limited here too.
+            "[public]\nmodes = []\n[free]\nrequests_per_day = 2\nmodes = [\"chat\"]\n[premium]\nmodes = [\"*\"]\n[enterprise]\nrequests_per_day = 2\nmodes = [\"*\"]\n",
         )
         .unwrap(),
     );
@@ -677,7 +679,7 @@ async fn tokens_tiers_and_missing_providers_are_enforced() {
     assert_eq!(response.status(), 403);
     assert_eq!(setup.local.received().len(), 0);
 
-    // The free tier here allows two requests a day; the third is refused before any provider call.
+    // The plan here allows two requests a day; the third is refused before any provider call.
     // Fields naming another address are ignored: the key goes where it was saved for.
     setup.local.always(openai::completion("ok", 1, 1));
     let mut redirecting = body.clone();
