@@ -57,6 +57,9 @@ pub struct Index {
     file_names: FxHashMap<String, FileNames>,
     /// The reference graph, built on first use after a change.
     graph: Mutex<Option<Arc<Graph>>>,
+    /// Each file's imports resolved to file numbers, kept while the set of paths stays the same
+    /// (an edit resolves the edited file's imports only).
+    resolved_imports: Mutex<FxHashMap<String, Vec<u32>>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -303,6 +306,11 @@ impl Index {
     /// Stores what [`read`] found for a file.
     pub fn apply(&mut self, path: &str, read: Result<FileEntry, Exclusion>) -> Change {
         self.forget_graph();
+        let known = self.files.contains_key(path);
+        match &read {
+            Ok(_) if known => self.forget_imports(Some(path)),
+            _ => self.forget_imports(None),
+        }
         match read {
             Ok(entry) => {
                 self.excluded.remove(path);
@@ -337,6 +345,7 @@ impl Index {
             .retain(|candidate, _| candidate != path && !candidate.starts_with(&folder));
         if before != self.files.len() + self.excluded.len() {
             self.forget_graph();
+            self.forget_imports(None);
         }
     }
 
@@ -363,6 +372,7 @@ impl Index {
             }
         }
         self.forget_graph();
+        self.forget_imports(None);
     }
 
     /// Replaces the ignore rules (after an ignore file changed). Files that become ignored
@@ -392,6 +402,7 @@ impl Index {
         }
         self.ignore_rules = Arc::new(rules);
         self.forget_graph();
+        self.forget_imports(None);
         released
     }
 
@@ -421,7 +432,16 @@ impl Index {
         if let Some(graph) = slot.as_ref() {
             return graph.clone();
         }
-        let graph = Arc::new(Graph::build(&self.files, &self.file_names, &self.interner));
+        let mut resolved = match self.resolved_imports.lock() {
+            Ok(resolved) => resolved,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let graph = Arc::new(Graph::build(
+            &self.files,
+            &self.file_names,
+            &self.interner,
+            &mut resolved,
+        ));
         *slot = Some(graph.clone());
         graph
     }
@@ -429,6 +449,21 @@ impl Index {
     /// Ranks the definitions and files for a request, keeping the best `limit`.
     pub fn rank(&self, request: &RankRequest, limit: usize) -> Ranking {
         self.graph().rank_best(request, limit)
+    }
+
+    /// Forgets one file's resolved imports (its content changed), or all of them (the set of
+    /// paths changed: an import may now resolve elsewhere, and files are numbered anew).
+    fn forget_imports(&mut self, path: Option<&str>) {
+        let resolved = match self.resolved_imports.get_mut() {
+            Ok(resolved) => resolved,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match path {
+            Some(path) => {
+                resolved.remove(path);
+            }
+            None => resolved.clear(),
+        }
     }
 
     fn forget_graph(&mut self) {

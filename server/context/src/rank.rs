@@ -50,13 +50,26 @@ impl Interner {
 
     /// The numbers of one file's defined and used names.
     pub fn file_names(&mut self, entry: &FileEntry) -> FileNames {
+        let definitions: Vec<u32> = entry
+            .tags
+            .definitions
+            .iter()
+            .map(|definition| self.intern(&definition.name))
+            .collect();
+        let mut sorted: Vec<&str> = definitions
+            .iter()
+            .map(|name| self.names[*name as usize].as_str())
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let shape = if sorted.len() >= 2 {
+            crate::index::content_hash(sorted.join("\n").as_bytes())
+        } else {
+            0
+        };
         FileNames {
-            definitions: entry
-                .tags
-                .definitions
-                .iter()
-                .map(|definition| self.intern(&definition.name))
-                .collect(),
+            shape,
+            definitions,
             references: entry
                 .tags
                 .references
@@ -67,11 +80,13 @@ impl Interner {
     }
 }
 
-/// One file's names by number: each definition's, and each used name with its count.
+/// One file's names by number: each definition's, and each used name with its count; and a hash
+/// of its definitions' names (files alike in two folders have the same).
 #[derive(Clone, Debug, Default)]
 pub struct FileNames {
     pub definitions: Vec<u32>,
     pub references: Vec<(u32, u32)>,
+    pub shape: u64,
 }
 
 const DAMPING: f64 = 0.85;
@@ -253,6 +268,7 @@ const COPY_FOLDER_WORDS: &[&str] = &[
 fn copies(
     files: &[String],
     entries: &BTreeMap<String, FileEntry>,
+    file_names: &FxHashMap<String, FileNames>,
 ) -> Vec<Option<(u32, Duplicate)>> {
     let mut left: Vec<Option<(u32, Duplicate)>> = vec![None; files.len()];
     let entry = |file: u32| entries.get(&files[file as usize]);
@@ -270,7 +286,9 @@ fn copies(
         (copy_like(path), path.matches('/').count(), path)
     };
     let mut by_content: FxHashMap<(u64, u64), Vec<u32>> = FxHashMap::default();
-    let mut by_shape: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    let mut by_shape: FxHashMap<(&str, u64), Vec<u32>> = FxHashMap::default();
+    // Source files under each folder (the root is "").
+    let mut sources_in: FxHashMap<&str, usize> = FxHashMap::default();
     for (file, path) in files.iter().enumerate() {
         let Some(entry) = entries.get(path) else {
             continue;
@@ -278,29 +296,20 @@ fn copies(
         if entry.language.is_none() {
             continue;
         }
+        let mut end = path.len();
+        while let Some(slash) = path[..end].rfind('/') {
+            *sources_in.entry(&path[..slash]).or_default() += 1;
+            end = slash;
+        }
+        *sources_in.entry("").or_default() += 1;
         by_content
             .entry((entry.hash, entry.bytes))
             .or_default()
             .push(file as u32);
-        if entry.tags.definitions.len() >= 2 {
+        let shape = file_names.get(path).map_or(0, |names| names.shape);
+        if shape != 0 {
             let name = path.rsplit('/').next().unwrap_or(path);
-            let mut definitions: Vec<&str> = entry
-                .tags
-                .definitions
-                .iter()
-                .map(|definition| definition.name.as_str())
-                .collect();
-            definitions.sort_unstable();
-            definitions.dedup();
-            let mut shape = String::from(name);
-            for definition in definitions {
-                shape.push('\n');
-                shape.push_str(definition);
-            }
-            by_shape
-                .entry(crate::index::content_hash(shape.as_bytes()))
-                .or_default()
-                .push(file as u32);
+            by_shape.entry((name, shape)).or_default().push(file as u32);
         }
     }
     for group in by_content.values().filter(|group| group.len() > 1) {
@@ -356,18 +365,7 @@ fn copies(
             }
         }
     }
-    let sources_under = |folder: &str| {
-        let prefix = format!("{folder}/");
-        files
-            .iter()
-            .filter(|path| {
-                (folder.is_empty() || path.starts_with(&prefix))
-                    && entries
-                        .get(*path)
-                        .is_some_and(|entry| entry.language.is_some())
-            })
-            .count()
-    };
+    let sources_under = |folder: &str| sources_in.get(folder).copied().unwrap_or(0);
     let ids: FxHashMap<&str, u32> = files
         .iter()
         .enumerate()
@@ -432,10 +430,13 @@ fn copies(
 }
 
 impl Graph {
+    /// The graph of `entries`; `resolved` keeps each file's imports resolved (see
+    /// [`crate::index::Index`]): files missing there are resolved and added.
     pub fn build(
         entries: &BTreeMap<String, FileEntry>,
         file_names: &FxHashMap<String, FileNames>,
         interner: &Interner,
+        resolved: &mut FxHashMap<String, Vec<u32>>,
     ) -> Graph {
         let mut graph = Graph {
             names: interner.names.clone(),
@@ -467,7 +468,7 @@ impl Graph {
             }
         }
         graph.average_words = source_words as f64 / source_files.max(1) as f64;
-        graph.left = copies(&graph.files, entries);
+        graph.left = copies(&graph.files, entries, file_names);
         for (file, path) in graph.files.iter().enumerate() {
             let file = file as u32;
             if graph.left[file as usize].is_some() {
@@ -536,19 +537,26 @@ impl Graph {
         // Imports, resolved to the project's files.
         graph.imports_out = vec![Vec::new(); file_count];
         graph.imports_in = vec![Vec::new(); file_count];
-        let resolver = Resolver::new(&graph.files, &graph.file_ids);
+        let mut resolver: Option<Resolver<'_>> = None;
         for (path, entry) in entries {
             let (Some(language), Some(file)) = (entry.language, graph.file_ids.get(path)) else {
                 continue;
             };
             let file = *file;
-            if graph.left[file as usize].is_some() {
+            if graph.left[file as usize].is_some() || entry.imports.is_empty() {
                 continue;
             }
-            for spec in &entry.imports {
-                let Some(target) = resolver.resolve(path, language, spec) else {
-                    continue;
-                };
+            if !resolved.contains_key(path) {
+                let resolver =
+                    resolver.get_or_insert_with(|| Resolver::new(&graph.files, &graph.file_ids));
+                let targets: Vec<u32> = entry
+                    .imports
+                    .iter()
+                    .filter_map(|spec| resolver.resolve(path, language, spec))
+                    .collect();
+                resolved.insert(path.clone(), targets);
+            }
+            for target in resolved.get(path).into_iter().flatten().copied() {
                 if target == file || graph.left[target as usize].is_some() {
                     continue;
                 }
@@ -758,6 +766,22 @@ impl Graph {
             })
             .collect();
 
+        // For each file using the current file, the most specific name it uses.
+        let mut used_name: FxHashMap<u32, u32> = FxHashMap::default();
+        for chat_file in &chat {
+            let mut defined: Vec<&LinkedName> = self.defines_of[*chat_file as usize]
+                .iter()
+                .map(|position| &self.linked[*position as usize])
+                .collect();
+            defined.sort_by(|a, b| self.specificity(b).total_cmp(&self.specificity(a)));
+            for linked in defined {
+                for reference in linked.references.clone() {
+                    used_name
+                        .entry(self.reference_file[reference])
+                        .or_insert(linked.name);
+                }
+            }
+        }
         let mut reasons = FxHashMap::default();
         for ranked in &names {
             if reasons.len() >= REASON_FILES {
@@ -774,7 +798,9 @@ impl Graph {
                 self.explain(
                     file,
                     request,
-                    &chat,
+                    used_name
+                        .get(&file)
+                        .map(|name| self.names[*name as usize].as_str()),
                     &signals[file as usize],
                     &query,
                     weights,
@@ -1122,7 +1148,7 @@ impl Graph {
         &self,
         file: u32,
         request: &RankRequest,
-        chat: &FxHashSet<u32>,
+        used_name: Option<&str>,
         signals: &Signals,
         query: &[(u32, String)],
         weights: &Weights,
@@ -1143,20 +1169,6 @@ impl Graph {
             .into_iter()
             .map(|(_, text)| text.to_owned())
             .collect();
-        let mut used_name = None;
-        'chat: for chat_file in chat {
-            for position in &self.defines_of[*chat_file as usize] {
-                let linked = &self.linked[*position as usize];
-                if linked
-                    .references
-                    .clone()
-                    .any(|reference| self.reference_file[reference] == file)
-                {
-                    used_name = Some(self.names[linked.name as usize].as_str());
-                    break 'chat;
-                }
-            }
-        }
         let path = &self.files[file as usize];
         let together = request
             .co_changed
@@ -1179,8 +1191,8 @@ const BM25_K1: f64 = 1.2;
 const BM25_B: f64 = 0.75;
 /// How far below its file's score a file's least ranked definition goes.
 const NAME_SPREAD: f64 = 0.3;
-/// Files whose reasons are written out, at most (the map shows fewer).
-const REASON_FILES: usize = 200;
+/// Files whose reasons are written out, at most (more than a map shows).
+const REASON_FILES: usize = 80;
 /// Words of a request looked for, at most.
 const QUERY_WORDS: usize = 64;
 

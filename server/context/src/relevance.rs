@@ -192,7 +192,8 @@ pub fn reasons(
     for index in order {
         let reason = match Weights::NAMES[index] {
             "same_folder" => "same folder".to_owned(),
-            "folder_near" if signals.same_folder == 0.0 => "nearby folder".to_owned(),
+            "folder_near" if signals.same_folder > 0.0 => "same folder".to_owned(),
+            "folder_near" => "nearby folder".to_owned(),
             "name_like" => "name like the current file's".to_owned(),
             "imported" => "imported by the current file".to_owned(),
             "imports_current" => "imports the current file".to_owned(),

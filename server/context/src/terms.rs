@@ -5,8 +5,14 @@
 //! and count, sorted by hash, so a request's words are found by binary search, one file at a time:
 //! nothing is shared between files, and an edit changes one file's list only.
 
-use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
+
+thread_local! {
+    /// The word hashes of the file being read (reused from file to file).
+    static HASHES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Words shorter than this are not kept.
 const MIN_WORD: usize = 3;
@@ -135,15 +141,23 @@ pub struct FileWords {
 
 impl FileWords {
     pub fn of_text(text: &str) -> FileWords {
-        let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut total = 0u32;
-        for_each_word(text, |word| {
-            *counts.entry(hash(word)).or_default() += 1;
-            total += 1;
-        });
-        let mut counts: Vec<(u32, u32)> = counts.into_iter().collect();
-        counts.sort_unstable();
-        FileWords { counts, total }
+        HASHES.with(|hashes| {
+            let mut hashes = hashes.borrow_mut();
+            hashes.clear();
+            for_each_word(text, |word| hashes.push(hash(word)));
+            hashes.sort_unstable();
+            let mut counts: Vec<(u32, u32)> = Vec::new();
+            for hash in hashes.iter() {
+                match counts.last_mut() {
+                    Some((last, count)) if last == hash => *count += 1,
+                    _ => counts.push((*hash, 1)),
+                }
+            }
+            FileWords {
+                counts,
+                total: hashes.len() as u32,
+            }
+        })
     }
 
     /// How often the file has a word (0 when it has not).

@@ -470,7 +470,10 @@ fn the_walk_finds_what_the_query_engine_finds() {
         })
         .collect();
     for (path, language) in repository_sources() {
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        // Files the index leaves out (minified bundles, generated code) are never parsed.
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && context::exclude::by_content(text.as_bytes()).is_none()
+        {
             sources.push((path.display().to_string(), language, text));
         }
     }
