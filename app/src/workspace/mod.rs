@@ -188,7 +188,12 @@ pub fn WorkspacePage() -> impl IntoView {
         });
     });
 
-    let open = Callback::new(move |file_id: String| open_in_tab(workspace, file_id, None));
+    // On a phone the workspace shows one pane at a time: files, the editor or the AI.
+    let pane = RwSignal::new(Pane::Editor);
+    let open = Callback::new(move |file_id: String| {
+        pane.set(Pane::Editor);
+        open_in_tab(workspace, file_id, None)
+    });
     let title = move || {
         workspace
             .project
@@ -229,7 +234,33 @@ pub fn WorkspacePage() -> impl IntoView {
                         }
                     })
             }}
-            <div class="workspace" class:hidden=move || load_error.with(Option::is_some)>
+            <nav class="workspace-panes" aria-label="Workspace panes" class:hidden=move || load_error.with(Option::is_some)>
+                {[(Pane::Files, "Files"), (Pane::Editor, "Editor"), (Pane::Chat, "AI")]
+                    .into_iter()
+                    .map(|(choice, label)| {
+                        view! {
+                            <button
+                                type="button"
+                                id=format!("pane-{}", choice.name())
+                                aria-pressed=move || (pane.get() == choice).to_string()
+                                on:click=move |_| {
+                                    pane.set(choice);
+                                    if choice == Pane::Chat && !chat_open.get_untracked() {
+                                        chat_open.set(true);
+                                    }
+                                }
+                            >
+                                {label}
+                            </button>
+                        }
+                    })
+                    .collect_view()}
+            </nav>
+            <div
+                class="workspace"
+                class:hidden=move || load_error.with(Option::is_some)
+                data-pane=move || pane.get().name()
+            >
                 <aside class="workspace-side" aria-label="Project">
                     <div class="workspace-side-header">
                         <a class="workspace-project" href="/projects" title="All projects">
@@ -321,6 +352,14 @@ pub fn WorkspacePage() -> impl IntoView {
                         <panels::SearchPanel/>
                     </div>
                 </aside>
+                <PanelResizer
+                    id="resize-side"
+                    label="Resize the project panel"
+                    storage_key="async-coder:width:side"
+                    variable="--side-width"
+                    direction=1.0
+                    range=(160.0, 480.0)
+                />
                 <section class="workspace-main" aria-label="Editor">
                     <Tabs closing/>
                     <ConflictBar comparison/>
@@ -329,6 +368,16 @@ pub fn WorkspacePage() -> impl IntoView {
                 </section>
                 <Show when=move || history_open.get()>
                     <panels::HistoryPanel open=history_open comparison/>
+                </Show>
+                <Show when=move || chat_open.get()>
+                    <PanelResizer
+                        id="resize-chat"
+                        label="Resize the AI panel"
+                        storage_key="async-coder:width:chat"
+                        variable="--chat-width"
+                        direction=-1.0
+                        range=(260.0, 720.0)
+                    />
                 </Show>
                 <aside class="workspace-chat" class:hidden=move || !chat_open.get() aria-label="AI">
                     <crate::chat::ChatPanel
@@ -818,6 +867,142 @@ fn take_theirs(workspace: Workspace, tab: &Tab, current: &OpenedFile) {
         tab.dirty = false;
         tab.state = SaveState::Idle;
     });
+}
+
+/// A vertical separator between two workspace columns: dragged with the pointer or moved with
+/// the arrow keys (Home and End for the extremes), it sets the width of the column on its left
+/// (`direction` 1) or right (-1) as the CSS variable `variable` on the workspace, within `range`
+/// pixels, and the browser remembers it.
+/// The pane a phone shows (wider screens show them side by side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pane {
+    Files,
+    Editor,
+    Chat,
+}
+
+impl Pane {
+    fn name(self) -> &'static str {
+        match self {
+            Pane::Files => "files",
+            Pane::Editor => "editor",
+            Pane::Chat => "chat",
+        }
+    }
+}
+
+#[component]
+fn PanelResizer(
+    id: &'static str,
+    label: &'static str,
+    storage_key: &'static str,
+    variable: &'static str,
+    direction: f64,
+    range: (f64, f64),
+) -> impl IntoView {
+    let width = RwSignal::new(None::<f64>);
+    let drag = StoredValue::new(None::<(f64, f64)>);
+    let element = NodeRef::<leptos::html::Div>::new();
+    let storage = || window().local_storage().ok().flatten();
+    let apply = move |value: f64| {
+        let value = value.clamp(range.0, range.1).round();
+        width.set(Some(value));
+        if let Some(workspace) = document().query_selector(".workspace").ok().flatten()
+            && let Ok(workspace) = wasm_element(workspace)
+            && workspace
+                .style()
+                .set_property(variable, &format!("{value}px"))
+                .is_err()
+        {
+            leptos::logging::warn!("could not set {variable}");
+        }
+    };
+    let remember = move || {
+        if let (Some(storage), Some(value)) = (storage(), width.get_untracked())
+            && storage.set_item(storage_key, &value.to_string()).is_err()
+        {
+            leptos::logging::warn!("could not remember a panel's width");
+        }
+    };
+    // The remembered width, once the page is live.
+    Effect::new(move |_| {
+        if let Some(value) = storage()
+            .and_then(|storage| storage.get_item(storage_key).ok().flatten())
+            .and_then(|text| text.parse::<f64>().ok())
+        {
+            apply(value);
+        }
+    });
+    // The current width of the column this separator resizes.
+    let column_width = move || {
+        width.get_untracked().unwrap_or_else(|| {
+            element
+                .get_untracked()
+                .and_then(|separator| {
+                    let column = if direction > 0.0 {
+                        separator.previous_element_sibling()
+                    } else {
+                        separator.next_element_sibling()
+                    }?;
+                    Some(f64::from(column.client_width()))
+                })
+                .unwrap_or(range.0)
+        })
+    };
+    let moves = window_event_listener(leptos::ev::pointermove, move |event| {
+        if let Some((start_x, start_width)) = drag.get_value() {
+            apply(start_width + direction * (f64::from(event.client_x()) - start_x));
+        }
+    });
+    let ups = window_event_listener(leptos::ev::pointerup, move |_| {
+        if drag.get_value().is_some() {
+            drag.set_value(None);
+            remember();
+        }
+    });
+    on_cleanup(move || {
+        moves.remove();
+        ups.remove();
+    });
+    view! {
+        <div
+            id=id
+            node_ref=element
+            class="panel-resizer"
+            role="separator"
+            aria-orientation="vertical"
+            aria-label=label
+            aria-valuemin=range.0
+            aria-valuemax=range.1
+            aria-valuenow=move || width.get().map(|value| value.to_string())
+            tabindex="0"
+            on:pointerdown=move |event| {
+                event.prevent_default();
+                drag.set_value(Some((f64::from(event.client_x()), column_width())));
+            }
+            on:keydown=move |event| {
+                let step = if event.shift_key() { 64.0 } else { 16.0 };
+                let current = column_width();
+                let next = match event.key().as_str() {
+                    "ArrowLeft" => current - direction * step,
+                    "ArrowRight" => current + direction * step,
+                    "Home" => range.0,
+                    "End" => range.1,
+                    _ => return,
+                };
+                event.prevent_default();
+                apply(next);
+                remember();
+            }
+        ></div>
+    }
+}
+
+fn wasm_element(
+    element: leptos::web_sys::Element,
+) -> Result<leptos::web_sys::HtmlElement, leptos::web_sys::Element> {
+    use leptos::wasm_bindgen::JsCast;
+    element.dyn_into::<leptos::web_sys::HtmlElement>()
 }
 
 #[component]
