@@ -444,6 +444,16 @@ async fn chat_endpoints_never_answer_bad_field_values_with_5xx() {
         )
         .await;
         assert_bad_request(&reply, "Which project?", "no project");
+        // A new conversation's model is checked as a model name (it was stored whatever it was).
+        let reply = post(
+            router,
+            "/api/chat/new",
+            &format!("mode=chat&model={}", "m".repeat(60_000)),
+            Some(cookie),
+            ADDRESS,
+        )
+        .await;
+        assert_bad_request(&reply, "is not a model name", "a model name too long");
         // A search of the longest length still searches.
         let reply = post(
             router,

@@ -421,9 +421,7 @@ impl Services {
             Some(name) => self.mode_named(user, name).await?.name,
             None => "chat".to_owned(),
         };
-        let model = model
-            .map(|model| model.trim().to_owned())
-            .filter(|model| !model.is_empty());
+        let model = check_model_name(model.as_deref())?;
         Ok(self
             .database
             .create_conversation(user.id, project, NEW_TITLE.into(), mode, model, Utc::now())
@@ -1306,8 +1304,16 @@ fn check_model_name(model: Option<&str>) -> Result<Option<String>, Error> {
     let Some(model) = model.map(str::trim).filter(|model| !model.is_empty()) else {
         return Ok(None);
     };
-    if model.len() > 200 || model.chars().any(char::is_whitespace) {
-        return Err(Error::Invalid(format!("\"{model}\" is not a model name.")));
+    if model.len() > 200
+        || model
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control())
+    {
+        let shown: String = model.chars().take(60).collect();
+        return Err(Error::Invalid(format!(
+            "\"{shown}{}\" is not a model name.",
+            if shown.len() < model.len() { "…" } else { "" }
+        )));
     }
     Ok(Some(model.to_owned()))
 }
