@@ -705,7 +705,7 @@ fn objective(weights: &Weights, cases: &[&Tuning]) -> f64 {
         let found = order.iter().take(10).filter(|target| **target).count();
         let first = order.iter().position(|target| *target);
         total += found as f64 / case.targets.max(1) as f64
-            + 0.3 * first.map_or(0.0, |position| 1.0 / (position as f64 + 1.0));
+            + 0.1 * first.map_or(0.0, |position| 1.0 / (position as f64 + 1.0));
     }
     total / cases.len().max(1) as f64
 }
@@ -716,10 +716,10 @@ fn tune(cases: &[Tuning]) -> Weights {
     let mut best = Weights::default().to_vec();
     let mut best_value = objective(&Weights::from_slice(&best), &tuning);
     eprintln!("tuning: start {best_value:.4}");
-    for round in 0..6 {
+    for round in 0..10 {
         let mut improved = false;
         for index in 0..best.len() {
-            for factor in [0.0, 0.5, 0.7, 0.85, 1.2, 1.4, 2.0] {
+            for factor in [0.0, 0.5, 0.7, 0.85, 0.93, 1.08, 1.2, 1.4, 2.0] {
                 let mut trial = best.clone();
                 trial[index] = if best[index] == 0.0 && factor > 1.0 {
                     0.25

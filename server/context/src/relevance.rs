@@ -62,19 +62,19 @@ impl Default for Weights {
     fn default() -> Weights {
         Weights {
             same_folder: 0.0,
-            folder_near: 0.175,
-            name_like: 0.48,
-            imported: 1.0,
-            imports_current: 0.5,
-            defines_used: 1.18,
+            folder_near: 0.5,
+            name_like: 3.16,
+            imported: 0.85,
+            imports_current: 0.36,
+            defines_used: 1.16,
             uses_current: 1.0,
             text: 3.36,
-            path_words: 0.6,
+            path_words: 0.61,
             graph_rank: 0.3,
-            hub: 0.5,
+            hub: 0.43,
             recent: 0.5,
             co_changed: 1.0,
-            mentioned: 0.21,
+            mentioned: 0.15,
         }
     }
 }
