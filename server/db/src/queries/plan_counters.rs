@@ -107,16 +107,8 @@ impl Database {
         counter: &str,
         amount: u64,
     ) -> Result<(), Error> {
-        plan_counters::Entity::update_many()
-            .col_expr(
-                plan_counters::Column::Used,
-                Expr::col(plan_counters::Column::Used).add(signed(amount)),
-            )
-            .filter(plan_counters::Column::UserId.eq(user_id))
-            .filter(plan_counters::Column::Counter.eq(counter))
-            .exec(self.connection())
-            .await?;
-        Ok(())
+        self.change_plan_counter(user_id, counter, signed(amount))
+            .await
     }
 
     /// Gives back a reservation that was not used (never below zero).
@@ -126,14 +118,25 @@ impl Database {
         counter: &str,
         amount: u64,
     ) -> Result<(), Error> {
+        self.change_plan_counter(user_id, counter, -signed(amount))
+            .await
+    }
+
+    /// Adds `delta` (negative: takes away) unless the counter would go below zero.
+    async fn change_plan_counter(
+        &self,
+        user_id: UserId,
+        counter: &str,
+        delta: i64,
+    ) -> Result<(), Error> {
         plan_counters::Entity::update_many()
             .col_expr(
                 plan_counters::Column::Used,
-                Expr::col(plan_counters::Column::Used).sub(signed(amount)),
+                Expr::col(plan_counters::Column::Used).add(delta),
             )
             .filter(plan_counters::Column::UserId.eq(user_id))
             .filter(plan_counters::Column::Counter.eq(counter))
-            .filter(plan_counters::Column::Used.gte(signed(amount)))
+            .filter(Expr::col(plan_counters::Column::Used).add(delta).gte(0))
             .exec(self.connection())
             .await?;
         Ok(())
