@@ -9,10 +9,11 @@
 // carry a content hash in their names (a new build has new names), so they are answered from
 // the cache first; the other static files are answered from the cache and refreshed in the
 // background. Bump VERSION when this file's precache list changes.
-const VERSION = "v2";
+const VERSION = "v3";
 const CACHE = `async-coder-static-${VERSION}`;
 const PRECACHE = [
   "/offline.html",
+  "/offline.css",
   "/offline.js",
   "/manifest.webmanifest",
   "/icons/icon.svg",

@@ -4,7 +4,8 @@ import { ADMIN } from "../global-setup";
 test("sign up, sign out, sign in, and a wrong password gets a plain message", async ({ page, console }) => {
   const email = `ada-${Date.now()}@example.com`;
   await signUp(page, "Ada", email);
-  await expect(page).toHaveURL(/\/$/);
+  // A new account lands on its dashboard.
+  await expect(page).toHaveURL(/\/projects$/);
 
   await page.locator("#sign-out").click();
   await expect(page.locator("#sign-in-link")).toBeVisible();
@@ -17,7 +18,7 @@ test("sign up, sign out, sign in, and a wrong password gets a plain message", as
   // The browser notes the 401 of the refused sign-in in its console.
   allowConsoleError(console, /status of 401 \(Unauthorized\) \(http:\/\/[^/]+\/api\/auth\/sign-in\)$/);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByRole("alert").filter({ hasText: "The email or the password is wrong." })).toBeVisible();
+  await expect(page.getByRole("alert").filter({ hasText: "The email or the password is wrong" })).toBeVisible();
 
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();

@@ -97,7 +97,7 @@ test("an unknown project is a 404 page with status 404", async ({ page, console 
   const response = await page.goto("/projects/0191c1a0-0000-7000-8000-000000000000");
   expect(response!.status()).toBe(404);
   await hydrated(page);
-  await expect(page.getByRole("alert")).toContainText("does not exist");
+  await expect(page.locator("h1[role='alert']")).toContainText("does not exist");
   await shot(page, "unknown-project");
 });
 

@@ -78,11 +78,21 @@ pub fn WorkspacePage() -> impl IntoView {
         move || workspace.project_id(),
         |project_id| async move { get_project(project_id).await.map(|_| ()) },
     );
+    let failed = move || {
+        load_error.with(Option::is_some)
+            || project_check.get().is_some_and(|checked| checked.is_err())
+    };
 
     // Load the project and its tree, then bring back the remembered tabs.
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
             let project_id = workspace.project_id();
+            if project_check
+                .get_untracked()
+                .is_some_and(|checked| checked.is_err())
+            {
+                return;
+            }
             match get_project(project_id.clone()).await {
                 Ok(project) => workspace.project.set(Some(project)),
                 Err(error) => {
@@ -205,36 +215,15 @@ pub fn WorkspacePage() -> impl IntoView {
     view! {
         <Title text=title/>
         <AppLayout collapsed=true>
+            // The server's answer for the project, rendered from the resource itself (the same
+            // on the server and while hydrating); later failures come through `load_error`.
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    if let Err(error) = project_check.await {
-                        load_error.set(Some(error));
-                    }
+                    project_check.await.err().map(move |error| load_failure(error, workspace.project_id()))
                 })}
             </Suspense>
-            {move || {
-                load_error
-                    .get()
-                    .map(|error| {
-                        let (code, message) = match error {
-                            AppError::Unauthorized => ("401", "Sign in to open this project.".to_owned()),
-                            AppError::NotFound => ("404", "This project does not exist, or it is not yours.".to_owned()),
-                            other => ("", other.to_string()),
-                        };
-                        let sign_in = format!("/sign-in?next=/projects/{}", workspace.project_id());
-                        view! {
-                            <div class="message-page">
-                                <p class="message-code">{code}</p>
-                                <h1 role="alert">{message}</h1>
-                                <p>
-                                    {(code == "401").then(|| view! { <a class="button button-primary" href=sign_in.clone()>"Sign in"</a> " " })}
-                                    <a href="/projects">"Back to your projects"</a>
-                                </p>
-                            </div>
-                        }
-                    })
-            }}
-            <nav class="workspace-panes" aria-label="Workspace panes" class:hidden=move || load_error.with(Option::is_some)>
+            {move || load_error.get().map(|error| load_failure(error, workspace.project_id()))}
+            <nav class="workspace-panes" aria-label="Workspace panes" class:hidden=move || failed()>
                 {[(Pane::Files, "Files"), (Pane::Editor, "Editor"), (Pane::Chat, "AI")]
                     .into_iter()
                     .map(|(choice, label)| {
@@ -258,7 +247,7 @@ pub fn WorkspacePage() -> impl IntoView {
             </nav>
             <div
                 class="workspace"
-                class:hidden=move || load_error.with(Option::is_some)
+                class:hidden=move || failed()
                 data-pane=move || pane.get().name()
             >
                 <aside class="workspace-side" aria-label="Project">
@@ -530,12 +519,9 @@ fn save_tab(
                     });
                     refresh_tree(workspace);
                 }
+                // The conflict bar says it, with its actions; a toast would cover them.
                 Ok(SaveResult::Conflict { current }) => {
                     workspace.update_tab(&file_id, |tab| tab.state = SaveState::Conflict(current));
-                    toaster.show(
-                        ToastKind::Error,
-                        "Not saved: this file changed since you opened it. Compare, keep yours or take theirs.",
-                    );
                 }
                 Err(error) => {
                     let message = error.to_string();
@@ -873,6 +859,35 @@ fn take_theirs(workspace: Workspace, tab: &Tab, current: &OpenedFile) {
 /// the arrow keys (Home and End for the extremes), it sets the width of the column on its left
 /// (`direction` 1) or right (-1) as the CSS variable `variable` on the workspace, within `range`
 /// pixels, and the browser remembers it.
+/// What the workspace shows instead of itself when its project cannot be loaded.
+fn load_failure(error: AppError, project_id: String) -> impl IntoView {
+    let (code, message) = match error {
+        AppError::Unauthorized => ("401", "Sign in to open this project.".to_owned()),
+        AppError::NotFound => (
+            "404",
+            "This project does not exist, or it is not yours.".to_owned(),
+        ),
+        other => ("", other.to_string()),
+    };
+    let sign_in = format!("/sign-in?next=/projects/{project_id}");
+    view! {
+        <div class="message-page">
+            <p class="message-code">{code}</p>
+            <h1 role="alert">{message}</h1>
+            <p>
+                {(code == "401")
+                    .then(|| {
+                        view! {
+                            <a class="button button-primary" href=sign_in>"Sign in"</a>
+                            " "
+                        }
+                    })}
+                <a href="/projects">"Back to your projects"</a>
+            </p>
+        </div>
+    }
+}
+
 /// The pane a phone shows (wider screens show them side by side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pane {
