@@ -60,7 +60,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let mut services = services::Services::new(database.clone(), master_key)
-    .with_context_directory(config.data_dir.join("context"));
+        .with_context_directory(config.data_dir.join("context"));
     services.projects = config.project_limits();
     services.sign_ups_per_address_per_hour = config.sign_ups_per_address_per_hour;
     services.ai = config.ai();

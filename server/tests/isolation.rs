@@ -158,8 +158,14 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             .await,
         );
         let revision = revisions[0]["id"].as_str().unwrap().to_owned();
-        let token = json(&call(ada.clone(), "/api/tokens/create", "name=ci&days=30&scopes=read".into()).await)
-            ["token"]["id"]
+        let token = json(
+            &call(
+                ada.clone(),
+                "/api/tokens/create",
+                "name=ci&days=30&scopes=read".into(),
+            )
+            .await,
+        )["token"]["id"]
             .as_str()
             .unwrap()
             .to_owned();

@@ -321,7 +321,10 @@ async fn an_instance_whose_key_was_rotated_away_is_not_ready_until_restarted_wit
 fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_first_serves_on() {
     let folder = tempfile::tempdir().unwrap();
     let data = folder.path().join("data");
-    let url = format!("sqlite://{}?mode=rwc", data.join("async-coder.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        data.join("async-coder.db").display()
+    );
     let first_port = free_port();
     let mut first = server(&url, &data, first_port, None).spawn().unwrap();
     wait_until_ready(first_port, &mut first);

@@ -20,8 +20,8 @@ use sea_orm::{
 
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
-    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, Reservation, RevisionEntry,
-    SaveOutcome, Tree, TreeConflict, UsageTotals,
+    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, Reservation,
+    RevisionEntry, SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 
@@ -265,7 +265,10 @@ impl SqliteOwnership {
         let mut lock_path = file.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
-        if let Some(folder) = lock_path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        if let Some(folder) = lock_path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(folder).map_err(|source| OwnershipError::Lock {
                 path: lock_path.clone(),
                 source,
@@ -305,7 +308,10 @@ mod tests {
         let second = SqliteOwnership::take(&file).unwrap_err();
         assert!(second.to_string().contains("already using"), "{second}");
         drop(first);
-        assert!(SqliteOwnership::take(&file).is_ok(), "free again once the first has gone");
+        assert!(
+            SqliteOwnership::take(&file).is_ok(),
+            "free again once the first has gone"
+        );
         assert_eq!(
             sqlite_file("sqlite://data/async-coder.db?mode=rwc"),
             Some(PathBuf::from("data/async-coder.db"))
