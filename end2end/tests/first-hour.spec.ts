@@ -98,6 +98,8 @@ test("an unknown project is a 404 page with status 404", async ({ page, console 
   expect(response!.status()).toBe(404);
   await hydrated(page);
   await expect(page.locator("h1[role='alert']")).toContainText("does not exist");
+  // Only the message: the workspace itself is not shown.
+  await expect(page.locator(".workspace")).toBeHidden();
   await shot(page, "unknown-project");
 });
 

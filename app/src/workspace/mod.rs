@@ -78,10 +78,10 @@ pub fn WorkspacePage() -> impl IntoView {
         move || workspace.project_id(),
         |project_id| async move { get_project(project_id).await.map(|_| ()) },
     );
-    let failed = move || {
-        load_error.with(Option::is_some)
-            || project_check.get().is_some_and(|checked| checked.is_err())
-    };
+    // Set where the refusal is rendered; hides the workspace (an attribute, so the server's
+    // render and the hydrated page may differ in it without a mismatch).
+    let project_missing = RwSignal::new(false);
+    let failed = move || load_error.with(Option::is_some) || project_missing.get();
 
     // Load the project and its tree, then bring back the remembered tabs.
     Effect::new(move |_| {
@@ -219,7 +219,10 @@ pub fn WorkspacePage() -> impl IntoView {
             // on the server and while hydrating); later failures come through `load_error`.
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    project_check.await.err().map(move |error| load_failure(error, workspace.project_id()))
+                    project_check.await.err().map(move |error| {
+                        project_missing.set(true);
+                        load_failure(error, workspace.project_id())
+                    })
                 })}
             </Suspense>
             {move || load_error.get().map(|error| load_failure(error, workspace.project_id()))}
