@@ -179,6 +179,28 @@ async fn a_second_server_with_another_key_or_none_refuses_and_changes_nothing() 
     }
 }
 
+/// Saves `key` as the person's `provider` key (label `default`).
+async fn save_key(
+    services: &services::Services,
+    user: &services::AuthenticatedUser,
+    provider: db::tables::provider_credentials::ProviderKind,
+    key: &str,
+) -> services::providers::CredentialSummary {
+    services
+        .save_credential(
+            user,
+            services::providers::SaveCredential {
+                provider,
+                label: "default".into(),
+                api_key: Some(key.to_owned().into()),
+                base_url: None,
+            },
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn instances_with_the_same_key_use_each_others_saved_keys() {
     for backend in backends() {
@@ -197,19 +219,13 @@ async fn instances_with_the_same_key_use_each_others_saved_keys() {
             .await
             .unwrap();
         let (ada, _) = support::sign_up_with(&first, "ada@example.com").await;
-        let saved = first
-            .save_credential(
-                &ada,
-                services::providers::SaveCredential {
-                    provider: db::tables::provider_credentials::ProviderKind::OpenAi,
-                    label: "default".into(),
-                    api_key: Some("sk-shared-between-instances".to_owned().into()),
-                    base_url: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
+        let saved = save_key(
+            &first,
+            &ada,
+            db::tables::provider_credentials::ProviderKind::OpenAi,
+            "sk-shared-between-instances",
+        )
+        .await;
         let clear = second
             .credential_key(&ada, saved.id)
             .await
@@ -227,19 +243,13 @@ async fn a_database_from_before_the_check_is_checked_by_decrypting_a_stored_key(
         let right_copy = MasterKey::decode(right.encode().expose_secret()).unwrap();
         let services = services::Services::new(database.database.clone(), right);
         let (ada, _) = support::sign_up_with(&services, "ada@example.com").await;
-        services
-            .save_credential(
-                &ada,
-                services::providers::SaveCredential {
-                    provider: db::tables::provider_credentials::ProviderKind::Anthropic,
-                    label: "default".into(),
-                    api_key: Some("sk-ant-older-database".to_owned().into()),
-                    base_url: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
+        save_key(
+            &services,
+            &ada,
+            db::tables::provider_credentials::ProviderKind::Anthropic,
+            "sk-ant-older-database",
+        )
+        .await;
         assert_eq!(
             database
                 .database

@@ -874,7 +874,7 @@ fn load_failure(error: AppError, project_id: String) -> impl IntoView {
     };
     let sign_in = format!("/sign-in?next=/projects/{project_id}");
     view! {
-        <div class="message-page">
+        <div class="message-page workspace-failure">
             <p class="message-code">{code}</p>
             <h1 role="alert">{message}</h1>
             <p>
