@@ -858,10 +858,6 @@ fn take_theirs(workspace: Workspace, tab: &Tab, current: &OpenedFile) {
     });
 }
 
-/// A vertical separator between two workspace columns: dragged with the pointer or moved with
-/// the arrow keys (Home and End for the extremes), it sets the width of the column on its left
-/// (`direction` 1) or right (-1) as the CSS variable `variable` on the workspace, within `range`
-/// pixels, and the browser remembers it.
 /// What the workspace shows instead of itself when its project cannot be loaded.
 fn load_failure(error: AppError, project_id: String) -> impl IntoView {
     let (code, message) = match error {
@@ -909,6 +905,10 @@ impl Pane {
     }
 }
 
+/// A vertical separator between two workspace columns: dragged with the pointer or moved with
+/// the arrow keys (Home and End for the extremes), it sets the width of the column on its left
+/// (`direction` 1) or right (-1) as the CSS variable `variable` on the workspace, within `range`
+/// pixels, and the browser remembers it.
 #[component]
 fn PanelResizer(
     id: &'static str,
