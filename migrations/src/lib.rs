@@ -18,6 +18,7 @@ mod m20261127_000009_usage_outcome;
 mod m20261127_000010_chat;
 mod m20261127_000011_context_choices;
 mod m20261206_000012_reservations_scopes_key_check;
+mod m20261207_000013_runs;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_chat::Migration),
             Box::new(m20261127_000011_context_choices::Migration),
             Box::new(m20261206_000012_reservations_scopes_key_check::Migration),
+            Box::new(m20261207_000013_runs::Migration),
         ]
     }
 }
@@ -58,4 +60,6 @@ pub const TABLES: &[&str] = &[
     "modes",
     "plan_counters",
     "server_settings",
+    "runs",
+    "run_events",
 ];

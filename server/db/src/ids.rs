@@ -71,4 +71,5 @@ id_types!(
     AccessTokenId,
     FolderId,
     ModeId,
+    RunId,
 );

@@ -21,7 +21,7 @@ use sea_orm::{
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
     NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, Reservation,
-    RevisionEntry, SaveOutcome, Tree, TreeConflict, UsageTotals,
+    RevisionEntry, RunListener, RunNotice, SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 
@@ -44,6 +44,13 @@ pub enum Error {
     /// The owner has `limit` projects already; nothing was created.
     #[error("the owner has {limit} projects already")]
     ProjectLimit { limit: u64 },
+    /// The run's lease is no longer this instance's (another claimed it, it was released or
+    /// the run ended, or it expired): nothing was written, and the holder must stop.
+    #[error("the run's lease was lost; nothing was written")]
+    LeaseLost,
+    /// Listening for Postgres notifications failed.
+    #[error("listening for database notifications failed: {0}")]
+    Listen(#[source] sea_orm::sqlx::Error),
     #[error("database query failed: {0}")]
     Query(#[from] sea_orm::DbErr),
 }

@@ -13,6 +13,8 @@ pub mod modes;
 pub mod plan_counters;
 pub mod projects;
 pub mod provider_credentials;
+pub mod run_events;
+pub mod runs;
 pub mod server_settings;
 pub mod sessions;
 pub mod users;
