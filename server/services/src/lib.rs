@@ -16,6 +16,7 @@ pub mod project_context;
 pub mod projects;
 pub mod providers;
 pub mod rate_limit;
+pub mod runs;
 pub mod secrets;
 mod tokens;
 pub mod usage_writer;
