@@ -66,6 +66,12 @@ ensure_chromium() {
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
   fi
+  # Bubblewrap: the sandbox that runs projects' commands (server/sandbox) and its escape tests.
+  if [ ! -x /usr/bin/bwrap ]; then
+    say "Installing Debian's bubblewrap (the sandbox for projects' commands)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap
+  fi
 }
 
 # Monaco's files are served from /monaco (public/monaco, copied from npm's monaco-editor; never
