@@ -5,6 +5,10 @@
 //! saved. Only the answer's owner can follow it (404 for anyone else, as for a message that does
 //! not exist), and only from this site's own pages.
 //!
+//! Any instance serves any answer: one this instance generates is followed from memory, one
+//! another instance generates (or one whose instance died, until its recovery ends it) from its
+//! run's rows, under the same numbers (see [`services::Services::follow_answer`]).
+//!
 //! Every response ends; none waits for events that cannot come. A stored answer is its one
 //! `stored` event whatever `after` says. A live answer streams until its `finished` event, if
 //! `after` is a number it gave out; when there is nothing to send and nothing more will come

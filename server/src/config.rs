@@ -159,6 +159,26 @@ pub struct Config {
     )]
     pub ai_heartbeat: u64,
 
+    /// Seconds a run's lease (an answer being written) lasts without renewal: after that,
+    /// another instance recovers it (an answer is marked interrupted with its text).
+    #[arg(
+        long,
+        env = "ASYNC_CODER_RUN_LEASE_SECONDS",
+        default_value_t = 15,
+        value_name = "SECONDS"
+    )]
+    pub run_lease_seconds: u64,
+
+    /// Seconds between the renewals of a run's lease by its instance; below the lease, so that
+    /// a slow renewal or two do not lose it.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_RUN_HEARTBEAT_SECONDS",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub run_heartbeat_seconds: u64,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -190,6 +210,11 @@ pub enum LogFormat {
 pub enum ConfigError {
     #[error("cannot read the Leptos configuration {path}: {message}")]
     Leptos { path: PathBuf, message: String },
+    #[error(
+        "--run-heartbeat-seconds ({heartbeat}) must be at least 1 and below --run-lease-seconds \
+         ({lease}), or leases expire while their holder is alive"
+    )]
+    RunLease { lease: u64, heartbeat: u64 },
     #[error(
         "--public-url must be an http:// or https:// address with a host and nothing secret, \
          such as https://coder.example.com (got {0:?})"
@@ -232,6 +257,21 @@ impl Config {
         );
         ai.heartbeat = std::time::Duration::from_secs(self.ai_heartbeat.max(1));
         ai
+    }
+
+    /// The settings of this instance's runs (leases; the rest as built in).
+    pub fn runs(&self) -> Result<services::runs::RunsConfig, ConfigError> {
+        let (lease, heartbeat) = (self.run_lease_seconds, self.run_heartbeat_seconds);
+        if heartbeat == 0 || heartbeat >= lease {
+            return Err(ConfigError::RunLease { lease, heartbeat });
+        }
+        Ok(services::runs::RunsConfig {
+            lease: services::runs::LeaseConfig {
+                lease: std::time::Duration::from_secs(lease),
+                heartbeat: std::time::Duration::from_secs(heartbeat),
+            },
+            ..services::runs::RunsConfig::default()
+        })
     }
 
     pub fn project_limits(&self) -> services::projects::ProjectLimits {
@@ -398,6 +438,40 @@ mod tests {
         assert_eq!(&*options.site_root, "/srv/site");
         assert_eq!(&*options.output_name, "async-coder");
         assert_eq!(&*options.site_pkg_dir, "pkg");
+    }
+
+    #[test]
+    fn lease_flags_feed_the_runs_and_are_checked() {
+        let defaults = Config::try_parse_from(["server"]).unwrap().runs().unwrap();
+        assert_eq!(defaults, services::runs::RunsConfig::default());
+        let config = Config::try_parse_from([
+            "server",
+            "--run-lease-seconds",
+            "30",
+            "--run-heartbeat-seconds",
+            "10",
+        ])
+        .unwrap()
+        .runs()
+        .unwrap();
+        assert_eq!(config.lease.lease, std::time::Duration::from_secs(30));
+        assert_eq!(config.lease.heartbeat, std::time::Duration::from_secs(10));
+        for (lease, heartbeat) in [("10", "10"), ("10", "20"), ("10", "0")] {
+            let error = Config::try_parse_from([
+                "server",
+                "--run-lease-seconds",
+                lease,
+                "--run-heartbeat-seconds",
+                heartbeat,
+            ])
+            .unwrap()
+            .runs()
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("--run-heartbeat-seconds"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -15,13 +15,21 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when the database answers within two seconds and this instance's master
-/// key is still the database's (another instance may have rotated it), 503 otherwise. The
-/// reason is logged (a changed key once), never returned in detail.
+/// `GET /readyz`: 200 when the database answers within two seconds, this instance's master
+/// key is still the database's (another instance may have rotated it) and its writes of runs
+/// do not fail (it can hold leases), 503 otherwise. The reason is logged (a changed key once),
+/// never returned in detail.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     static KEY_CHANGE_LOGGED: AtomicBool = AtomicBool::new(false);
     match tokio::time::timeout(READINESS_TIMEOUT, state.services.database.ping()).await {
         Ok(Ok(())) => match state.services.master_key_is_current().await {
+            Ok(true) if state.services.runs.cannot_hold_leases() => {
+                tracing::warn!("not ready: this instance's writes of its runs fail");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: cannot hold leases",
+                )
+            }
             Ok(true) => (StatusCode::OK, "ready"),
             Ok(false) => {
                 if !KEY_CHANGE_LOGGED.swap(true, Ordering::Relaxed) {

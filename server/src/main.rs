@@ -70,13 +70,20 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         })?;
         services.tiers = std::sync::Arc::new(services::policy::TierPolicy::parse(&text)?);
     }
-    let interrupted = services.recover_interrupted_answers().await?;
+    // This instance's leases (the answers it writes) and, on Postgres, the notifications of
+    // other instances' writes for the readers it serves.
+    services.runs = services::runs::Runs::new(database.clone(), config.runs()?);
+    services.runs.listen().await?;
+    tracing::info!(instance = services.runs.instance(), "runs ready");
+    let interrupted = services.interrupt_answers_without_run().await?;
     if interrupted > 0 {
         tracing::info!(
             answers = interrupted,
-            "answers left unfinished by the last run are marked interrupted"
+            "answers left unfinished by a server from before runs are marked interrupted"
         );
     }
+    // Now and every half lease: answers whose instance went away are marked interrupted.
+    tokio::spawn(services.clone().keep_recovering_answers());
     let state = AppState {
         leptos_options,
         services: services.clone(),
@@ -99,7 +106,23 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     tokio::spawn(server::resident_code::release_every(Duration::from_secs(
         60,
     )));
-    server::listen::serve(listener, router, shutdown_signal()).await;
+    let stopping = services.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Answers in flight end now (saved as interrupted, their runs ended), so that their
+        // readers' connections end too instead of holding the shutdown.
+        stopping.live.stop_all_for_shutdown();
+    };
+    server::listen::serve(listener, router, shutdown).await;
+    let unfinished = services
+        .stop_answers_for_shutdown(Duration::from_secs(5))
+        .await;
+    if unfinished > 0 {
+        tracing::warn!(
+            answers = unfinished,
+            "answers still being written at shutdown are left to another instance's recovery"
+        );
+    }
     // Usage rows still queued for the writer go in before the database closes.
     services.flush_usage().await;
     database.close().await?;

@@ -2,7 +2,8 @@
 //! any provider is called, answers are generated server-side and resumed from a sequence number
 //! with no gap and no duplicate, stop keeps the partial text, failures keep it with the reason,
 //! fallback is shown on the message, streams reattach only for their owner and from this site,
-//! continue / regenerate / edit, modes, search, and answers left by a stopped server.
+//! continue / regenerate / edit, modes, search. Answers across instances (and left by a stopped
+//! one) are in `chat_instances.rs`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -18,12 +19,11 @@ use db::tables::api_usage;
 use db::tables::messages::{MessageRole, MessageStatus};
 use db::testing::{TestDatabase, backends};
 use futures::StreamExt;
-use llm::ProviderKind;
 use llm::testing::{End, Reply, Upstream, openai};
 use services::chat::live::AnswerEvent;
 use services::chat::{AnswerFeed, ChatMessage, ContextInput, CurrentFile, ModeInput, Selection};
-use services::providers::SaveCredential;
-use services::{AuthenticatedUser, RequestMeta, Services};
+use services::{AuthenticatedUser, Services};
+use support::{pieces, stream_of};
 
 struct Setup {
     database: TestDatabase,
@@ -34,21 +34,7 @@ struct Setup {
 }
 
 fn services_with_gateway(database: &TestDatabase) -> Services {
-    let mut services = support::services_for(database);
-    services.ai = services::ai::Ai::new(
-        llm::testing::loopback_policy(),
-        llm::Timeouts {
-            connect: Duration::from_secs(2),
-            first_byte: Duration::from_secs(5),
-            between_chunks: Duration::from_secs(5),
-        },
-        llm::RetryPolicy {
-            max_retries: 1,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        },
-    );
-    services
+    support::services_with_gateway(database)
 }
 
 async fn sign_up(services: &Services, email: &str) -> (AuthenticatedUser, String) {
@@ -61,19 +47,7 @@ async fn add_local(
     label: &str,
     upstream: &Upstream,
 ) {
-    services
-        .save_credential(
-            user,
-            SaveCredential {
-                provider: db::tables::provider_credentials::ProviderKind::OpenAiCompatible,
-                label: label.into(),
-                api_key: None,
-                base_url: Some(upstream.base_url(ProviderKind::OpenAiCompatible)),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+    support::add_local_provider(services, user, label, upstream).await;
 }
 
 async fn setup(backend: db::Backend) -> Setup {
@@ -158,15 +132,6 @@ fn text_of(events: &[(u64, AnswerEvent)]) -> String {
             _ => None,
         })
         .collect()
-}
-
-fn pieces(count: usize) -> Vec<String> {
-    (0..count).map(|index| format!("w{index} ")).collect()
-}
-
-fn stream_of(words: &[String]) -> Reply {
-    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    Reply::sse(openai::text_stream(&refs, 12, words.len() as u64))
 }
 
 #[tokio::test]
@@ -725,38 +690,6 @@ async fn conversations_modes_and_search() {
             .await
             .unwrap();
         assert_eq!(found("").await.len(), 1);
-    }
-}
-
-#[tokio::test]
-async fn answers_left_by_a_stopped_server_are_marked_interrupted() {
-    for backend in backends() {
-        let setup = setup(backend).await;
-        let conversation = setup.conversation().await;
-        setup
-            .local
-            .push(stream_of(&pieces(100)).gap(Duration::from_millis(100)));
-        let sent = setup.send(conversation, "Long").await;
-        // A second server over the same database (the first "crashed").
-        let restarted = services_with_gateway(&setup.database);
-        assert_eq!(restarted.recover_interrupted_answers().await.unwrap(), 1);
-        match restarted
-            .follow_answer(&setup.user, sent.answer.message.id, 0)
-            .await
-            .unwrap()
-        {
-            AnswerFeed::Stored(message) => {
-                assert_eq!(message.message.status, MessageStatus::Interrupted);
-                assert!(message.meta.reason.unwrap().contains("restarted"));
-            }
-            AnswerFeed::Live(_) => panic!("the new server has no live answer"),
-        }
-        setup
-            .services
-            .stop_answer(&setup.user, sent.answer.message.id)
-            .await
-            .unwrap();
-        setup.finished(sent.answer.message.id).await;
     }
 }
 

@@ -125,12 +125,15 @@ pub struct Services {
     pub live: Arc<chat::live::LiveAnswers>,
     /// Each project's context index (repo map, symbols), loaded on first use.
     pub context: Arc<project_context::ContextIndexes>,
+    /// This instance's side of the runs: the leases it holds (answers it generates), the
+    /// readers it wakes. Replace it (with [`runs::Runs::with_instance`]) to name the instance or
+    /// change its lease settings.
+    pub runs: runs::Runs,
 }
 
 impl Services {
     pub fn new(database: db::Database, master_key: secrets::MasterKey) -> Self {
         Self {
-            database,
             sessions: SessionPolicy::default(),
             limiter: Arc::new(rate_limit::RateLimiter::default()),
             master_key: Arc::new(master_key),
@@ -145,6 +148,8 @@ impl Services {
             token_cache: Arc::default(),
             live: Arc::default(),
             context: Arc::default(),
+            runs: runs::Runs::new(database.clone(), runs::RunsConfig::default()),
+            database,
         }
     }
 

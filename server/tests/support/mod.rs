@@ -35,6 +35,70 @@ pub fn app_state(services: services::Services) -> AppState {
     }
 }
 
+/// Use cases whose AI gateway may call loopback servers (a local upstream), with short
+/// timeouts and retries.
+pub fn services_with_gateway(database: &TestDatabase) -> services::Services {
+    services_with_gateway_over(database.database.clone())
+}
+
+/// [`services_with_gateway`] over a connection of its own (an instance with its own pool).
+pub fn services_with_gateway_over(database: db::Database) -> services::Services {
+    let mut services =
+        services::Services::new(database, services::secrets::MasterKey::generate(1).unwrap());
+    services.ai = services::ai::Ai::new(
+        llm::testing::loopback_policy(),
+        llm::Timeouts {
+            connect: std::time::Duration::from_secs(2),
+            first_byte: std::time::Duration::from_secs(5),
+            between_chunks: std::time::Duration::from_secs(5),
+        },
+        llm::RetryPolicy {
+            max_retries: 1,
+            base_delay: std::time::Duration::from_millis(10),
+            max_delay: std::time::Duration::from_millis(50),
+        },
+    );
+    services
+}
+
+/// Saves the local `upstream` as the user's OpenAI-compatible provider `label` (its models are
+/// then `<label>/<model>`).
+pub async fn add_local_provider(
+    services: &services::Services,
+    user: &services::AuthenticatedUser,
+    label: &str,
+    upstream: &llm::testing::Upstream,
+) {
+    services
+        .save_credential(
+            user,
+            services::providers::SaveCredential {
+                provider: db::tables::provider_credentials::ProviderKind::OpenAiCompatible,
+                label: label.into(),
+                api_key: None,
+                base_url: Some(upstream.base_url(llm::ProviderKind::OpenAiCompatible)),
+            },
+            &services::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+}
+
+/// `w0 `, `w1 `, … : the pieces of a streamed answer.
+pub fn pieces(count: usize) -> Vec<String> {
+    (0..count).map(|index| format!("w{index} ")).collect()
+}
+
+/// A streamed OpenAI answer of these pieces.
+pub fn stream_of(words: &[String]) -> llm::testing::Reply {
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    llm::testing::Reply::sse(llm::testing::openai::text_stream(
+        &refs,
+        12,
+        words.len() as u64,
+    ))
+}
+
 /// Signs a new person up through the use cases: the user and their session cookie
 /// (`session=<token>`).
 pub async fn sign_up_with(

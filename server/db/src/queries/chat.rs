@@ -388,19 +388,29 @@ impl Database {
         Ok(result.rows_affected)
     }
 
-    /// Messages left `streaming` by a server that stopped: marked `interrupted`, with the reason
-    /// in their metadata. Returns how many.
-    pub async fn interrupt_streaming_messages(
+    /// Messages left `streaming`, last changed before `changed_before`, that no run of
+    /// `run_kind` is about (rows from before answers had runs, or whose run could not be
+    /// created): marked `interrupted`, with the reason in their metadata. A message with a run
+    /// is left to the run's recovery, which knows whether its writer is alive. Returns how many.
+    pub async fn interrupt_streaming_messages_without_run(
         &self,
+        run_kind: &str,
+        changed_before: DateTime<Utc>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
         let left = messages::Entity::find()
             .filter(messages::Column::Status.eq(MessageStatus::Streaming))
+            .filter(messages::Column::UpdatedAt.lt(changed_before))
             .all(self.connection())
             .await?;
-        let count = left.len() as u64;
+        let subjects: Vec<String> = left.iter().map(|message| message.id.to_string()).collect();
+        let with_run = self.subjects_with_runs(run_kind, &subjects).await?;
+        let mut count = 0;
         for message in left {
+            if with_run.contains(&message.id.to_string()) {
+                continue;
+            }
             let mut metadata = message
                 .metadata
                 .clone()
@@ -417,8 +427,17 @@ impl Database {
                 now,
             )
             .await?;
+            count += 1;
         }
         Ok(count)
+    }
+
+    /// A message by id alone, for work that acts on its behalf (a run's recovery), never for a
+    /// request.
+    pub async fn message_by_id(&self, id: MessageId) -> Result<Option<messages::Model>, Error> {
+        Ok(messages::Entity::find_by_id(id)
+            .one(self.connection())
+            .await?)
     }
 
     /// The user's own modes, by name.

@@ -393,6 +393,43 @@ impl Database {
             .await?)
     }
 
+    /// The newest run of `kind` about `subject` (a message answered again has several).
+    pub async fn latest_run_about(
+        &self,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Option<runs::Model>, Error> {
+        Ok(runs::Entity::find()
+            .filter(runs::Column::Kind.eq(kind))
+            .filter(runs::Column::Subject.eq(subject))
+            .order_by_desc(runs::Column::CreatedAt)
+            .order_by_desc(runs::Column::Id)
+            .one(self.connection())
+            .await?)
+    }
+
+    /// Which of `subjects` some run of `kind` is about.
+    pub async fn subjects_with_runs(
+        &self,
+        kind: &str,
+        subjects: &[String],
+    ) -> Result<std::collections::HashSet<String>, Error> {
+        let mut found = std::collections::HashSet::new();
+        // In slices, so that no statement carries too many parameters.
+        for chunk in subjects.chunks(500) {
+            let rows: Vec<Option<String>> = runs::Entity::find()
+                .select_only()
+                .column(runs::Column::Subject)
+                .filter(runs::Column::Kind.eq(kind))
+                .filter(runs::Column::Subject.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(self.connection())
+                .await?;
+            found.extend(rows.into_iter().flatten());
+        }
+        Ok(found)
+    }
+
     /// Runs of `kind` that have not ended and that anyone may claim now (nobody holds them, or
     /// their lease expired), oldest first, at most `limit`: what recovery looks at.
     pub async fn claimable_runs(&self, kind: &str, limit: u64) -> Result<Vec<runs::Model>, Error> {

@@ -2,17 +2,26 @@
 //! that a browser that comes back (a reload, a dropped connection) asks for the events after
 //! the last one it saw and misses nothing and sees nothing twice. Generation does not depend on
 //! anyone listening.
+//!
+//! Every event is also handed to the answer's run ([`crate::runs`]), as an [`AnswerBatch`] of
+//! consecutive numbered events: the run's writer merges them and writes one row per flush, so a
+//! reader on another instance reads the same events under the same numbers. Handing an event to
+//! the run never waits for the database.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use db::ids::{ConversationId, MessageId, UserId};
 use db::tables::messages::MessageStatus;
 use futures::Stream;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::runs::{RunEvent, RunWriter};
+
 /// One event of an answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AnswerEvent {
     /// The whole text so far, when a generation continues an earlier partial answer.
     Resumed {
@@ -42,17 +51,95 @@ impl AnswerEvent {
     pub fn is_finished(&self) -> bool {
         matches!(self, AnswerEvent::Finished { .. })
     }
+
+    /// The bytes of text it carries.
+    fn text_bytes(&self) -> usize {
+        match self {
+            AnswerEvent::Resumed { text }
+            | AnswerEvent::Text(text)
+            | AnswerEvent::Reasoning(text) => text.len(),
+            AnswerEvent::Answering { .. } | AnswerEvent::Finished { .. } => 0,
+        }
+    }
+}
+
+/// The event of an answer's run: consecutive answer events, the first numbered `first`. A
+/// writer merges the batches of one flush into one (one row); a reader expands a row back into
+/// its numbered events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerBatch {
+    /// The number of the first event (the answer's own numbering, from 1).
+    pub first: u64,
+    pub events: Vec<AnswerEvent>,
+}
+
+impl AnswerBatch {
+    /// The batch of one event.
+    pub fn single(number: u64, event: AnswerEvent) -> Self {
+        Self {
+            first: number,
+            events: vec![event],
+        }
+    }
+
+    /// The number of the batch's last event (`first - 1` when it is empty).
+    pub fn last(&self) -> u64 {
+        (self.first + self.events.len() as u64).saturating_sub(1)
+    }
+
+    /// Its events, each with its number.
+    pub fn numbered(self) -> impl Iterator<Item = (u64, AnswerEvent)> {
+        (self.first..).zip(self.events)
+    }
+}
+
+impl RunEvent for AnswerBatch {
+    fn kind(&self) -> &str {
+        "answer"
+    }
+
+    /// Takes `next` when it starts right after this batch's last event.
+    fn merge(&mut self, mut next: Self) -> Result<(), Self> {
+        if next.first != self.first + self.events.len() as u64 {
+            return Err(next);
+        }
+        self.events.append(&mut next.events);
+        Ok(())
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.events.iter().map(AnswerEvent::text_bytes).sum()
+    }
+}
+
+/// Why an answer was asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopRequest {
+    /// Its user pressed stop (or deleted or changed the conversation).
+    ByUser,
+    /// The server is shutting down.
+    ServerShutdown,
 }
 
 /// An answer in progress.
 pub struct LiveAnswer {
     pub owner: UserId,
     pub conversation: ConversationId,
-    events: Mutex<Vec<AnswerEvent>>,
+    state: Mutex<LiveState>,
     /// The number of events so far; listeners wait for it to change.
     count: watch::Sender<u64>,
-    /// Set to `true` to stop the generation.
-    stop: watch::Sender<bool>,
+    /// Set to stop the generation.
+    stop: watch::Sender<Option<StopRequest>>,
+    /// Whether the run's lease is lost (another instance took the answer over), once a run
+    /// is attached.
+    lease: OnceLock<watch::Receiver<bool>>,
+}
+
+/// What a live answer guards with one lock: its events and the run they are also written to.
+struct LiveState {
+    events: Vec<AnswerEvent>,
+    /// The answer's run, until the generation takes it back to end it.
+    run: Option<RunWriter<AnswerBatch>>,
 }
 
 impl LiveAnswer {
@@ -60,26 +147,78 @@ impl LiveAnswer {
         Self {
             owner,
             conversation,
-            events: Mutex::new(Vec::new()),
+            state: Mutex::new(LiveState {
+                events: Vec::new(),
+                run: None,
+            }),
             count: watch::channel(0).0,
-            stop: watch::channel(false).0,
+            stop: watch::channel(None).0,
+            lease: OnceLock::new(),
         }
     }
 
-    /// Appends an event; returns its sequence number.
+    fn state(&self) -> MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// From now on every event is also written to `run` (under the same number); a lost lease
+    /// wakes [`LiveAnswer::lease_lost`].
+    pub fn attach_run(&self, run: RunWriter<AnswerBatch>) {
+        if self.lease.set(run.subscribe_lost()).is_err() {
+            tracing::error!("a second run was attached to one live answer");
+        }
+        self.state().run = Some(run);
+    }
+
+    /// Takes the run back (to end it): events pushed after this stay in memory.
+    pub fn take_run(&self) -> Option<RunWriter<AnswerBatch>> {
+        self.state().run.take()
+    }
+
+    /// The number the next event will get.
+    pub fn next_number(&self) -> u64 {
+        self.state().events.len() as u64 + 1
+    }
+
+    /// Appends an event (and hands it to the run, without waiting); returns its sequence
+    /// number.
     pub fn push(&self, event: AnswerEvent) -> u64 {
         let count = {
-            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-            events.push(event);
-            events.len() as u64
+            let mut state = self.state();
+            let number = state.events.len() as u64 + 1;
+            if let Some(run) = &state.run
+                && let Err(error) = run.push(AnswerBatch::single(number, event.clone()))
+            {
+                // The lease is lost: `lease_lost` stops the generation.
+                tracing::debug!(%error, "an answer's event was not written to its run");
+            }
+            state.events.push(event);
+            number
         };
         self.count.send_replace(count);
         count
     }
 
+    /// Whether the run's lease was lost.
+    pub fn is_lease_lost(&self) -> bool {
+        self.lease.get().is_some_and(|lost| *lost.borrow())
+    }
+
+    /// Resolves once the run's lease is lost (never without a run).
+    pub async fn lease_lost(&self) {
+        let Some(mut receiver) = self.lease.get().cloned() else {
+            return std::future::pending().await;
+        };
+        // An error: the writer is gone (ended), so the lease can no longer be lost.
+        if receiver.wait_for(|lost| *lost).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The events after sequence number `after`, each with its number.
     pub fn events_after(&self, after: u64) -> Vec<(u64, AnswerEvent)> {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state();
+        let events = &state.events;
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
             .min(events.len());
@@ -92,23 +231,34 @@ impl LiveAnswer {
 
     /// Whether its last event is the end.
     pub fn is_over(&self) -> bool {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.state()
+            .events
             .last()
             .is_some_and(AnswerEvent::is_finished)
     }
 
-    pub fn request_stop(&self) {
-        self.stop.send_replace(true);
+    /// Asks the generation to stop (the first request's reason stays).
+    pub fn request_stop(&self, request: StopRequest) {
+        self.stop.send_if_modified(|stop| {
+            if stop.is_some() {
+                return false;
+            }
+            *stop = Some(request);
+            true
+        });
     }
 
-    /// Resolves when a stop was asked for.
-    pub async fn stopped(&self) {
+    /// Resolves when a stop was asked for, with why.
+    pub async fn stopped(&self) -> StopRequest {
         let mut receiver = self.stop.subscribe();
         // An error means the sender is gone, which cannot happen while `self` lives.
-        if receiver.wait_for(|stop| *stop).await.is_err() {
-            std::future::pending::<()>().await;
+        let request = receiver
+            .wait_for(Option::is_some)
+            .await
+            .map(|request| *request);
+        match request {
+            Ok(request) => request.unwrap_or(StopRequest::ByUser),
+            Err(_) => std::future::pending().await,
         }
     }
 
@@ -116,7 +266,8 @@ impl LiveAnswer {
     /// or to end. Decided under one lock, so that no event can come between the look and the
     /// decision.
     fn next_after(&self, after: u64) -> Next {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state();
+        let events = &state.events;
         let given = events.len() as u64;
         if after < given {
             let start = usize::try_from(after).unwrap_or(usize::MAX);
@@ -250,7 +401,19 @@ impl LiveAnswers {
             .values()
             .filter(|live| live.conversation == conversation)
         {
-            live.request_stop();
+            live.request_stop(StopRequest::ByUser);
+        }
+    }
+
+    /// Asks every live answer to stop because the server is shutting down.
+    pub fn stop_all_for_shutdown(&self) {
+        for live in self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            live.request_stop(StopRequest::ServerShutdown);
         }
     }
 
@@ -376,9 +539,43 @@ mod tests {
             async move { live.stopped().await }
         });
         answers.stop_conversation(conversation);
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        answers.stop_all_for_shutdown();
+        let request = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(
+            request,
+            StopRequest::ByUser,
+            "the first request's reason stays"
+        );
+    }
+
+    #[test]
+    fn batches_merge_only_when_adjacent_and_round_trip() {
+        let mut batch = AnswerBatch::single(3, AnswerEvent::Text("ab".into()));
+        assert!(
+            batch
+                .merge(AnswerBatch::single(4, AnswerEvent::Reasoning("c".into())))
+                .is_ok()
+        );
+        assert!(
+            batch
+                .merge(AnswerBatch::single(6, AnswerEvent::Text("gap".into())))
+                .is_err()
+        );
+        assert!(
+            batch
+                .merge(AnswerBatch::single(4, AnswerEvent::Text("again".into())))
+                .is_err()
+        );
+        batch.merge(AnswerBatch::single(5, finished())).unwrap();
+        assert_eq!(batch.last(), 5);
+        assert_eq!(batch.buffered_bytes(), 3);
+        let text = serde_json::to_string(&batch).unwrap();
+        let read: AnswerBatch = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, batch);
+        let numbers: Vec<u64> = read.numbered().map(|(number, _)| number).collect();
+        assert_eq!(numbers, [3, 4, 5]);
     }
 }

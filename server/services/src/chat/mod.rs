@@ -6,24 +6,34 @@
 //! browser that comes back resumes exactly where it was; the text is written to the database
 //! every few seconds and when the answer ends. A stop, a provider error or a cut stream keeps
 //! the partial answer with its status and the reason; the user can continue from it.
+//!
+//! Each generation is a run ([`crate::runs`], kind [`ANSWER_RUN_KIND`], about the message):
+//! its events are written to the run's rows as they come (in batches, without waiting), so a
+//! reader on another instance follows it from the database under the same numbers, and an
+//! answer whose instance died is recovered by another ([`Services::recover_abandoned_answers`]):
+//! marked interrupted with the text its rows hold.
 
 pub mod live;
 pub mod modes;
+mod recovery;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use db::ids::{ConversationId, MessageId, ProjectId};
+use db::queries::runs::NewRun;
 use db::tables::conversations;
 use db::tables::messages::{self, MessageRole, MessageStatus};
+use db::tables::runs::RunState;
 use futures::Stream;
 use llm::{ErrorKind, Event, Message, ProviderError, ProviderKind, Request, StopReason, Usage};
 use serde::{Deserialize, Serialize};
 
 use crate::ai::{AiCall, AiItem};
+use crate::runs::RunError;
 use crate::{AuthenticatedUser, Error, Services};
-use live::{AnswerEvent, LiveAnswer};
+use live::{AnswerBatch, AnswerEvent, LiveAnswer, StopRequest};
 pub use modes::{ContextPolicy, Mode, ModeInput, Output};
 
 /// The title of a conversation until its first message names it.
@@ -38,6 +48,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 const CONTINUE_PROMPT: &str = "Continue your previous answer exactly where it stopped. Do not repeat anything you already wrote.";
 /// The user's preference key for the default model.
 const DEFAULT_MODEL_KEY: &str = "default_model";
+/// The kind of the runs that generate answers; their subject is the answer's message id.
+pub const ANSWER_RUN_KIND: &str = "chat_answer";
+/// Why an answer stopped by a server's shutdown is interrupted.
+const SHUTDOWN_REASON: &str = "The server was stopped while this answer was being written; what arrived is kept. Continue or regenerate it.";
+/// Why an answer whose run another instance took over ends here (that instance ends it).
+const TAKEN_OVER_REASON: &str =
+    "This server lost its hold on the answer; another one ends it with what was saved.";
 
 /// A model that was tried before the one that answered, and why it did not.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,7 +237,9 @@ pub struct Sent {
 
 /// How to follow an answer.
 pub enum AnswerFeed {
-    /// Being generated: its events after the one asked for, then each as it comes.
+    /// Being generated (here, from memory, or on another instance, from its run's rows): its
+    /// events after the one asked for, then each as it comes, to its `Finished` event. An empty
+    /// stream when nothing is to be sent or waited for.
     Live(std::pin::Pin<Box<dyn Stream<Item = (u64, AnswerEvent)> + Send>>),
     /// Not being generated (finished, or left by a stopped server): as stored.
     Stored(Box<ChatMessage>),
@@ -642,7 +661,8 @@ impl Services {
             answer: answer.id,
             base: String::new(),
             meta: answer_meta,
-        });
+        })
+        .await;
         Ok(Sent {
             question: question.into(),
             answer: answer.into(),
@@ -758,7 +778,8 @@ impl Services {
             answer: answer.id,
             base: String::new(),
             meta,
-        });
+        })
+        .await;
         Ok(answer.into())
     }
 
@@ -786,18 +807,22 @@ impl Services {
             .start(message.id, user.id, conversation.id)
             .ok_or_else(refused)?;
         match self.prepare_continue(user, &message, &conversation).await {
-            Ok((mode, history, meta)) => self.spawn_answer(
-                AnswerJob {
-                    user: user.clone(),
-                    conversation,
-                    mode,
-                    history,
-                    answer: message.id,
-                    base: message.content.clone(),
-                    meta,
-                },
-                live,
-            ),
+            Ok((mode, history, meta)) => {
+                let run = self.begin_run(user, message.id, &live).await;
+                self.spawn_answer(
+                    AnswerJob {
+                        user: user.clone(),
+                        conversation,
+                        mode,
+                        history,
+                        answer: message.id,
+                        base: message.content.clone(),
+                        meta,
+                    },
+                    live,
+                    run,
+                );
+            }
             Err(error) => {
                 self.live.finish(message.id, &live);
                 return Err(error);
@@ -846,7 +871,7 @@ impl Services {
         answer: MessageId,
     ) -> Result<(), Error> {
         if let Some(live) = self.live.get(answer, user.id) {
-            live.request_stop();
+            live.request_stop(StopRequest::ByUser);
             return Ok(());
         }
         self.database
@@ -856,8 +881,9 @@ impl Services {
             .ok_or(Error::NotFound)
     }
 
-    /// Follows an answer from the event after `after`: live while it is generated, else as
-    /// stored. Only its owner can (anyone else gets `NotFound`).
+    /// Follows an answer from the event after `after`: live while it is generated (from
+    /// memory when this instance generates it, else from its run's rows, written by whichever
+    /// instance does), else as stored. Only its owner can (anyone else gets `NotFound`).
     pub async fn follow_answer(
         &self,
         user: &AuthenticatedUser,
@@ -868,7 +894,22 @@ impl Services {
             return Ok(AnswerFeed::Live(Box::pin(live.follow(after))));
         }
         let (mut message, _) = self.owned_message(user, answer).await?;
-        // It may have finished between the two looks: its stored row is final then. A row still
+        let run = self
+            .database
+            .latest_run_about(ANSWER_RUN_KIND, &answer.to_string())
+            .await?
+            .filter(|run| run.owner_user_id == Some(user.id));
+        if let Some(run) = &run {
+            // Being written (or waiting for its recovery): its rows. Over, but its message not
+            // saved as final: its rows too, for a reader that has some of them. Else the stored
+            // message is the whole answer.
+            let unsaved = message.status == MessageStatus::Streaming && after > 0;
+            if !run.state.is_terminal() || unsaved {
+                let events = recovery::follow_run(self.runs.clone(), run, after).await?;
+                return Ok(AnswerFeed::Live(events));
+            }
+        }
+        // It may have finished between the looks: its stored row is final then. A row still
         // `streaming` with nothing generating it for a while was abandoned (its final save
         // failed); a fresh one may be a send that has not started its answer yet.
         if message.status == MessageStatus::Streaming
@@ -890,17 +931,6 @@ impl Services {
             message.metadata = Some(meta.to_json());
         }
         Ok(AnswerFeed::Stored(Box::new(message.into())))
-    }
-
-    /// Answers left `streaming` by a server that stopped are marked interrupted (run at start).
-    pub async fn recover_interrupted_answers(&self) -> Result<u64, Error> {
-        Ok(self
-            .database
-            .interrupt_streaming_messages(
-                "The server restarted while this answer was being written; what arrived is kept. Continue or regenerate it.",
-                Utc::now(),
-            )
-            .await?)
     }
 
     /// How many answers are being generated now.
@@ -1012,19 +1042,43 @@ impl Services {
         Ok(models)
     }
 
-    /// Registers the answer and starts the task that generates it.
-    fn start_answer(&self, job: AnswerJob) {
+    /// Registers the answer, creates its run (before returning, so that any instance can
+    /// follow it at once) and starts the task that generates it.
+    async fn start_answer(&self, job: AnswerJob) {
         match self
             .live
             .start(job.answer, job.user.id, job.conversation.id)
         {
-            Some(live) => self.spawn_answer(job, live),
+            Some(live) => {
+                let run = self.begin_run(&job.user, job.answer, &live).await;
+                self.spawn_answer(job, live, run);
+            }
             // New messages only: their ids cannot be taken.
             None => tracing::error!("an answer was started twice for one new message"),
         }
     }
 
-    fn spawn_answer(&self, job: AnswerJob, live: Arc<LiveAnswer>) {
+    /// Creates the answer's run, held by this instance, and attaches it to the live answer.
+    /// A failure is the answer's: the generation ends it as failed, with the reason.
+    async fn begin_run(
+        &self,
+        user: &AuthenticatedUser,
+        answer: MessageId,
+        live: &LiveAnswer,
+    ) -> Result<(), Error> {
+        let writer = self
+            .runs
+            .start::<AnswerBatch>(NewRun {
+                kind: ANSWER_RUN_KIND.to_owned(),
+                owner_user_id: Some(user.id),
+                subject: Some(answer.to_string()),
+            })
+            .await?;
+        live.attach_run(writer);
+        Ok(())
+    }
+
+    fn spawn_answer(&self, job: AnswerJob, live: Arc<LiveAnswer>, run: Result<(), Error>) {
         let services = self.clone();
         tokio::spawn(async move {
             let answer = job.answer;
@@ -1034,12 +1088,40 @@ impl Services {
                 answer,
                 live: Arc::clone(&live),
             };
-            services.generate(job, live).await;
+            services.generate(job, live, run).await;
             drop(guard);
         });
     }
 
-    async fn generate(self, job: AnswerJob, live: Arc<LiveAnswer>) {
+    /// Ends an answer for its followers: the `Finished` event is written to the run, which ends
+    /// in `state`, before local followers see it (so that a follower that comes after it finds
+    /// the run over); then the answer leaves the registry.
+    async fn end_answer(
+        &self,
+        answer: MessageId,
+        live: &Arc<LiveAnswer>,
+        finished: AnswerEvent,
+        state: RunState,
+    ) {
+        if let Some(run) = live.take_run() {
+            // Only this task pushes events: the number stays the next one.
+            let number = live.next_number();
+            let ended = match run.push(AnswerBatch::single(number, finished.clone())) {
+                Ok(()) => run.finish(state).await,
+                Err(error) => Err(error),
+            };
+            match ended {
+                Ok(()) => {}
+                // Another instance took the answer over and ends the run.
+                Err(RunError::LeaseLost) => {}
+                Err(error) => tracing::warn!(%error, %answer, "ending an answer's run failed"),
+            }
+        }
+        live.push(finished);
+        self.live.finish(answer, live);
+    }
+
+    async fn generate(self, job: AnswerJob, live: Arc<LiveAnswer>, run: Result<(), Error>) {
         let AnswerJob {
             user,
             conversation,
@@ -1092,7 +1174,11 @@ impl Services {
             ..Request::default()
         };
 
-        let outcome = match self.models_for(&user, &conversation, &mode).await {
+        let models = match run {
+            Ok(()) => self.models_for(&user, &conversation, &mode).await,
+            Err(error) => Err(error),
+        };
+        let outcome = match models {
             Err(error) => Err(error),
             Ok(models) => {
                 meta.requested_models = models.clone();
@@ -1128,13 +1214,22 @@ impl Services {
             Ok(mut receiver) => {
                 let stopped = live.stopped();
                 futures::pin_mut!(stopped);
+                let lease_lost = live.lease_lost();
+                futures::pin_mut!(lease_lost);
                 let mut written = content.len();
                 let mut next_checkpoint = tokio::time::Instant::now() + CHECKPOINT_EVERY;
                 let ended = loop {
                     tokio::select! {
                         biased;
-                        () = &mut stopped => {
-                            break (MessageStatus::Interrupted, Some("Stopped before the end.".to_owned()));
+                        request = &mut stopped => {
+                            let reason = match request {
+                                StopRequest::ByUser => "Stopped before the end.",
+                                StopRequest::ServerShutdown => SHUTDOWN_REASON,
+                            };
+                            break (MessageStatus::Interrupted, Some(reason.to_owned()));
+                        }
+                        () = &mut lease_lost => {
+                            break (MessageStatus::Interrupted, Some(TAKEN_OVER_REASON.to_owned()));
                         }
                         item = receiver.recv() => match item {
                             None => break (
@@ -1183,7 +1278,7 @@ impl Services {
                                 break (status, Some(provider_reason(&error)));
                             }
                         },
-                        () = tokio::time::sleep_until(next_checkpoint), if content.len() != written => {
+                        () = tokio::time::sleep_until(next_checkpoint), if content.len() != written && !live.is_lease_lost() => {
                             next_checkpoint = tokio::time::Instant::now() + CHECKPOINT_EVERY;
                             written = content.len();
                             if let Err(error) = self.database.update_message(answer, Some(content.clone()), None, None, Utc::now()).await {
@@ -1210,6 +1305,19 @@ impl Services {
         };
         meta.reason = reason.clone();
         meta.reasoning = (!reasoning.is_empty()).then_some(reasoning);
+        if live.is_lease_lost() {
+            // Another instance holds the answer now and ends it: nothing more is written here.
+            let finished = AnswerEvent::Finished {
+                status: MessageStatus::Interrupted,
+                reason: Some(TAKEN_OVER_REASON.to_owned()),
+                usage: None,
+                cost_micros: None,
+                system_prompt: None,
+            };
+            self.end_answer(answer, &live, finished, RunState::Interrupted)
+                .await;
+            return;
+        }
         // The final save is retried: the database may be away for a moment.
         let mut attempt = 0;
         while let Err(error) = self
@@ -1231,14 +1339,19 @@ impl Services {
             tracing::warn!(%error, attempt, "saving a finished answer failed; trying again");
             tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
         }
-        live.push(AnswerEvent::Finished {
+        let finished = AnswerEvent::Finished {
             status,
             reason,
             usage: meta.usage,
             cost_micros: meta.cost_micros,
             system_prompt: meta.system_prompt.clone(),
-        });
-        self.live.finish(answer, &live);
+        };
+        let state = match status {
+            MessageStatus::Complete => RunState::Finished,
+            MessageStatus::Failed => RunState::Failed,
+            MessageStatus::Interrupted | MessageStatus::Streaming => RunState::Interrupted,
+        };
+        self.end_answer(answer, &live, finished, state).await;
     }
 }
 
@@ -1253,13 +1366,38 @@ struct EndGuard {
 impl Drop for EndGuard {
     fn drop(&mut self) {
         if !self.live.is_over() {
-            self.live.push(AnswerEvent::Finished {
+            let finished = AnswerEvent::Finished {
                 status: MessageStatus::Interrupted,
                 reason: Some(LOST_ANSWER.into()),
                 usage: None,
                 cost_micros: None,
                 system_prompt: None,
-            });
+            };
+            // The run ends too, so that followers elsewhere hear the end at once (the message,
+            // left `streaming`, is marked interrupted by the next look at it).
+            if let Some(run) = self.live.take_run() {
+                let number = self.live.next_number();
+                let answer = self.answer;
+                // A runtime shutting down (the process ending) has nothing to end it with: the
+                // run is then recovered by another instance once its lease expires.
+                match (
+                    run.push(AnswerBatch::single(number, finished.clone())),
+                    tokio::runtime::Handle::try_current(),
+                ) {
+                    (Ok(()), Ok(runtime)) => {
+                        runtime.spawn(async move {
+                            if let Err(error) = run.finish(RunState::Interrupted).await {
+                                tracing::warn!(%error, %answer, "ending a lost answer's run failed");
+                            }
+                        });
+                    }
+                    (Err(error), _) => {
+                        tracing::warn!(%error, %answer, "ending a lost answer's run failed");
+                    }
+                    (Ok(()), Err(_)) => {}
+                }
+            }
+            self.live.push(finished);
         }
         self.answers.finish(self.answer, &self.live);
     }

@@ -159,6 +159,8 @@ struct RunsInner {
     notifier: Arc<RunNotifier>,
     /// The task relaying Postgres notifications, once [`Runs::listen`] started it.
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Since when this instance's writes of runs fail (none succeeded since), if they do.
+    failing_since: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Drop for RunsInner {
@@ -192,6 +194,7 @@ impl Runs {
                 config,
                 notifier: Arc::default(),
                 listener: Mutex::new(None),
+                failing_since: Mutex::new(None),
             }),
         }
     }
@@ -207,6 +210,33 @@ impl Runs {
 
     pub fn database(&self) -> &db::Database {
         &self.inner.database
+    }
+
+    /// Whether this instance cannot hold leases now: its last write of a run (events, a
+    /// renewal) failed for another reason than a lost lease, none succeeded since, and that
+    /// was less than a lease ago (an instance with nothing to write is not held back by an old
+    /// failure).
+    pub fn cannot_hold_leases(&self) -> bool {
+        self.inner
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|since| since.elapsed() < self.inner.config.lease.lease)
+    }
+
+    /// Records the outcome of a write of a run by this instance (see
+    /// [`Runs::cannot_hold_leases`]).
+    pub(crate) fn record_write(&self, succeeded: bool) {
+        let mut failing_since = self
+            .inner
+            .failing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if succeeded {
+            *failing_since = None;
+        } else if failing_since.is_none() {
+            *failing_since = Some(tokio::time::Instant::now());
+        }
     }
 
     /// The readers of this process, by run.

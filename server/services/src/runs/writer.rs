@@ -138,6 +138,9 @@ impl<E: RunEvent> WriterCore<E> {
     /// can no longer be sure to hold it.
     fn failed(&self, error: db::Error) -> RunError {
         let error = RunError::from(error);
+        if !matches!(error, RunError::LeaseLost) {
+            self.runs.record_write(false);
+        }
         let expired = Instant::now()
             >= *self
                 .held_until
@@ -174,6 +177,7 @@ impl<E: RunEvent> WriterCore<E> {
             .await;
         match written {
             Ok(_) => {
+                self.runs.record_write(true);
                 self.runs.notifier().notify(self.run.id);
                 Ok(())
             }
@@ -203,6 +207,7 @@ impl<E: RunEvent> WriterCore<E> {
             .await;
         match renewed {
             Ok(_) => {
+                self.runs.record_write(true);
                 *self
                     .held_until
                     .lock()
@@ -273,6 +278,12 @@ impl<E: RunEvent> RunWriter<E> {
     /// Whether the lease is lost (nothing more will be written).
     pub fn is_lost(&self) -> bool {
         self.core.is_lost()
+    }
+
+    /// A receiver that turns `true` once the lease is lost, for a generator that cannot hold
+    /// the writer while it waits (it errs once the writer is gone).
+    pub fn subscribe_lost(&self) -> watch::Receiver<bool> {
+        self.core.lost.subscribe()
     }
 
     /// Returns once the lease is lost: a generator selects on it to stop.
