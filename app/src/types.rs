@@ -732,3 +732,102 @@ pub enum AnswerEvent {
 pub fn dollars(micros: u64) -> String {
     format!("${}.{:04}", micros / 1_000_000, (micros % 1_000_000) / 100)
 }
+
+/// One layer of the command sandbox as the server probed it at start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxLayer {
+    pub name: String,
+    pub available: bool,
+    pub detail: String,
+}
+
+/// Whether this server may run project commands, and with what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerInfo {
+    pub available: bool,
+    /// Why commands cannot run here.
+    pub reason: Option<String>,
+    /// What an operator can do about it.
+    pub fix: Option<String>,
+    /// `uid:gid` commands run as.
+    pub identity: Option<String>,
+    /// The isolation runs get (`Bubblewrap`, `Namespaces`).
+    pub isolation: Option<String>,
+    /// Each layer, for administrators (empty for others).
+    pub layers: Vec<SandboxLayer>,
+}
+
+/// A command of a project: saved, or suggested by its files (never run unasked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectCommand {
+    pub name: String,
+    pub command_line: String,
+    /// Suggested from a file, not saved.
+    pub suggested: bool,
+    /// The file that suggested it.
+    pub source: Option<String>,
+}
+
+/// How a run of a project's command ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRunOutcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    pub stopped: bool,
+    /// Output bytes left out between each stream's head and tail.
+    pub omitted_bytes: u64,
+}
+
+/// One run of a project's command, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRunSummary {
+    pub id: String,
+    /// `running`, `finished`, `interrupted`, `failed`.
+    pub state: String,
+    pub command_name: String,
+    pub command_line: String,
+    pub revision: String,
+    pub created_at: String,
+    pub outcome: Option<CommandRunOutcome>,
+    pub failure: Option<String>,
+}
+
+/// What the Run panel shows of a project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRunner {
+    pub runner: RunnerInfo,
+    pub commands: Vec<ProjectCommand>,
+    /// The last runs, newest first.
+    pub runs: Vec<CommandRunSummary>,
+    /// Administrators may run a command line typed for one run.
+    pub free_text_allowed: bool,
+}
+
+/// An event of a command run, as `GET /api/runs/<id>/events` sends it (its SSE id is its number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CommandRunEvent {
+    Started {
+        command_name: String,
+        command_line: String,
+        revision: String,
+        files: u64,
+        files_written: u64,
+        isolation: String,
+    },
+    /// `stream` is `stdout` or `stderr`.
+    Output {
+        stream: String,
+        text: String,
+    },
+    Omitted {
+        stream: String,
+        bytes: u64,
+    },
+    Finished(CommandRunOutcome),
+    Failed {
+        message: String,
+    },
+}

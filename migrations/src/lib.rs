@@ -19,6 +19,7 @@ mod m20261127_000010_chat;
 mod m20261127_000011_context_choices;
 mod m20261206_000012_reservations_scopes_key_check;
 mod m20261207_000013_runs;
+mod m20261207_000014_project_commands;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000011_context_choices::Migration),
             Box::new(m20261206_000012_reservations_scopes_key_check::Migration),
             Box::new(m20261207_000013_runs::Migration),
+            Box::new(m20261207_000014_project_commands::Migration),
         ]
     }
 }
@@ -62,4 +64,5 @@ pub const TABLES: &[&str] = &[
     "server_settings",
     "runs",
     "run_events",
+    "project_commands",
 ];

@@ -41,7 +41,7 @@ pub struct EventsQuery {
     after: Option<u64>,
 }
 
-fn error_response(error: services::Error) -> Response {
+pub(crate) fn error_response(error: services::Error) -> Response {
     let error = app::api::app_error_of(error);
     let body = serde_json::to_string(&error).unwrap_or_else(|_| "\"NotFound\"".to_owned());
     (
@@ -63,7 +63,7 @@ fn event_of(sequence: Option<u64>, event: &app::types::AnswerEvent) -> Event {
 
 /// Browsers say where a request comes from: refuse pages of other sites. (A program without a
 /// browser's headers needs the session cookie or a token anyway.)
-fn from_other_site(headers: &HeaderMap) -> bool {
+pub(crate) fn from_other_site(headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     if let Some(site) = text("sec-fetch-site") {
         return !matches!(site, "same-origin" | "none");

@@ -179,6 +179,59 @@ pub struct Config {
     )]
     pub run_heartbeat_seconds: u64,
 
+    /// The unprivileged uid project commands run as when the server runs as root (a server
+    /// started as another user runs them as itself). Never 0. 65534 is `nobody` on Debian.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_SANDBOX_UID",
+        default_value_t = 65534,
+        value_name = "UID"
+    )]
+    pub sandbox_uid: u32,
+
+    /// The group id project commands run as (with `--sandbox-uid`). 65534 is `nogroup`.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_SANDBOX_GID",
+        default_value_t = 65534,
+        value_name = "GID"
+    )]
+    pub sandbox_gid: u32,
+
+    /// Refuse to run project commands unless bubblewrap works (without it, the helper's own
+    /// namespaces and Landlock confine them).
+    #[arg(long, env = "ASYNC_CODER_SANDBOX_REQUIRE_BUBBLEWRAP")]
+    pub sandbox_require_bubblewrap: bool,
+
+    /// The lowest Landlock ABI under which project commands may run (0: Landlock not
+    /// required; 4 or more also forbids TCP by Landlock).
+    #[arg(
+        long,
+        env = "ASYNC_CODER_SANDBOX_MIN_LANDLOCK_ABI",
+        default_value_t = 1,
+        value_name = "ABI"
+    )]
+    pub sandbox_min_landlock_abi: u32,
+
+    /// Toolchain folders project commands may read and execute (bound read-only at the same
+    /// path, e.g. `/opt/rust,/opt/node`; comma-separated). System folders are always there.
+    #[arg(
+        long = "sandbox-toolchain",
+        env = "ASYNC_CODER_SANDBOX_TOOLCHAINS",
+        value_delimiter = ',',
+        value_name = "FOLDERS"
+    )]
+    pub sandbox_toolchains: Vec<PathBuf>,
+
+    /// The longest a project command may run, in seconds, whatever a tier allows.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_RUNNER_MAX_TIMEOUT",
+        default_value_t = 1800,
+        value_name = "SECONDS"
+    )]
+    pub runner_max_timeout: u64,
+
     /// Log line format.
     #[arg(long, env = "ASYNC_CODER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -311,6 +364,24 @@ impl Config {
         })
     }
 
+    /// The runner's settings: worktrees in `<data-dir>/worktrees`, the sandbox's identity and
+    /// minimum, toolchains and the longest run.
+    pub fn runner_settings(&self) -> services::runner::RunnerSettings {
+        let mut settings = services::runner::RunnerSettings::new(self.data_dir.join("worktrees"));
+        settings.identity = sandbox::Identity {
+            uid: self.sandbox_uid,
+            gid: self.sandbox_gid,
+        };
+        settings.policy = sandbox::Policy {
+            require_bubblewrap: self.sandbox_require_bubblewrap,
+            minimum_landlock_abi: self.sandbox_min_landlock_abi,
+            ..sandbox::Policy::default()
+        };
+        settings.toolchains = self.sandbox_toolchains.clone();
+        settings.max_timeout = std::time::Duration::from_secs(self.runner_max_timeout.max(1));
+        settings
+    }
+
     /// The master key file: `--master-key-file`, else `<data-dir>/master.key`.
     pub fn master_key_file(&self) -> PathBuf {
         self.master_key_file
@@ -426,8 +497,17 @@ mod tests {
             "json",
             "--leptos-config",
             "/nonexistent/Leptos.toml",
+            "--sandbox-uid",
+            "1234",
+            "--sandbox-toolchain",
+            "/opt/rust,/opt/node",
         ])
         .unwrap();
+        let runner = config.runner_settings();
+        assert_eq!(runner.identity.uid, 1234);
+        assert_eq!(runner.identity.gid, 65534);
+        assert_eq!(runner.worktrees, PathBuf::from("/srv/data/worktrees"));
+        assert_eq!(runner.toolchains.len(), 2);
         assert_eq!(
             config.database_url(),
             "sqlite:///srv/data/async-coder.db?mode=rwc"

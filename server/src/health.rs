@@ -3,8 +3,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use crate::AppState;
 
@@ -15,11 +18,36 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `GET /readyz`'s query.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadinessQuery {
+    /// `?details=1`: answer with JSON that also holds the sandbox's layers.
+    details: Option<String>,
+}
+
 /// `GET /readyz`: 200 when the database answers within two seconds, this instance's master
 /// key is still the database's (another instance may have rotated it) and its writes of runs
 /// do not fail (it can hold leases), 503 otherwise. The reason is logged (a changed key once),
-/// never returned in detail.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+/// never returned in detail. With `?details=1` the answer is JSON: `status`, and `sandbox`,
+/// each layer of the sandbox as probed at start and whether project commands may run here
+/// (with the reason and the fix when not); the runner being disabled does not make the
+/// instance unready.
+pub async fn readyz(
+    State(state): State<AppState>,
+    Query(query): Query<ReadinessQuery>,
+) -> Response {
+    let (status, text) = readiness(&state).await;
+    if query.details.is_none() {
+        return (status, text).into_response();
+    }
+    let body = serde_json::json!({
+        "status": text,
+        "sandbox": state.services.runner.status(),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn readiness(state: &AppState) -> (StatusCode, &'static str) {
     static KEY_CHANGE_LOGGED: AtomicBool = AtomicBool::new(false);
     match tokio::time::timeout(READINESS_TIMEOUT, state.services.database.ping()).await {
         Ok(Ok(())) => match state.services.master_key_is_current().await {

@@ -8,8 +8,26 @@ use server::config::{Command, Config, LogFormat};
 use server::{AppState, Metrics};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Re-executed as the sandbox's helper (`/proc/self/exe` with the helper's marker): set up
+    // the inner layers and become the project's command, before any thread or runtime exists.
+    if sandbox::is_helper_invocation() {
+        sandbox::helper_main();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve_main())
+}
+
+async fn serve_main() -> ExitCode {
     let started = Instant::now();
     let config = Config::parse();
     init_logging(config.log_format);
@@ -75,6 +93,7 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     services.runs = services::runs::Runs::new(database.clone(), config.runs()?);
     services.runs.listen().await?;
     tracing::info!(instance = services.runs.instance(), "runs ready");
+    services.runner = std::sync::Arc::new(probe_sandbox(&config).await?);
     let interrupted = services.interrupt_answers_without_run().await?;
     if interrupted > 0 {
         tracing::info!(
@@ -84,6 +103,8 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     }
     // Now and every half lease: answers whose instance went away are marked interrupted.
     tokio::spawn(services.clone().keep_recovering_answers());
+    // The same for command runs: ended as interrupted, their reservations given back.
+    tokio::spawn(services.clone().keep_recovering_command_runs());
     let state = AppState {
         leptos_options,
         services: services.clone(),
@@ -128,6 +149,49 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     database.close().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Probes each layer of the sandbox as the configured unprivileged identity, logs what it
+/// found, and sets up the runner (disabled, with the reason and the fix, below the minimum).
+async fn probe_sandbox(config: &Config) -> anyhow::Result<services::runner::Runner> {
+    let settings = config.runner_settings();
+    let helper = std::path::PathBuf::from("/proc/self/exe");
+    let runner =
+        tokio::task::spawn_blocking(move || services::runner::Runner::probe(settings, helper))
+            .await?;
+    let status = runner.status();
+    if let Some(report) = &status.report {
+        for (layer, state) in [
+            ("user namespaces", &report.user_namespaces),
+            ("network namespace", &report.network_namespace),
+            ("bubblewrap", &report.bubblewrap),
+            ("Landlock", &report.landlock),
+            ("seccomp", &report.seccomp),
+            ("cgroup v2", &report.cgroup_v2),
+        ] {
+            tracing::info!(
+                layer,
+                available = state.available,
+                detail = %state.detail,
+                "sandbox layer"
+            );
+        }
+    }
+    match (&status.layers, &status.reason) {
+        (Some(layers), _) => tracing::info!(
+            isolation = ?layers.isolation,
+            landlock = layers.landlock,
+            seccomp = layers.seccomp,
+            uid = status.report.as_ref().map(|report| report.identity.uid),
+            "project commands run sandboxed"
+        ),
+        (None, reason) => tracing::warn!(
+            reason = reason.as_deref().unwrap_or("unknown"),
+            fix = status.fix.as_deref().unwrap_or(""),
+            "running project commands is disabled on this server"
+        ),
+    }
+    Ok(runner)
 }
 
 /// `server rotate-master-key`: re-encrypts every stored provider key under a new master key.

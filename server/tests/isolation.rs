@@ -104,6 +104,7 @@ const ADMIN_ONLY: &[&str] = &[
     "/api/admin/users",
     "/api/admin/update-user",
     "/api/admin/audit",
+    "/api/admin/sandbox",
 ];
 
 /// For every registered endpoint that names an object, user B sending user A's ids (every id
@@ -348,6 +349,7 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
                 ("disabled", "true"),
                 ("key", "symbols:src/main.rs"),
                 ("choice", "pinned"),
+                ("command_line", "cat /etc/passwd"),
             ];
             let form = fields
                 .iter()

@@ -11,6 +11,7 @@ pub mod projects;
 pub mod providers;
 #[cfg(feature = "ssr")]
 pub mod request;
+pub mod runner;
 pub mod settings;
 pub mod tokens;
 
@@ -70,6 +71,11 @@ pub const TOKEN_ENDPOINTS: &[(&str, &[&str])] = &[
     ("/api/projects/update", &["write"]),
     ("/api/projects/delete", &["write"]),
     ("/api/projects/import", &["write"]),
+    ("/api/runner/project", &["read"]),
+    ("/api/runner/save-command", &["write"]),
+    ("/api/runner/delete-command", &["write"]),
+    ("/api/runner/start", &["write"]),
+    ("/api/runner/stop", &["write"]),
 ];
 
 /// The scopes a personal access token needs for `path`, or `None` when tokens may not use it.
@@ -85,6 +91,9 @@ pub fn token_scopes_needed(path: &str) -> Option<&'static [&'static str]> {
         return Some(&["read"]);
     }
     if path.starts_with("/api/chat/answers/") && path.ends_with("/events") {
+        return Some(&["read"]);
+    }
+    if path.starts_with("/api/runs/") && path.ends_with("/events") {
         return Some(&["read"]);
     }
     None

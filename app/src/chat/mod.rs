@@ -299,9 +299,26 @@ pub fn ChatPanel(
     /// Applies a code block to a file (only inside a workspace).
     #[prop(optional)]
     on_apply: Option<Callback<ApplyRequest>>,
+    /// Text to attach to the message being written (a run's output from the Run panel);
+    /// taken and cleared as it comes.
+    #[prop(optional)]
+    incoming: Option<RwSignal<Option<String>>>,
 ) -> impl IntoView {
     let state = ChatState::new(project_id);
     provide_context(state);
+    if let Some(incoming) = incoming {
+        Effect::new(move |_| {
+            if let Some(text) = incoming.get() {
+                state.draft.update(|draft| {
+                    if !draft.is_empty() && !draft.ends_with('\n') {
+                        draft.push('\n');
+                    }
+                    draft.push_str(&text);
+                });
+                incoming.set(None);
+            }
+        });
+    }
     let toaster = use_toaster();
     let modes_open = RwSignal::new(false);
     let shown_context = RwSignal::new(None::<ChatMessage>);

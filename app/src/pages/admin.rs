@@ -2,6 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::admin::{admin_audit, admin_update_user, admin_users};
+use crate::api::runner::admin_sandbox;
 use crate::components::{
     AppLayout, Button, ButtonVariant, Card, LocalTime, ToastKind, use_toaster,
 };
@@ -13,6 +14,7 @@ use crate::types::{AdminUser, UserRole, UserTier};
 pub fn AdminPage() -> impl IntoView {
     let users = Resource::new(|| (), |()| admin_users());
     let audit = Resource::new(|| (), |()| admin_audit());
+    let sandbox = Resource::new(|| (), |()| admin_sandbox());
     let refresh = move || {
         users.refetch();
         audit.refetch();
@@ -62,6 +64,11 @@ pub fn AdminPage() -> impl IntoView {
                 </Suspense>
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
+                        sandbox.await.ok().map(|info| view! { <SandboxCard info/> })
+                    })}
+                </Suspense>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
                         audit
                             .await
                             .ok()
@@ -104,6 +111,53 @@ pub fn AdminPage() -> impl IntoView {
                 </Suspense>
             </div>
         </AppLayout>
+    }
+}
+
+/// The command sandbox's layers as probed at start, and whether projects' commands may run.
+#[component]
+fn SandboxCard(info: crate::types::RunnerInfo) -> impl IntoView {
+    let status = if info.available {
+        format!(
+            "Project commands run sandboxed ({}, as {}).",
+            info.isolation.clone().unwrap_or_default(),
+            info.identity.clone().unwrap_or_default()
+        )
+    } else {
+        format!(
+            "Running project commands is disabled: {}",
+            info.reason.clone().unwrap_or_default()
+        )
+    };
+    view! {
+        <Card title="Command sandbox" description="Each layer as the server found it at start.">
+            <p id="sandbox-status" role=if info.available { "status" } else { "alert" }>{status}</p>
+            {info.fix.clone().map(|fix| view! { <p id="sandbox-fix">"Fix: " {fix}</p> })}
+            <table class="table" id="sandbox-layers">
+                <thead>
+                    <tr>
+                        <th scope="col">"Layer"</th>
+                        <th scope="col">"Available"</th>
+                        <th scope="col">"Detail"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {info
+                        .layers
+                        .into_iter()
+                        .map(|layer| {
+                            view! {
+                                <tr>
+                                    <td>{layer.name}</td>
+                                    <td>{if layer.available { "yes" } else { "no" }}</td>
+                                    <td>{layer.detail}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </Card>
     }
 }
 

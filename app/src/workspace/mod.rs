@@ -4,6 +4,7 @@
 
 mod assist;
 mod panels;
+mod run;
 mod state;
 mod tree;
 
@@ -182,6 +183,8 @@ pub fn WorkspacePage() -> impl IntoView {
         }
     };
     let chat_context = Callback::new(move |()| assist::editor_context(workspace));
+    // Text the Run panel attaches to the chat's message ("Send to chat").
+    let chat_incoming = RwSignal::new(None::<String>);
     let apply_code = Callback::new(move |request: crate::chat::ApplyRequest| {
         leptos::task::spawn_local(async move {
             if let Err(message) = assist::propose_edit(
@@ -200,6 +203,11 @@ pub fn WorkspacePage() -> impl IntoView {
 
     // On a phone the workspace shows one pane at a time: files, the editor or the AI.
     let pane = RwSignal::new(Pane::Editor);
+    let send_to_chat = Callback::new(move |text: String| {
+        chat_incoming.set(Some(text));
+        chat_open.set(true);
+        pane.set(Pane::Chat);
+    });
     let open = Callback::new(move |file_id: String| {
         pane.set(Pane::Editor);
         open_in_tab(workspace, file_id, None)
@@ -287,6 +295,15 @@ pub fn WorkspacePage() -> impl IntoView {
                             >
                                 "Search"
                             </button>
+                            <button
+                                type="button"
+                                role="tab"
+                                id="side-run"
+                                aria-selected=move || (side.get() == Side::Run).to_string()
+                                on:click=move |_| side.set(Side::Run)
+                            >
+                                "Run"
+                            </button>
                         </div>
                     </div>
                     <div class="workspace-side-body" class:hidden=move || side.get() != Side::Files>
@@ -343,6 +360,11 @@ pub fn WorkspacePage() -> impl IntoView {
                     <div class="workspace-side-body" class:hidden=move || side.get() != Side::Search>
                         <panels::SearchPanel/>
                     </div>
+                    <div class="workspace-side-body" class:hidden=move || side.get() != Side::Run>
+                        <Show when=move || side.get() == Side::Run>
+                            <run::RunPanel workspace to_chat=send_to_chat/>
+                        </Show>
+                    </div>
                 </aside>
                 <PanelResizer
                     id="resize-side"
@@ -376,6 +398,7 @@ pub fn WorkspacePage() -> impl IntoView {
                         project_id=workspace.project_id()
                         context=chat_context
                         on_apply=apply_code
+                        incoming=chat_incoming
                     />
                 </aside>
             </div>
@@ -395,6 +418,7 @@ const CHAT_OPEN_KEY: &str = "async-coder:chat-open";
 enum Side {
     Files,
     Search,
+    Run,
 }
 
 /// Reopens the remembered tabs (those whose files still exist) and expansion.

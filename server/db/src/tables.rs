@@ -11,6 +11,7 @@ pub mod folders;
 pub mod messages;
 pub mod modes;
 pub mod plan_counters;
+pub mod project_commands;
 pub mod projects;
 pub mod provider_credentials;
 pub mod run_events;

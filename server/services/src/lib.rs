@@ -16,6 +16,7 @@ pub mod project_context;
 pub mod projects;
 pub mod providers;
 pub mod rate_limit;
+pub mod runner;
 pub mod runs;
 pub mod secrets;
 mod tokens;
@@ -129,6 +130,8 @@ pub struct Services {
     /// readers it wakes. Replace it (with [`runs::Runs::with_instance`]) to name the instance or
     /// change its lease settings.
     pub runs: runs::Runs,
+    /// Running project commands, sandboxed (disabled until the server probes the sandbox).
+    pub runner: Arc<runner::Runner>,
 }
 
 impl Services {
@@ -149,6 +152,7 @@ impl Services {
             live: Arc::default(),
             context: Arc::default(),
             runs: runs::Runs::new(database.clone(), runs::RunsConfig::default()),
+            runner: Arc::default(),
             database,
         }
     }

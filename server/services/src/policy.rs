@@ -20,6 +20,13 @@ pub struct TierLimits {
     #[serde(default)]
     pub modes: Vec<String>,
     pub max_projects: Option<u64>,
+    /// Project commands running at once (0: none may run).
+    pub concurrent_runs: Option<u64>,
+    /// The longest a project command may run, in seconds (the server's own maximum applies too).
+    pub run_timeout_seconds: Option<u64>,
+    /// Seconds of project commands per day (UTC), reserved as each run's timeout when it
+    /// starts and given back for what it did not use.
+    pub run_seconds_per_day: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +50,14 @@ pub enum Work<'a> {
 /// The plan counter of the requests made on `now`'s day (UTC).
 pub fn requests_counter(now: DateTime<Utc>) -> String {
     format!("requests:{}", now.format("%Y-%m-%d"))
+}
+
+/// The plan counter of the project commands running now (one per user, not per period).
+pub const ACTIVE_RUNS_COUNTER: &str = "runs:active";
+
+/// The plan counter of the seconds of project commands reserved on `now`'s day (UTC).
+pub fn run_seconds_counter(now: DateTime<Utc>) -> String {
+    format!("run_seconds:{}", now.format("%Y-%m-%d"))
 }
 
 /// The plan counter of the tokens used in `now`'s month (UTC).
@@ -72,6 +87,9 @@ impl TierPolicy {
             tokens_per_month: Some(0),
             modes: Vec::new(),
             max_projects: Some(0),
+            concurrent_runs: Some(0),
+            run_timeout_seconds: Some(0),
+            run_seconds_per_day: Some(0),
         };
         let tiers = ["public", "free", "premium", "enterprise"]
             .into_iter()

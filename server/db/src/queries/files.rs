@@ -731,6 +731,29 @@ async fn touch_project(
     Ok(())
 }
 
+/// What a worktree is written from.
+impl Database {
+    /// The files of `ids` in the project, with their contents (in batches; ids of other
+    /// projects find nothing).
+    pub async fn files_by_ids(
+        &self,
+        project: ProjectId,
+        ids: &[FileId],
+    ) -> Result<Vec<files::Model>, Error> {
+        let mut found = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(INSERT_BATCH) {
+            found.extend(
+                files::Entity::find()
+                    .filter(files::Column::ProjectId.eq(project))
+                    .filter(files::Column::Id.is_in(batch.iter().copied()))
+                    .all(self.connection())
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

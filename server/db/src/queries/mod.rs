@@ -7,6 +7,7 @@ mod chat;
 mod credentials;
 pub mod files;
 mod plan_counters;
+mod project_commands;
 mod projects;
 pub mod runs;
 mod server_settings;

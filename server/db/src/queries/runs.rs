@@ -507,6 +507,81 @@ impl RunListener {
     }
 }
 
+/// Listing and pruning runs by what they are about (a project's command runs).
+impl Database {
+    /// The newest runs of `kind` about `subject`, newest first, at most `limit`.
+    pub async fn runs_about(
+        &self,
+        kind: &str,
+        subject: &str,
+        limit: u64,
+    ) -> Result<Vec<runs::Model>, Error> {
+        Ok(runs::Entity::find()
+            .filter(runs::Column::Kind.eq(kind))
+            .filter(runs::Column::Subject.eq(subject))
+            .order_by_desc(runs::Column::CreatedAt)
+            .order_by_desc(runs::Column::Id)
+            .limit(limit)
+            .all(self.connection())
+            .await?)
+    }
+
+    /// Deletes the ended runs of `kind` about `subject` beyond the newest `keep` (with their
+    /// events); runs still going are never deleted. Returns how many were deleted.
+    pub async fn prune_runs_about(
+        &self,
+        kind: &str,
+        subject: &str,
+        keep: u64,
+    ) -> Result<u64, Error> {
+        let old: Vec<RunId> = runs::Entity::find()
+            .select_only()
+            .column(runs::Column::Id)
+            .filter(runs::Column::Kind.eq(kind))
+            .filter(runs::Column::Subject.eq(subject))
+            .filter(runs::Column::State.is_in([
+                RunState::Finished,
+                RunState::Interrupted,
+                RunState::Failed,
+            ]))
+            .order_by_desc(runs::Column::CreatedAt)
+            .order_by_desc(runs::Column::Id)
+            .offset(keep)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let transaction = self.begin_write().await?;
+        run_events::Entity::delete_many()
+            .filter(run_events::Column::RunId.is_in(old.clone()))
+            .exec(&transaction)
+            .await?;
+        let deleted = runs::Entity::delete_many()
+            .filter(runs::Column::Id.is_in(old))
+            .exec(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// The run's events of the given kinds, in order (a command run's `started` and
+    /// `finished`).
+    pub async fn run_events_of_kinds(
+        &self,
+        run_id: RunId,
+        kinds: &[&str],
+    ) -> Result<Vec<run_events::Model>, Error> {
+        Ok(run_events::Entity::find()
+            .filter(run_events::Column::RunId.eq(run_id))
+            .filter(run_events::Column::Kind.is_in(kinds.iter().copied()))
+            .order_by_asc(run_events::Column::Seq)
+            .all(self.connection())
+            .await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,288 @@
+//! Running a project's commands end to end: the server's own binary as the sandbox's helper, a
+//! Python project whose test fails and then passes, the output as numbered run events (through
+//! the runs reader and `GET /api/runs/<id>/events`), the tier's concurrent-run reservation,
+//! stop, the audit log and the list of last runs.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use db::testing::TestDatabase;
+use services::runner::{CommandRunEvent, Runner, RunnerSettings, StartRun};
+
+const CALC_BROKEN: &str = "def add(a, b):\n    return a - b\n";
+const CALC_FIXED: &str = "def add(a, b):\n    return a + b\n";
+const TEST_CALC: &str = "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n\nif __name__ == '__main__':\n    unittest.main()\n";
+
+fn services_with_runner(
+    database: &TestDatabase,
+    worktrees: &std::path::Path,
+) -> services::Services {
+    let mut services = support::services_for(database);
+    let runner = Runner::probe(
+        RunnerSettings::new(worktrees.to_path_buf()),
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_server")),
+    );
+    let status = runner.status();
+    assert!(
+        status.available,
+        "this machine must run sandboxed commands for this test: {:?} (fix: {:?})",
+        status.reason, status.fix
+    );
+    services.runner = std::sync::Arc::new(runner);
+    services
+}
+
+/// Every event of the run, until it ends.
+async fn events_of(
+    services: &services::Services,
+    user: &services::AuthenticatedUser,
+    run: db::ids::RunId,
+) -> Vec<(i64, CommandRunEvent)> {
+    let mut reader = services.follow_command_run(user, run, 0).await.unwrap();
+    let mut events = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(60), reader.next())
+            .await
+            .expect("the run ended within a minute")
+            .unwrap();
+        match next {
+            Some(record) => events.push((record.seq, record.event)),
+            None => return events,
+        }
+    }
+}
+
+fn output_of(events: &[(i64, CommandRunEvent)]) -> String {
+    events
+        .iter()
+        .filter_map(|(_, event)| match event {
+            CommandRunEvent::Output { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome_of(events: &[(i64, CommandRunEvent)]) -> services::runner::RunOutcome {
+    events
+        .iter()
+        .find_map(|(_, event)| match event {
+            CommandRunEvent::Finished(outcome) => Some(outcome.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no finished event in {events:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited() {
+    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    let folder = tempfile::tempdir().unwrap();
+    let services = services_with_runner(&database, &folder.path().join("worktrees"));
+    let (_admin, _) = support::sign_up_with(&services, "admin@example.com").await;
+    let (ada, ada_cookie) = support::sign_up_with(&services, "ada@example.com").await;
+    let (bob, bob_cookie) = support::sign_up_with(&services, "bob@example.com").await;
+    let meta = services::RequestMeta::default();
+    let project = services
+        .create_project(
+            &ada,
+            services::projects::ProjectInput {
+                name: "calc".into(),
+                description: String::new(),
+                repository_url: String::new(),
+            },
+            &meta,
+        )
+        .await
+        .unwrap()
+        .id;
+    let calc = services
+        .create_file(&ada, project, "calc.py", CALC_BROKEN.into())
+        .await
+        .unwrap();
+    services
+        .create_file(&ada, project, "test_calc.py", TEST_CALC.into())
+        .await
+        .unwrap();
+
+    // Suggested from the files, not saved, not run.
+    let view = services.project_commands(&ada, project).await.unwrap();
+    assert!(view.saved.is_empty());
+    assert!(
+        view.suggested
+            .iter()
+            .any(|command| command.name == "test" && command.command_line.contains("pytest")),
+        "{view:?}"
+    );
+    assert!(
+        services
+            .command_runs(&ada, project)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    services
+        .save_project_command(&ada, project, "test", "python3 -m unittest -v", &meta)
+        .await
+        .unwrap();
+    // Another person's project is not found; free text is for administrators.
+    assert!(matches!(
+        services
+            .start_command_run(&bob, project, StartRun::Named("test".into()), &meta)
+            .await,
+        Err(services::Error::NotFound)
+    ));
+    assert!(matches!(
+        services
+            .start_command_run(&ada, project, StartRun::FreeText("id".into()), &meta)
+            .await,
+        Err(services::Error::Forbidden)
+    ));
+
+    let failing = services
+        .start_command_run(&ada, project, StartRun::Named("test".into()), &meta)
+        .await
+        .unwrap();
+    let events = events_of(&services, &ada, failing).await;
+    let numbers: Vec<i64> = events.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>());
+    assert!(
+        matches!(&events[0].1, CommandRunEvent::Started { command_name, files, .. } if command_name == "test" && *files == 2),
+        "{events:?}"
+    );
+    let output = output_of(&events);
+    assert!(output.contains("FAILED"), "{output}");
+    assert!(output.contains("test_calc.py"), "{output}");
+    let outcome = outcome_of(&events);
+    assert_eq!(outcome.exit_code, Some(1), "{output}");
+    assert!(!outcome.timed_out && !outcome.stopped);
+
+    // The same events over HTTP, numbered; after the last one, 204.
+    let router = support::router_for(services.clone());
+    let path = format!("/api/runs/{failing}/events");
+    let reply = support::send(
+        &router,
+        support::same_origin_request("GET", &path, &ada_cookie, Vec::new()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body.contains("event: run"), "{}", reply.body);
+    assert!(reply.body.contains("id: 1\n"), "{}", reply.body);
+    assert!(
+        reply.body.contains("\"type\":\"finished\""),
+        "{}",
+        reply.body
+    );
+    let last = numbers.last().copied().unwrap();
+    let mut request = support::same_origin_request("GET", &path, &ada_cookie, Vec::new());
+    request
+        .headers_mut()
+        .insert("last-event-id", last.to_string().parse().unwrap());
+    assert_eq!(
+        support::send(&router, request).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let stolen = support::send(
+        &router,
+        support::same_origin_request("GET", &path, &bob_cookie, Vec::new()),
+    )
+    .await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+
+    // The free tier runs one command at a time: a second (in another project) is refused while
+    // one runs; stop ends it.
+    let other = services
+        .create_project(
+            &ada,
+            services::projects::ProjectInput {
+                name: "slow".into(),
+                description: String::new(),
+                repository_url: String::new(),
+            },
+            &meta,
+        )
+        .await
+        .unwrap()
+        .id;
+    services
+        .save_project_command(&ada, other, "slow", "echo started; sleep 30", &meta)
+        .await
+        .unwrap();
+    let slow = services
+        .start_command_run(&ada, other, StartRun::Named("slow".into()), &meta)
+        .await
+        .unwrap();
+    let refused = services
+        .start_command_run(&ada, project, StartRun::Named("test".into()), &meta)
+        .await;
+    assert!(
+        matches!(refused, Err(services::Error::LimitReached(_))),
+        "{refused:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    services.stop_command_run(&ada, slow).await.unwrap();
+    let stopped = outcome_of(&events_of(&services, &ada, slow).await);
+    assert!(stopped.stopped, "{stopped:?}");
+    assert!(stopped.duration_ms < 20_000, "{stopped:?}");
+
+    // The fix is saved: the next run uses it and passes.
+    services
+        .save_file(&ada, project, calc.id, calc.version, CALC_FIXED.into())
+        .await
+        .unwrap();
+    let passing = services
+        .start_command_run(&ada, project, StartRun::Named("test".into()), &meta)
+        .await
+        .unwrap();
+    let events = events_of(&services, &ada, passing).await;
+    assert_eq!(
+        outcome_of(&events).exit_code,
+        Some(0),
+        "{}",
+        output_of(&events)
+    );
+    assert!(output_of(&events).contains("OK"));
+
+    // The last runs, newest first, each with how it ended; every run audited.
+    let runs = services.command_runs(&ada, project).await.unwrap();
+    assert_eq!(runs.len(), 2, "the slow run was another project's");
+    assert_eq!(runs[0].run_id, passing);
+    assert_eq!(
+        runs[1]
+            .outcome
+            .as_ref()
+            .and_then(|outcome| outcome.exit_code),
+        Some(1)
+    );
+    assert_eq!(runs[1].command_line, "python3 -m unittest -v");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let audited: Vec<serde_json::Value> = database
+        .database
+        .audit_entries_of(ada.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.action == "project.command.run")
+        .filter_map(|entry| entry.detail)
+        .collect();
+    assert_eq!(audited.len(), 3, "{audited:?}");
+    assert!(audited.iter().any(|detail| {
+        detail["exit_code"] == 1
+            && detail["command"] == "test"
+            && detail["revision"]
+                .as_str()
+                .is_some_and(|revision| revision.len() == 12)
+    }));
+    // The concurrent-run reservation was given back each time.
+    assert_eq!(
+        database
+            .database
+            .plan_counter(ada.id, services::policy::ACTIVE_RUNS_COUNTER)
+            .await
+            .unwrap(),
+        Some(0)
+    );
+}
