@@ -20,6 +20,7 @@ mod m20261127_000011_context_choices;
 mod m20261206_000012_reservations_scopes_key_check;
 mod m20261207_000013_runs;
 mod m20261207_000014_project_commands;
+mod m20261208_000015_rate_limits;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_reservations_scopes_key_check::Migration),
             Box::new(m20261207_000013_runs::Migration),
             Box::new(m20261207_000014_project_commands::Migration),
+            Box::new(m20261208_000015_rate_limits::Migration),
         ]
     }
 }
@@ -65,4 +67,5 @@ pub const TABLES: &[&str] = &[
     "runs",
     "run_events",
     "project_commands",
+    "rate_limits",
 ];

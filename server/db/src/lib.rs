@@ -20,8 +20,9 @@ use sea_orm::{
 
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
-    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, Reservation,
-    RevisionEntry, RunListener, RunNotice, SaveOutcome, Tree, TreeConflict, UsageTotals,
+    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, RateLimitState,
+    Reservation, RevisionEntry, RunListener, RunNotice, SaveOutcome, Tree, TreeConflict,
+    UsageTotals,
 };
 pub use sea_orm;
 

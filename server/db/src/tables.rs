@@ -14,6 +14,7 @@ pub mod plan_counters;
 pub mod project_commands;
 pub mod projects;
 pub mod provider_credentials;
+pub mod rate_limits;
 pub mod run_events;
 pub mod runs;
 pub mod server_settings;

@@ -49,12 +49,6 @@ pub const DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR: u32 = 10;
 /// A session is written back (last seen) at most this often.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
-fn rate_limited(wait: StdDuration) -> Error {
-    Error::RateLimited {
-        retry_after: Duration::seconds(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) + 1),
-    }
-}
-
 fn client_address(meta: &RequestMeta) -> String {
     meta.ip
         .map(|ip| ip.to_string())
@@ -153,7 +147,7 @@ impl Services {
                     window: StdDuration::from_secs(3600),
                 },
             )
-            .map_err(rate_limited)?;
+            .await?;
         let email = normalise_email(&input.email)?;
         let name = check_name(&input.name)?;
         passwords::check_policy(&input.password)?;
@@ -202,13 +196,16 @@ impl Services {
         // being checked before the first failure is counted.
         self.limiter
             .reserve_attempt(&address_key, SIGN_IN_PER_ADDRESS)
-            .map_err(rate_limited)?;
-        if let Err(wait) = self
+            .await?;
+        if let Err(refused) = self
             .limiter
             .reserve_attempt(&account_key, SIGN_IN_PER_ACCOUNT_AND_ADDRESS)
+            .await
         {
-            self.limiter.refund(&address_key, SIGN_IN_PER_ADDRESS);
-            return Err(rate_limited(wait));
+            self.limiter
+                .refund(&address_key, SIGN_IN_PER_ADDRESS)
+                .await?;
+            return Err(refused);
         }
 
         let user = self.database.find_user_by_email(&email).await?;
@@ -239,8 +236,10 @@ impl Services {
             .await?;
             return Err(Error::SignInFailed);
         };
-        self.limiter.refund(&address_key, SIGN_IN_PER_ADDRESS);
-        self.limiter.clear(&account_key);
+        self.limiter
+            .refund(&address_key, SIGN_IN_PER_ADDRESS)
+            .await?;
+        self.limiter.clear(&account_key).await?;
         self.audit(
             NewAuditEntry {
                 actor_id: Some(user.id),

@@ -107,7 +107,8 @@ impl Default for SessionPolicy {
     }
 }
 
-/// Everything the use cases share: the database, the policies and the in-memory rate limiter.
+/// Everything the use cases share: the database, the policies and the rate limiter (in the
+/// database, shared by every instance).
 #[derive(Clone)]
 pub struct Services {
     pub database: db::Database,
@@ -138,7 +139,7 @@ impl Services {
     pub fn new(database: db::Database, master_key: secrets::MasterKey) -> Self {
         Self {
             sessions: SessionPolicy::default(),
-            limiter: Arc::new(rate_limit::RateLimiter::default()),
+            limiter: Arc::new(rate_limit::RateLimiter::new(database.clone())),
             master_key: Arc::new(master_key),
             tiers: Arc::new(policy::TierPolicy::builtin().unwrap_or_else(|error| {
                 // The built-in file is part of the binary and covered by a test.
