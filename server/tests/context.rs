@@ -401,3 +401,90 @@ async fn pins_and_drops_are_kept_for_the_conversation_and_sent() {
         assert!(services.context_index_status(&eve, project).await.is_err());
     }
 }
+
+/// Two instances of one database, each with its own pool and its own index of the project: a
+/// save, a move and a delete on one are seen by the next request on the other, with no wait
+/// (its index compares versions with the database before it ranks).
+#[tokio::test]
+async fn a_change_on_one_instance_is_ranked_by_the_next_request_on_another() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let first = support::services_for(&database);
+        let second = services::Services::new(
+            db::Database::connect(&database.url).await.unwrap(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        );
+        let user = sign_up(&first, "ada@example.com").await;
+        let project = project_with_files(&first, &user).await;
+        ready(&first, &user, project).await;
+        let status = ready(&second, &user, project).await;
+        assert_eq!(status.files, 18, "{}: {status:?}", backend.name());
+
+        // Saved on the first: the second's very next request ranks the new definition.
+        let tax = database
+            .database
+            .find_file_by_path(project, "src/tax.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        first
+            .save_file(
+                &user,
+                project,
+                tax.id,
+                tax.version,
+                "pub fn apply_tax_rate(amount: u32) -> u32 {\n    amount * 3\n}\npub fn zebra_checksum(value: u32) -> u32 {\n    value\n}\n".into(),
+            )
+            .await
+            .unwrap();
+        let chosen = preview(&second, &user, project, "zebra_checksum apply_tax_rate").await;
+        let tax_map = item(&chosen, "symbols:src/tax.rs").expect("tax.rs in the map");
+        assert!(
+            tax_map.content.contains("zebra_checksum"),
+            "{}: {}",
+            backend.name(),
+            tax_map.content
+        );
+
+        // Moved and deleted on the first: the second ranks the new path, never the old ones.
+        first
+            .move_entry(&user, project, "src/billing.rs", "src/invoices/billing.rs")
+            .await
+            .unwrap();
+        first
+            .delete_entry(&user, project, "src/report.rs")
+            .await
+            .unwrap();
+        let chosen = preview(
+            &second,
+            &user,
+            project,
+            "compute_invoice_total render_report",
+        )
+        .await;
+        let map = map_files(&chosen);
+        assert!(
+            map.contains(&"src/invoices/billing.rs".to_owned()),
+            "{}: {map:?}",
+            backend.name()
+        );
+        assert!(
+            !map.contains(&"src/billing.rs".to_owned())
+                && !map.contains(&"src/report.rs".to_owned()),
+            "{}: {map:?}",
+            backend.name()
+        );
+        let status = second.context_index_status(&user, project).await.unwrap();
+        assert_eq!(status.files, 17, "{}: {status:?}", backend.name());
+
+        // And the first, which made the changes, agrees (its own versions are current: nothing
+        // is read again).
+        let chosen = preview(&first, &user, project, "zebra_checksum").await;
+        assert!(
+            item(&chosen, "symbols:src/tax.rs")
+                .is_some_and(|item| item.content.contains("zebra_checksum")),
+            "{}",
+            backend.name()
+        );
+    }
+}

@@ -4,6 +4,12 @@
 //! A project's index is loaded (or built) in the background the first time something asks for
 //! it. Requests never wait for that: they use what the index holds now, and the manifest says
 //! when it is still being built.
+//!
+//! Several instances may each keep an index of one project. Each index knows the version of
+//! every file it reflects; before it ranks, a request compares them with the database's (paths
+//! and versions only) and brings the index up to date with what changed elsewhere (saves,
+//! moves, deletes on another instance), so no request ranks files older than the database held
+//! when it asked.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -58,6 +64,11 @@ pub struct ProjectIndex {
     building: AtomicBool,
     /// Another build was asked for while one ran (an ignore file changed): it runs next.
     build_again: AtomicBool,
+    /// The version of each file the index reflects (as the database numbers them): an older
+    /// reading never replaces a newer one, and what differs from the database is read again.
+    versions: Mutex<HashMap<String, i64>>,
+    /// One check against the database at a time.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn phase_code(phase: IndexPhase) -> u8 {
@@ -89,7 +100,34 @@ impl ProjectIndex {
             save_scheduled: AtomicBool::new(false),
             building: AtomicBool::new(false),
             build_again: AtomicBool::new(false),
+            versions: Mutex::default(),
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        match self.versions.lock() {
+            Ok(versions) => versions,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Applies a reading of `path` at `version` unless the index reflects that version or a
+    /// newer one already.
+    fn apply_version(&self, path: &str, version: i64, read: Result<index::FileEntry, Exclusion>) {
+        let mut versions = self.versions();
+        if versions.get(path).is_some_and(|known| *known >= version) {
+            return;
+        }
+        self.write(|index| index.apply(path, read));
+        versions.insert(path.to_owned(), version);
+    }
+
+    /// Forgets the versions of `path` and of everything below it (moved or deleted).
+    fn forget_versions_under(&self, path: &str) {
+        let below = format!("{path}/");
+        self.versions()
+            .retain(|known, _| known != path && !known.starts_with(&below));
     }
 
     fn set_phase(&self, phase: IndexPhase) {
@@ -307,6 +345,7 @@ impl ContextIndexes {
         database: &db::Database,
         project: ProjectId,
         path: &str,
+        version: i64,
         content: Vec<u8>,
     ) {
         let Some(entry) = self.loaded(project) else {
@@ -322,7 +361,7 @@ impl ContextIndexes {
             tokio::task::spawn_blocking(move || index::read(&owned_path, &content, &rules)).await;
         match read {
             Ok(read) => {
-                entry.write(|index| index.apply(path, read));
+                entry.apply_version(path, version, read);
                 self.save_soon(project, entry);
             }
             Err(error) => tracing::warn!(%project, %error, "a saved file was not indexed"),
@@ -337,6 +376,9 @@ impl ContextIndexes {
         entry.note_change(from);
         entry.note_change(to);
         entry.write(|index| index.rename(from, to));
+        // The next check finds the new paths' versions (and nothing to parse).
+        entry.forget_versions_under(from);
+        entry.forget_versions_under(to);
         self.save_soon(project, entry);
     }
 
@@ -347,7 +389,66 @@ impl ContextIndexes {
         };
         entry.note_change(path);
         entry.write(|index| index.remove(path));
+        entry.forget_versions_under(path);
         self.save_soon(project, entry);
+    }
+
+    /// Brings a loaded index up to date with the database before it ranks: the files whose
+    /// version differs from the one the index reflects (changed on another instance) are read
+    /// again, files gone are removed, and a changed ignore file brings the whole project up to
+    /// date. While the index is being built this does nothing (the build reads every file, and
+    /// requests never wait for it).
+    pub async fn bring_up_to_date(
+        self: &Arc<Self>,
+        database: &db::Database,
+        project: ProjectId,
+        entry: &Arc<ProjectIndex>,
+    ) -> Result<(), db::Error> {
+        if entry.building.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = entry.refreshing.lock().await;
+        let listing = database.file_versions(project).await?;
+        let present: HashSet<&str> = listing.iter().map(|(path, _)| path.as_str()).collect();
+        let (changed, gone): (Vec<String>, Vec<String>) = {
+            let versions = entry.versions();
+            let changed = listing
+                .iter()
+                .filter(|(path, version)| versions.get(path) != Some(version))
+                .map(|(path, _)| path.clone())
+                .collect();
+            let gone = entry.read(|index| {
+                index
+                    .files()
+                    .keys()
+                    .chain(index.excluded().keys())
+                    .chain(versions.keys())
+                    .filter(|path| !present.contains(path.as_str()))
+                    .cloned()
+                    .collect::<HashSet<String>>()
+            });
+            (changed, gone.into_iter().collect())
+        };
+        if changed.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let ignore_rules_changed = changed
+            .iter()
+            .chain(gone.iter())
+            .any(|path| is_ignore_file(path));
+        let work_entry = entry.clone();
+        let applied = if ignore_rules_changed {
+            let files = database.files_with_content(project).await?;
+            tokio::task::spawn_blocking(move || reconcile(&work_entry, files)).await
+        } else {
+            let files = database.files_at_paths(project, &changed).await?;
+            tokio::task::spawn_blocking(move || apply_changes(&work_entry, files, gone)).await
+        };
+        if let Err(error) = applied {
+            tracing::error!(%project, %error, "the context index was not brought up to date");
+        }
+        self.save_soon(project, entry.clone());
+        Ok(())
     }
 
     /// Loads the tokenizers in the background (the first count builds their vocabulary tables;
@@ -441,6 +542,42 @@ fn reconcile(entry: &ProjectIndex, files: Vec<db::tables::files::Model>) {
             }
         }
     });
+    // The index now reflects these versions (a path changed meanwhile keeps the version its
+    // change recorded; the next check reads again whatever still differs).
+    let mut versions = entry.versions();
+    versions.retain(|path, _| present.contains(path.as_str()) || skip.contains(path));
+    for file in &files {
+        if !skip.contains(&file.path) {
+            let known = versions.entry(file.path.clone()).or_insert(file.version);
+            *known = (*known).max(file.version);
+        }
+    }
+}
+
+/// Applies what another instance changed: `files` read again (their versions checked at
+/// apply time, so an older reading never wins), `gone` removed.
+fn apply_changes(entry: &ProjectIndex, files: Vec<db::tables::files::Model>, gone: Vec<String>) {
+    let rules = entry.read(Index::ignore_rules);
+    for file in files {
+        if !entry.read(|index| needs_reading(index, &file)) {
+            // The content is what the index holds (a move, or a save seen already).
+            let mut versions = entry.versions();
+            let known = versions.entry(file.path.clone()).or_insert(file.version);
+            *known = (*known).max(file.version);
+            continue;
+        }
+        let read = if file.is_binary {
+            Err(Exclusion::Binary)
+        } else {
+            index::read(&file.path, file.content.as_bytes(), &rules)
+        };
+        entry.apply_version(&file.path, file.version, read);
+    }
+    for path in gone {
+        let mut versions = entry.versions();
+        entry.write(|index| index.remove(&path));
+        versions.remove(&path);
+    }
 }
 
 /// Whether a file must be read (again) to bring the index up to date.
@@ -637,6 +774,9 @@ impl crate::Services {
             });
         };
         let entry = self.context.project(&self.database, project);
+        self.context
+            .bring_up_to_date(&self.database, project, &entry)
+            .await?;
         let paths: Vec<String> = entry.read(|index| index.files().keys().cloned().collect());
         let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
 

@@ -295,7 +295,13 @@ impl Services {
             .await?
             .map_err(conflict)?;
         self.context
-            .file_saved(&self.database, project, &path, content.into_bytes())
+            .file_saved(
+                &self.database,
+                project,
+                &path,
+                created.version,
+                content.into_bytes(),
+            )
             .await;
         Ok(created)
     }
@@ -361,7 +367,7 @@ impl Services {
                 None => file.content.clone().into_bytes(),
             };
             self.context
-                .file_saved(&self.database, project, &file.path, content)
+                .file_saved(&self.database, project, &file.path, file.version, content)
                 .await;
         }
     }

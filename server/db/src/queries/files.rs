@@ -752,6 +752,39 @@ impl Database {
         }
         Ok(found)
     }
+
+    /// Every file's path and version in a project (no content): what a context index compares
+    /// with the versions it holds before it ranks, to find what other instances changed.
+    pub async fn file_versions(&self, project: ProjectId) -> Result<Vec<(String, i64)>, Error> {
+        Ok(files::Entity::find()
+            .select_only()
+            .column(files::Column::Path)
+            .column(files::Column::Version)
+            .filter(files::Column::ProjectId.eq(project))
+            .into_tuple::<(String, i64)>()
+            .all(self.connection())
+            .await?)
+    }
+
+    /// The files at `paths` in a project, with their content (paths that name no file are
+    /// left out).
+    pub async fn files_at_paths(
+        &self,
+        project: ProjectId,
+        paths: &[String],
+    ) -> Result<Vec<files::Model>, Error> {
+        let mut found = Vec::with_capacity(paths.len());
+        for batch in paths.chunks(INSERT_BATCH) {
+            found.extend(
+                files::Entity::find()
+                    .filter(files::Column::ProjectId.eq(project))
+                    .filter(files::Column::Path.is_in(batch.iter().cloned()))
+                    .all(self.connection())
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
