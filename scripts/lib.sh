@@ -72,6 +72,12 @@ ensure_chromium() {
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap
   fi
+  # HAProxy: the load balancer the multi-instance tests start in front of several servers.
+  if [ ! -x /usr/sbin/haproxy ]; then
+    say "Installing Debian's HAProxy (the balancer of the multi-instance tests)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy
+  fi
 }
 
 # Monaco's files are served from /monaco (public/monaco, copied from npm's monaco-editor; never
