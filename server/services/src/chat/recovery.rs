@@ -27,7 +27,14 @@ pub type AnswerStream = Pin<Box<dyn Stream<Item = (u64, AnswerEvent)> + Send>>;
 
 /// Follows an answer's run from the database: its events numbered after `after`, each once and
 /// in order, to its `Finished` event. Empty (nothing to send, nothing to wait for) when `after`
-/// is a number the answer never gave out, or the last one of an answer that is over.
+/// is past the last row of an answer that is over, or is its last event.
+///
+/// A number past the rows of a live run is followed, not refused: the writing instance gives
+/// its own readers each event at once and writes its rows every flush interval, so a reader
+/// that moves to this instance may be ahead of the rows. The rows catch up and the reader goes
+/// on from its number; if the writer died first, the events it never wrote are lost, the
+/// recovery ends the run, and the stream ends without an event (the reader, connecting again,
+/// gets the answer as stored).
 pub(super) async fn follow_run(
     runs: Runs,
     run: &runs::Model,
@@ -35,7 +42,7 @@ pub(super) async fn follow_run(
 ) -> Result<AnswerStream, Error> {
     if after > 0 {
         let given = last_number(&runs, run).await?;
-        if after > given || (run.state.is_terminal() && after >= given) {
+        if run.state.is_terminal() && after >= given {
             return Ok(Box::pin(futures::stream::empty()));
         }
     }
