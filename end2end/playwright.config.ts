@@ -7,6 +7,9 @@ const port = Number(process.env.E2E_PORT || 3100);
 const root = path.resolve(__dirname, "..");
 const serverBin = process.env.E2E_SERVER_BIN || path.join(root, "target/release/server");
 const dataDir = process.env.E2E_DATA_DIR || path.join(root, "target/e2e-data");
+// Project commands run as the sandbox uid, which must reach the worktrees: not inside a 0700
+// data folder (mktemp's), so beside it.
+const worktreesDir = process.env.E2E_WORKTREES_DIR || `${dataDir}-worktrees`;
 // A local AI server the tests start themselves; the administrator (this command line) allows it.
 const upstreamPort = Number(process.env.E2E_UPSTREAM_PORT || 3101);
 
@@ -40,7 +43,7 @@ export default defineConfig({
   },
   webServer: {
     // Every test signs up its own people, all from 127.0.0.1.
-    command: `"${serverBin}" --site-addr 127.0.0.1:${port} --data-dir "${dataDir}" --sign-ups-per-address-per-hour 1000 --allow-local-endpoint 127.0.0.1:${upstreamPort}`,
+    command: `"${serverBin}" --site-addr 127.0.0.1:${port} --data-dir "${dataDir}" --worktrees-dir "${worktreesDir}" --sign-ups-per-address-per-hour 1000 --allow-local-endpoint 127.0.0.1:${upstreamPort}`,
     cwd: root,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,

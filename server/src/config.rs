@@ -179,6 +179,12 @@ pub struct Config {
     )]
     pub run_heartbeat_seconds: u64,
 
+    /// Where projects' worktrees are written (default `<data-dir>/worktrees`). Every folder
+    /// above it must be searchable by the sandbox uid (bubblewrap resolves the path as that
+    /// uid); a data folder of mode 0700 is not, so put them elsewhere then.
+    #[arg(long, env = "ASYNC_CODER_WORKTREES_DIR", value_name = "FOLDER")]
+    pub worktrees_dir: Option<PathBuf>,
+
     /// The unprivileged uid project commands run as when the server runs as root (a server
     /// started as another user runs them as itself). Never 0. 65534 is `nobody` on Debian.
     #[arg(
@@ -367,7 +373,11 @@ impl Config {
     /// The runner's settings: worktrees in `<data-dir>/worktrees`, the sandbox's identity and
     /// minimum, toolchains and the longest run.
     pub fn runner_settings(&self) -> services::runner::RunnerSettings {
-        let mut settings = services::runner::RunnerSettings::new(self.data_dir.join("worktrees"));
+        let mut settings = services::runner::RunnerSettings::new(
+            self.worktrees_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("worktrees")),
+        );
         settings.identity = sandbox::Identity {
             uid: self.sandbox_uid,
             gid: self.sandbox_gid,

@@ -80,6 +80,12 @@ fn outcome_of(events: &[(i64, CommandRunEvent)]) -> services::runner::RunOutcome
 async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited() {
     let database = TestDatabase::migrated(db::Backend::Sqlite).await;
     let folder = tempfile::tempdir().unwrap();
+    // The sandbox uid must be able to search every folder above the worktrees.
+    std::fs::set_permissions(
+        folder.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let services = services_with_runner(&database, &folder.path().join("worktrees"));
     let (_admin, _) = support::sign_up_with(&services, "admin@example.com").await;
     let (ada, ada_cookie) = support::sign_up_with(&services, "ada@example.com").await;

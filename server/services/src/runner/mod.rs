@@ -243,13 +243,19 @@ impl Runner {
             gid: report.identity.gid,
         });
         let worktrees = worktree::Worktrees::new(settings.worktrees.clone(), owner);
-        let (sandbox, reason, fix) = match report.minimum_met(&settings.policy) {
-            Err(refusal) => (
+        let reachable = if report.server_is_root {
+            reachable_by(&settings.worktrees, report.identity)
+        } else {
+            Ok(())
+        };
+        let (sandbox, reason, fix) = match (report.minimum_met(&settings.policy), reachable) {
+            (Err(refusal), _) => (
                 None,
                 Some(format!("{}: {}", refusal.layer, refusal.reason)),
                 Some(refusal.fix),
             ),
-            Ok(()) => match sandbox::Sandbox::from_report(helper, &report) {
+            (Ok(()), Err((reason, fix))) => (None, Some(reason), Some(fix)),
+            (Ok(()), Ok(())) => match sandbox::Sandbox::from_report(helper, &report) {
                 Ok(sandbox) => (Some(sandbox), None, None),
                 Err(error) => (
                     None,
@@ -308,6 +314,59 @@ impl Runner {
     }
 }
 
+/// Creates the worktrees folder (searchable, not listable, by others: `0711`) and checks that
+/// `identity` can reach it: bubblewrap resolves the worktree's real path as the sandbox uid,
+/// so every folder above it must be searchable by that uid. The reason and the fix when not.
+fn reachable_by(
+    worktrees: &std::path::Path,
+    identity: sandbox::Identity,
+) -> Result<(), (String, String)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let refused = |folder: &std::path::Path, detail: String| {
+        (
+            format!(
+                "worktrees: the sandbox uid {} cannot reach {} ({detail}).",
+                identity.uid,
+                worktrees.display()
+            ),
+            format!(
+                "give {} search permission for others (`chmod o+x`, which lets nobody list it), or set --worktrees-dir to a folder whose parents the sandbox uid can search (such as /var/lib/async-coder-worktrees).",
+                folder.display()
+            ),
+        )
+    };
+    if let Err(error) = std::fs::create_dir_all(worktrees)
+        .and_then(|()| std::fs::set_permissions(worktrees, std::fs::Permissions::from_mode(0o711)))
+    {
+        return Err(refused(worktrees, format!("it cannot be created: {error}")));
+    }
+    let absolute = match std::fs::canonicalize(worktrees) {
+        Ok(path) => path,
+        Err(error) => return Err(refused(worktrees, error.to_string())),
+    };
+    for folder in absolute.ancestors() {
+        let metadata = match std::fs::metadata(folder) {
+            Ok(metadata) => metadata,
+            Err(error) => return Err(refused(folder, error.to_string())),
+        };
+        let mode = metadata.mode();
+        let searchable = if metadata.uid() == identity.uid {
+            mode & 0o100 != 0
+        } else if metadata.gid() == identity.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !searchable {
+            return Err(refused(
+                folder,
+                format!("{} has mode {:o}", folder.display(), mode & 0o7777),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Turns bytes into text across chunks: a UTF-8 character split at a chunk's end waits for
 /// the next chunk; invalid bytes become U+FFFD.
 #[derive(Debug, Default)]
@@ -359,6 +418,24 @@ impl Utf8Carry {
 mod tests {
     use super::*;
     use crate::runs::RunEvent;
+
+    #[test]
+    fn worktrees_the_sandbox_uid_cannot_reach_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("runner-reach-{}", RunId::new()));
+        std::fs::create_dir_all(base.join("private")).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(base.join("private"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        let nobody = sandbox::Identity::NOBODY;
+        let refused = reachable_by(&base.join("private/worktrees"), nobody).unwrap_err();
+        assert!(refused.0.contains("cannot reach"), "{refused:?}");
+        assert!(refused.1.contains("private"), "{refused:?}");
+        std::fs::set_permissions(base.join("private"), std::fs::Permissions::from_mode(0o711))
+            .unwrap();
+        assert!(reachable_by(&base.join("private/worktrees"), nobody).is_ok());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn characters_split_between_chunks_stay_whole() {
