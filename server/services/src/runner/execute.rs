@@ -776,6 +776,10 @@ impl Job {
     ) -> Result<RunOutcome, String> {
         let mut spec = sandbox::CommandSpec::shell(command_line, worktree);
         spec.read_only_paths = self.services.runner.settings().toolchains.clone();
+        // Python trusts a cached module whose source has the same size and modification second:
+        // a fix saved within a second of the last run would not be seen. No cache, no stale one.
+        spec.env
+            .push(("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()));
         spec.limits.timeout = timeout;
         spec.limits.cpu_seconds = timeout.as_secs().max(1);
         spec.limits.output_head_bytes = OUTPUT_HEAD_BYTES;
