@@ -203,8 +203,8 @@ pub struct TaskState {
     pub entry_count: usize,
     calls: Vec<llm::ToolCall>,
     call_step: u64,
-    started: HashMap<String, Entry>,
-    done: HashSet<String>,
+    started: HashMap<(u64, String), Entry>,
+    done: HashSet<(u64, String)>,
     observations: Vec<Observation>,
 }
 
@@ -234,7 +234,7 @@ impl TaskState {
     pub fn pending_calls(&self) -> Vec<llm::ToolCall> {
         self.calls
             .iter()
-            .filter(|call| !self.done.contains(&call.id))
+            .filter(|call| !self.done.contains(&(self.call_step, call.id.clone())))
             .cloned()
             .collect()
     }
@@ -260,8 +260,8 @@ impl TaskState {
                     self.messages.push(llm::Message::user(NO_TOOL_NUDGE));
                 }
             }
-            Entry::ToolStarted { call_id, .. } => {
-                self.started.insert(call_id.clone(), entry.clone());
+            Entry::ToolStarted { step, call_id, .. } => {
+                self.started.insert((*step, call_id.clone()), entry.clone());
             }
             Entry::ToolDone {
                 step,
@@ -277,7 +277,7 @@ impl TaskState {
                     name.clone(),
                     content.clone(),
                 ));
-                self.done.insert(call_id.clone());
+                self.done.insert((*step, call_id.clone()));
                 if let Some(plan) = plan {
                     self.plan.clone_from(plan);
                 }
@@ -585,9 +585,12 @@ impl Agent {
                     continue;
                 }
             };
+            // Every call of a response needs its own id (Gemini sends none, some servers repeat one).
+            let mut seen = HashSet::new();
             for (index, call) in response.tool_calls.iter_mut().enumerate() {
-                if call.id.is_empty() {
+                if call.id.is_empty() || !seen.insert(call.id.clone()) {
                     call.id = format!("call-{step}-{index}");
+                    seen.insert(call.id.clone());
                 }
             }
             let usage = response.usage;
@@ -711,7 +714,7 @@ impl Agent {
         let workspace = self.workspace.as_ref();
         let mut plan = None;
         let mut command = None;
-        let (status, content) = match state.started.get(&call.id).cloned() {
+        let (status, content) = match state.started.get(&(step, call.id.clone())).cloned() {
             Some(Entry::ToolStarted {
                 name,
                 effects,

@@ -152,10 +152,13 @@ pub trait Journal: Send + Sync {
     async fn append(&self, task: &str, key: &str, entry: Entry) -> Result<bool>;
 }
 
+/// A task's entries and the keys they were appended under.
+type TaskEntries = (Vec<Entry>, HashSet<String>);
+
 /// A journal in memory, for tests and single-process use.
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
-    tasks: Mutex<HashMap<String, (Vec<Entry>, HashSet<String>)>>,
+    tasks: Mutex<HashMap<String, TaskEntries>>,
 }
 
 impl MemoryJournal {
@@ -164,7 +167,7 @@ impl MemoryJournal {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<Entry>, HashSet<String>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TaskEntries>> {
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
