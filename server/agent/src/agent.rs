@@ -296,10 +296,16 @@ impl TaskState {
                     .find(|call| &call.id == call_id)
                     .map(action_key)
                     .unwrap_or_else(|| name.clone());
+                // A command's duration changes from run to run: its result is its status and
+                // output.
+                let result = match command {
+                    Some(command) => format!("{:?}\n{}", command.status, command.output),
+                    None => content.clone(),
+                };
                 self.observations.push(Observation::Action {
                     step: *step,
                     action,
-                    result: content.clone(),
+                    result,
                     error: *status != ToolStatus::Ok,
                 });
                 if name == names::FINISH && *status == ToolStatus::Ok {
