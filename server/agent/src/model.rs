@@ -20,6 +20,10 @@ pub struct ModelResponse {
     /// The reasoning text, when the provider showed it.
     #[serde(default)]
     pub reasoning: String,
+    /// The provider's signatures of that reasoning (Anthropic's thinking blocks), kept for the
+    /// gateway to send back once requests turn extended thinking on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning_signatures: Vec<String>,
     /// The provider's token counts.
     pub usage: llm::Usage,
     /// What the call cost, in micro-dollars (0 when the price is unknown).
@@ -104,6 +108,7 @@ impl Model for GatewayModel {
             text: answer.text,
             tool_calls: answer.tool_calls,
             reasoning: answer.reasoning,
+            reasoning_signatures: answer.reasoning_signatures,
             usage,
             cost_micros: self
                 .catalog

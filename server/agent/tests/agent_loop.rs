@@ -913,3 +913,78 @@ async fn apply_patch_is_all_or_nothing() {
     assert_eq!(harness.read("c/new.txt"), "new\n");
     assert!(!harness.directory.path().join("b.txt").exists());
 }
+
+#[tokio::test]
+async fn the_history_is_compacted_near_the_context_window() {
+    let upstream = Upstream::start().await.unwrap();
+    // A model the catalog does not know: the configured window applies.
+    let model = Arc::new(agent::GatewayModel::new(
+        gateway(),
+        vec![target(
+            &upstream,
+            ProviderKind::OpenAi,
+            "unlisted-test-model",
+        )],
+        Arc::new(llm::Catalog::builtin().unwrap()),
+    ));
+    let mut harness = Harness::with_model(upstream, model);
+    harness.config.default_context_window = 16_000;
+    harness.config.compaction_ratio = 0.5;
+    harness.config.compaction_keep_messages = 2;
+    let big: String = (1..=3000)
+        .map(|line| format!("line number {line} of the big file\n"))
+        .collect();
+    harness.file("big.txt", &big);
+    harness.upstream.push(call(
+        "c1",
+        "update_plan",
+        &json!({"items": [{"text": "read the big file", "status": "in_progress"}]}),
+    ));
+    harness.upstream.push(call(
+        "c2",
+        "read",
+        &json!({"path": "big.txt", "limit": 2000}),
+    ));
+    harness.upstream.push(call(
+        "c3",
+        "read",
+        &json!({"path": "big.txt", "offset": 1000, "limit": 2000}),
+    ));
+    harness.upstream.push(Reply::sse(openai::text_stream(
+        &["The big file was read twice."],
+        10,
+        5,
+    )));
+    harness.upstream.push(finish("c4", "compacted"));
+    harness.start("Read big.txt").await;
+    assert_eq!(
+        harness.run().await.unwrap(),
+        Outcome::Finished {
+            summary: "compacted".into()
+        }
+    );
+    let requests = harness.requests();
+    assert_eq!(requests.len(), 5);
+    // The summarising call: no tools, the old steps as a transcript.
+    assert!(requests[3].get("tools").is_none_or(Value::is_null));
+    assert!(contains(&requests[3], "(called read"));
+    // The next step: the task, the summary with the plan, then the latest step kept whole.
+    let messages = requests[4]["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|message| message["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, vec!["system", "user", "user", "assistant", "tool"]);
+    assert!(contains(&messages[1], "Read big.txt"));
+    assert!(contains(&messages[2], "The big file was read twice."));
+    assert!(contains(&messages[2], "[~] read the big file"));
+    assert_eq!(messages[3]["tool_calls"][0]["id"], "c3");
+    // Resuming asks for neither the summary nor a step again.
+    assert_eq!(
+        harness.run().await.unwrap(),
+        Outcome::Finished {
+            summary: "compacted".into()
+        }
+    );
+    assert_eq!(harness.requests().len(), 5);
+}
