@@ -197,7 +197,7 @@ pub struct TaskState {
     pub plan: Vec<PlanItem>,
     /// Where it stands.
     pub status: TaskStatus,
-    /// Each command run: the evidence.
+    /// Each command run (its command line and outcome): the change set's evidence.
     pub commands: Vec<(String, CommandOutcome)>,
     /// The number of entries read.
     pub entry_count: usize,
@@ -282,13 +282,16 @@ impl TaskState {
                     self.plan.clone_from(plan);
                 }
                 if let Some(command) = command {
-                    let text = self
+                    let line = self
                         .calls
                         .iter()
                         .find(|call| &call.id == call_id)
-                        .map(|call| call.arguments.clone())
+                        .and_then(|call| {
+                            serde_json::from_str::<serde_json::Value>(&call.arguments).ok()
+                        })
+                        .and_then(|arguments| arguments["command"].as_str().map(str::to_owned))
                         .unwrap_or_default();
-                    self.commands.push((text, command.clone()));
+                    self.commands.push((line, command.clone()));
                 }
                 let action = self
                     .calls
@@ -499,14 +502,31 @@ impl Agent {
                 TaskStatus::Paused(reason) => return Ok(Outcome::Paused(reason.clone())),
                 TaskStatus::Cancelled => return Ok(Outcome::Cancelled),
             }
-            let pending = state.pending_calls();
+            let mut pending = state.pending_calls();
             if !pending.is_empty() {
                 let step = state.call_step;
+                // `finish` goes last, so that the other calls of its response run first.
+                pending.sort_by_key(|call| call.name == names::FINISH);
                 for call in pending {
-                    self.execute_call(&mut state, step, &call).await?;
                     if matches!(state.status, TaskStatus::Finished(_)) {
-                        break;
+                        // Every call gets a result (providers refuse a call without one).
+                        self.record(
+                            &mut state,
+                            &format!("step-{step}-{}-done", call.id),
+                            Entry::ToolDone {
+                                step,
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                status: ToolStatus::Error,
+                                content: "not run: the task had finished".to_owned(),
+                                plan: None,
+                                command: None,
+                            },
+                        )
+                        .await?;
+                        continue;
                     }
+                    self.execute_call(&mut state, step, &call).await?;
                 }
                 continue;
             }

@@ -153,3 +153,51 @@ impl Budget for MemoryBudget {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    #[tokio::test]
+    async fn each_limit_pauses_and_a_step_is_reserved_once() {
+        let budget = MemoryBudget::new(BudgetLimits {
+            steps: Some(2),
+            cost_micros: Some(1_000),
+            ..BudgetLimits::default()
+        });
+        assert_eq!(budget.reserve("t", 1).await.unwrap(), None);
+        assert_eq!(budget.reserve("t", 1).await.unwrap(), None);
+        assert_eq!(budget.reserve("t", 2).await.unwrap(), None);
+        assert_eq!(
+            budget.reserve("t", 3).await.unwrap(),
+            Some(BudgetKind::Steps)
+        );
+        // Another task has its own budget.
+        assert_eq!(budget.reserve("other", 1).await.unwrap(), None);
+        budget.raise(BudgetLimits {
+            steps: Some(10),
+            cost_micros: Some(1_000),
+            ..BudgetLimits::default()
+        });
+        let usage = llm::Usage::default();
+        budget.record("t", "step-1", &usage, 600).await.unwrap();
+        budget.record("t", "step-1", &usage, 600).await.unwrap();
+        assert_eq!(budget.reserve("t", 3).await.unwrap(), None);
+        budget.record("t", "step-2", &usage, 600).await.unwrap();
+        assert_eq!(
+            budget.reserve("t", 4).await.unwrap(),
+            Some(BudgetKind::Cost)
+        );
+        let timed = MemoryBudget::new(BudgetLimits {
+            wall_time: Some(Duration::from_millis(20)),
+            ..BudgetLimits::default()
+        });
+        assert_eq!(timed.reserve("t", 1).await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            timed.reserve("t", 2).await.unwrap(),
+            Some(BudgetKind::WallTime)
+        );
+    }
+}

@@ -988,3 +988,82 @@ async fn the_history_is_compacted_near_the_context_window() {
     );
     assert_eq!(harness.requests().len(), 5);
 }
+
+/// Refuses every command, as the sandbox does when it is not available.
+struct DenyingRunner;
+
+#[async_trait::async_trait]
+impl CommandRunner for DenyingRunner {
+    async fn run(&self, _command: &str, _timeout: Duration) -> agent::Result<CommandOutcome> {
+        Ok(CommandOutcome {
+            status: CommandStatus::Denied {
+                reason: "the sandbox is not available on this server".into(),
+            },
+            duration_milliseconds: 0,
+            output: String::new(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_sandbox_denial_is_surfaced_and_calls_after_finish_get_results() {
+    let harness = Harness::new(ProviderKind::OpenAi).await;
+    harness
+        .upstream
+        .push(call("c1", "run", &json!({"command": "make test"})));
+    // One response with finish first and then a write: the write runs, finish ends the task.
+    harness.upstream.push(Reply::sse(vec![
+        format!(
+            "data: {}\n\n",
+            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+                       {"index": 0, "id": "f1", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"no sandbox\"}"}},
+                       {"index": 1, "id": "w1", "type": "function", "function": {"name": "write", "arguments": "{\"path\":\"n.txt\",\"content\":\"n\"}"}},
+                       {"index": 2, "id": "f2", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"again\"}"}}
+                   ]}, "finish_reason": null}]})
+        ),
+        format!(
+            "data: {}\n\n",
+            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ]));
+    harness.start("Run the tests").await;
+    let mut agent = harness.agent(Control::new(), None);
+    agent.runner = Arc::new(DenyingRunner);
+    assert_eq!(
+        agent.run().await.unwrap(),
+        Outcome::Finished {
+            summary: "no sandbox".into()
+        }
+    );
+    let results = openai_tool_results(&harness.requests()[1]);
+    assert!(
+        results[0]
+            .1
+            .contains("denied by the sandbox: the sandbox is not available"),
+        "{results:?}"
+    );
+    assert_eq!(harness.read("n.txt"), "n");
+    let done: Vec<(String, ToolStatus)> = harness
+        .entries()
+        .await
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::ToolDone {
+                call_id, status, ..
+            } => Some((call_id.clone(), *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        done,
+        vec![
+            ("c1".to_owned(), ToolStatus::Error),
+            ("w1".to_owned(), ToolStatus::Ok),
+            ("f1".to_owned(), ToolStatus::Ok),
+            ("f2".to_owned(), ToolStatus::Error),
+        ]
+    );
+}
