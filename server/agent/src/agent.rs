@@ -595,7 +595,10 @@ impl Agent {
                 max_tokens: self.config.max_output_tokens,
                 ..llm::Request::default()
             };
-            let mut response = match self.ask(&request).await {
+            let mut response = match self
+                .ask(&format!("{}/step-{step}", self.task), &request)
+                .await
+            {
                 Ok(response) => response,
                 Err(message) => {
                     let key = format!("paused-{}", state.entry_count);
@@ -634,10 +637,14 @@ impl Agent {
         }
     }
 
-    async fn ask(&self, request: &llm::Request) -> std::result::Result<ModelResponse, String> {
+    async fn ask(
+        &self,
+        call_key: &str,
+        request: &llm::Request,
+    ) -> std::result::Result<ModelResponse, String> {
         let mut last = String::new();
         for attempt in 1..=self.config.model_attempts.max(1) {
-            match self.model.complete(request).await {
+            match self.model.complete(call_key, request).await {
                 Ok(response) => return Ok(response),
                 Err(error) => {
                     tracing::info!(task = %self.task, attempt, %error, "a model call failed");
@@ -703,7 +710,10 @@ impl Agent {
             ],
             ..llm::Request::default()
         };
-        let response = match self.ask(&request).await {
+        let response = match self
+            .ask(&format!("{}/step-{step}-compaction", self.task), &request)
+            .await
+        {
             Ok(response) => response,
             Err(message) => {
                 tracing::warn!(task = %self.task, %message, "the history could not be summarised");

@@ -34,14 +34,29 @@ pub struct ModelResponse {
     pub model: String,
     /// The models that failed before it, and why.
     #[serde(default)]
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<FailedModel>,
+}
+
+/// A model that failed before the one that answered (services record its usage too).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedModel {
+    /// Its provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// Why it failed, for people.
+    pub reason: String,
+    /// The tokens it used before failing, if it reported any.
+    pub usage: Option<llm::Usage>,
 }
 
 /// Asks a model.
 #[async_trait]
 pub trait Model: Send + Sync {
-    /// The whole response to `request`. An error means no response (the loop may ask again).
-    async fn complete(&self, request: &llm::Request) -> Result<ModelResponse>;
+    /// The whole response to `request`. `call_key` names the call (`<task>/step-<n>`, or
+    /// `<task>/step-<n>-compaction`): the loop never asks for a key whose response the journal
+    /// holds, but asks again under the same key after an error (an error means no response).
+    async fn complete(&self, call_key: &str, request: &llm::Request) -> Result<ModelResponse>;
     /// The context window of the model that will be asked first, in tokens, when known.
     fn context_window(&self) -> Option<u64>;
 }
@@ -71,7 +86,7 @@ impl GatewayModel {
 
 #[async_trait]
 impl Model for GatewayModel {
-    async fn complete(&self, request: &llm::Request) -> Result<ModelResponse> {
+    async fn complete(&self, _call_key: &str, request: &llm::Request) -> Result<ModelResponse> {
         let mut stream = Box::pin(self.gateway.stream(self.targets.clone(), request.clone()));
         let mut answer = llm::Answer::default();
         let mut answering: Option<usize> = None;
@@ -82,13 +97,11 @@ impl Model for GatewayModel {
                     answering = Some(target);
                     fallbacks = failed
                         .iter()
-                        .map(|attempt| {
-                            format!(
-                                "{} {}: {}",
-                                attempt.provider.name(),
-                                attempt.model,
-                                attempt.reason
-                            )
+                        .map(|attempt| FailedModel {
+                            provider: attempt.provider.name().to_owned(),
+                            model: attempt.model.clone(),
+                            reason: attempt.reason.clone(),
+                            usage: attempt.usage,
                         })
                         .collect();
                 }

@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+/// Files larger than this are left out of searches.
+pub const GREP_MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// One line that matched a search.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrepMatch {
@@ -226,6 +229,10 @@ impl Workspace for DirectoryWorkspace {
         tokio::task::spawn_blocking(move || -> Result<Vec<GrepMatch>> {
             let mut matches = Vec::new();
             for (relative, full) in workspace.walk(glob.as_deref())? {
+                // Large files (logs, data, builds) are not searched.
+                if std::fs::metadata(&full).is_ok_and(|meta| meta.len() > GREP_MAX_FILE_BYTES) {
+                    continue;
+                }
                 let Ok(text) = std::fs::read_to_string(&full) else {
                     continue;
                 };

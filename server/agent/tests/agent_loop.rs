@@ -607,7 +607,7 @@ async fn provider_fallback_mid_task() {
             summary: "read by the fallback".into()
         }
     );
-    let responses: Vec<(String, Vec<String>)> = harness
+    let responses: Vec<(String, Vec<agent::FailedModel>)> = harness
         .entries()
         .await
         .iter()
@@ -621,6 +621,7 @@ async fn provider_fallback_mid_task() {
     assert_eq!(responses[0].0, "openai");
     assert_eq!(responses[1].0, "anthropic");
     assert_eq!(responses[1].1.len(), 1, "{responses:?}");
+    assert_eq!(responses[1].1[0].provider, "openai");
     // The Anthropic request carries the OpenAI step as tool_use and tool_result blocks.
     let received = secondary.received();
     assert_eq!(received.len(), 1);
