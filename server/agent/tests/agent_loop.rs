@@ -1068,3 +1068,68 @@ async fn a_sandbox_denial_is_surfaced_and_calls_after_finish_get_results() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_change_set_reviewed_hunk_by_hunk_and_rejected_hunks_fed_back() {
+    let harness = Harness::new(ProviderKind::OpenAi).await;
+    let base_text = "one\ntwo\nthree\nfour\nfive\nsix\nseven\n";
+    harness.file("a.txt", base_text);
+    let workspace = DirectoryWorkspace::new(harness.directory.path()).unwrap();
+    let base = agent::changeset::snapshot(&workspace).await.unwrap();
+    let patch = "*** Begin Patch\n*** Update File: a.txt\n@@\n-one\n+ONE\n@@\n-seven\n+SEVEN\n*** Add File: b.txt\n+bee\n*** End Patch";
+    harness
+        .upstream
+        .push(call("c1", "apply_patch", &json!({"patch": patch})));
+    harness.upstream.push(finish("c2", "uppercased"));
+    harness.start("Uppercase the first and last lines").await;
+    harness.run().await.unwrap();
+
+    let changes = agent::changeset::diff(
+        &base,
+        &agent::changeset::snapshot(&workspace).await.unwrap(),
+    );
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].path, "a.txt");
+    assert_eq!(changes[0].hunks.len(), 2);
+    assert_eq!(changes[1].operation, agent::changeset::FileOperation::Added);
+    // The person changed the project's a.txt since the base; the first hunk is accepted and
+    // merged with that change, the second rejected.
+    let live = "one\ntwo\nthree\nFOUR\nfive\nsix\nseven\n";
+    let merged = changes[0].merge_onto(&[true, false], Some(live));
+    assert_eq!(
+        merged.content.as_deref(),
+        Some("ONE\ntwo\nthree\nFOUR\nfive\nsix\nseven\n")
+    );
+    assert!(merged.conflicts.is_empty());
+    let message = agent::changeset::rejection_message(
+        &changes,
+        &[("a.txt".to_owned(), 1)],
+        "Leave the last line alone.",
+    );
+    agent::follow_up(harness.journal.as_ref(), TASK, "review-1", &message)
+        .await
+        .unwrap();
+    harness.upstream.push(call(
+        "c3",
+        "edit",
+        &json!({"path": "a.txt", "old_text": "SEVEN", "new_text": "seven"}),
+    ));
+    harness.upstream.push(finish("c4", "last line restored"));
+    assert_eq!(
+        harness.run().await.unwrap(),
+        Outcome::Finished {
+            summary: "last line restored".into()
+        }
+    );
+    let requests = harness.requests();
+    assert_eq!(requests.len(), 4);
+    let messages = requests[2]["messages"].as_array().unwrap();
+    let last = messages.last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert!(contains(last, "Leave the last line alone."));
+    assert!(contains(last, "-seven\n+SEVEN\n"), "{last}");
+    assert_eq!(
+        harness.read("a.txt"),
+        "ONE\ntwo\nthree\nfour\nfive\nsix\nseven\n"
+    );
+}
