@@ -120,6 +120,11 @@ impl Control {
             .push(text.into());
     }
 
+    /// Whether a cancel or a pause waits to be handled.
+    fn interrupted(&self) -> bool {
+        self.inner.cancel.load(Ordering::SeqCst) || self.inner.pause.load(Ordering::SeqCst)
+    }
+
     fn take_messages(&self) -> Vec<String> {
         std::mem::take(
             &mut *self
@@ -502,6 +507,28 @@ impl Agent {
                 TaskStatus::Paused(reason) => return Ok(Outcome::Paused(reason.clone())),
                 TaskStatus::Cancelled => return Ok(Outcome::Cancelled),
             }
+            let (last_step, entry_count) = (state.last_step, state.entry_count);
+            if self.control.inner.cancel.load(Ordering::SeqCst) {
+                self.record(
+                    &mut state,
+                    &format!("cancelled-{entry_count}"),
+                    Entry::Cancelled { step: last_step },
+                )
+                .await?;
+                continue;
+            }
+            if self.control.inner.pause.swap(false, Ordering::SeqCst) {
+                self.record(
+                    &mut state,
+                    &format!("paused-{entry_count}"),
+                    Entry::Paused {
+                        step: last_step,
+                        reason: PauseReason::Requested,
+                    },
+                )
+                .await?;
+                continue;
+            }
             let mut pending = state.pending_calls();
             if !pending.is_empty() {
                 let step = state.call_step;
@@ -526,34 +553,16 @@ impl Agent {
                         .await?;
                         continue;
                     }
+                    if self.control.interrupted() {
+                        // Cancel or pause first; the calls left run after a resume.
+                        break;
+                    }
                     self.execute_call(&mut state, step, &call).await?;
                 }
                 continue;
             }
             let last_step = state.last_step;
             let step = last_step + 1;
-            if self.control.inner.cancel.load(Ordering::SeqCst) {
-                self.record(
-                    &mut state,
-                    &format!("cancelled-{step}"),
-                    Entry::Cancelled { step: last_step },
-                )
-                .await?;
-                continue;
-            }
-            if self.control.inner.pause.swap(false, Ordering::SeqCst) {
-                let key = format!("paused-{}", state.entry_count);
-                self.record(
-                    &mut state,
-                    &key,
-                    Entry::Paused {
-                        step: last_step,
-                        reason: PauseReason::Requested,
-                    },
-                )
-                .await?;
-                continue;
-            }
             for text in self.control.take_messages() {
                 let key = format!("message-{}", state.entry_count);
                 self.record(&mut state, &key, Entry::UserMessage { text })

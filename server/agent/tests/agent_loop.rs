@@ -183,6 +183,33 @@ fn call(id: &str, name: &str, arguments: &Value) -> Reply {
     ))
 }
 
+/// An OpenAI streamed response with several tool calls.
+fn calls(list: &[(&str, &str, Value)]) -> Reply {
+    let tool_calls: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(index, (id, name, arguments))| {
+            json!({"index": index, "id": id, "type": "function",
+                   "function": {"name": name, "arguments": arguments.to_string()}})
+        })
+        .collect();
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    Reply::sse(vec![
+        chunk(
+            json!({"role": "assistant", "tool_calls": tool_calls}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_owned(),
+    ])
+}
+
 fn raw_call(id: &str, name: &str, arguments: &str) -> Reply {
     Reply::sse(openai::tool_call_stream(id, name, &[arguments]))
 }
@@ -1013,22 +1040,10 @@ async fn a_sandbox_denial_is_surfaced_and_calls_after_finish_get_results() {
         .upstream
         .push(call("c1", "run", &json!({"command": "make test"})));
     // One response with finish first and then a write: the write runs, finish ends the task.
-    harness.upstream.push(Reply::sse(vec![
-        format!(
-            "data: {}\n\n",
-            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
-                       {"index": 0, "id": "f1", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"no sandbox\"}"}},
-                       {"index": 1, "id": "w1", "type": "function", "function": {"name": "write", "arguments": "{\"path\":\"n.txt\",\"content\":\"n\"}"}},
-                       {"index": 2, "id": "f2", "type": "function", "function": {"name": "finish", "arguments": "{\"summary\":\"again\"}"}}
-                   ]}, "finish_reason": null}]})
-        ),
-        format!(
-            "data: {}\n\n",
-            json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-        ),
-        "data: [DONE]\n\n".to_owned(),
+    harness.upstream.push(calls(&[
+        ("f1", "finish", json!({"summary": "no sandbox"})),
+        ("w1", "write", json!({"path": "n.txt", "content": "n"})),
+        ("f2", "finish", json!({"summary": "again"})),
     ]));
     harness.start("Run the tests").await;
     let mut agent = harness.agent(Control::new(), None);
@@ -1132,4 +1147,43 @@ async fn a_change_set_reviewed_hunk_by_hunk_and_rejected_hunks_fed_back() {
         harness.read("a.txt"),
         "ONE\ntwo\nthree\nfour\nfive\nsix\nseven\n"
     );
+}
+
+#[tokio::test]
+async fn a_pause_between_two_calls_runs_the_second_after_resume() {
+    let harness = Harness::new(ProviderKind::OpenAi).await;
+    harness.upstream.push(calls(&[
+        ("w1", "write", json!({"path": "one.txt", "content": "1"})),
+        ("w2", "write", json!({"path": "two.txt", "content": "2"})),
+    ]));
+    harness.upstream.push(finish("f", "both written"));
+    harness.start("Write two files").await;
+    let control = Control::new();
+    let pauser = control.clone();
+    let hook: agent::FailpointHook = Arc::new(move |at, _| {
+        if at == Failpoint::AfterResultSaved {
+            pauser.pause();
+        }
+        false
+    });
+    assert_eq!(
+        harness.agent(control, Some(hook)).run().await.unwrap(),
+        Outcome::Paused(PauseReason::Requested)
+    );
+    assert_eq!(harness.read("one.txt"), "1");
+    assert!(!harness.directory.path().join("two.txt").exists());
+    agent::resume(harness.journal.as_ref(), TASK, "1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.run().await.unwrap(),
+        Outcome::Finished {
+            summary: "both written".into()
+        }
+    );
+    assert_eq!(harness.read("two.txt"), "2");
+    let requests = harness.requests();
+    assert_eq!(requests.len(), 2);
+    let results = openai_tool_results(&requests[1]);
+    assert_eq!(results.len(), 2, "{results:?}");
 }
