@@ -785,10 +785,20 @@ impl Agent {
                     }
                     _ => (Vec::new(), None),
                 };
-                if started.is_none() {
+                // A call started before a stop is prepared again (it changed no file); if it
+                // now changes files, that is recorded first, under a new key.
+                let key = match &started {
+                    None => Some(format!("step-{step}-{}-started", call.id)),
+                    Some(_) if planned_result.is_some() => Some(format!(
+                        "step-{step}-{}-started-{}",
+                        call.id, state.entry_count
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(key) = key {
                     self.record(
                         state,
-                        &format!("step-{step}-{}-started", call.id),
+                        &key,
                         Entry::ToolStarted {
                             step,
                             call_id: call.id.clone(),

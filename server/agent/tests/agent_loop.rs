@@ -1187,3 +1187,66 @@ async fn a_pause_between_two_calls_runs_the_second_after_resume() {
     let results = openai_tool_results(&requests[1]);
     assert_eq!(results.len(), 2, "{results:?}");
 }
+
+#[tokio::test]
+async fn two_tasks_share_a_journal_and_a_budget_without_mixing() {
+    let first = Harness::new(ProviderKind::OpenAi).await;
+    let second_upstream = Upstream::start().await.unwrap();
+    let second_model: Arc<dyn Model> = Arc::new(agent::GatewayModel::new(
+        gateway(),
+        vec![target(
+            &second_upstream,
+            ProviderKind::Gemini,
+            "gemini-2.5-flash",
+        )],
+        Arc::new(llm::Catalog::builtin().unwrap()),
+    ));
+    first.budget.raise(BudgetLimits {
+        steps: Some(2),
+        ..BudgetLimits::default()
+    });
+    first.upstream.push(call(
+        "a1",
+        "write",
+        &json!({"path": "a.txt", "content": "a"}),
+    ));
+    first.upstream.push(finish("a2", "task one"));
+    second_upstream.push(Reply::sse(gemini::function_call_stream(
+        "Writing.",
+        "write",
+        &json!({"path": "b.txt", "content": "b"}),
+    )));
+    second_upstream.push(Reply::sse(gemini::function_call_stream(
+        "Done.",
+        "finish",
+        &json!({"summary": "task two"}),
+    )));
+    first.start("One").await;
+    agent::start_task(first.journal.as_ref(), "task-2", "Two")
+        .await
+        .unwrap();
+    let mut second = first.agent(Control::new(), None);
+    second.task = "task-2".into();
+    second.model = second_model;
+    let one = first.agent(Control::new(), None);
+    let (one, two) = tokio::join!(one.run(), second.run());
+    assert_eq!(
+        one.unwrap(),
+        Outcome::Finished {
+            summary: "task one".into()
+        }
+    );
+    assert_eq!(
+        two.unwrap(),
+        Outcome::Finished {
+            summary: "task two".into()
+        }
+    );
+    assert_eq!(first.read("a.txt"), "a");
+    assert_eq!(first.read("b.txt"), "b");
+    let second_entries = first.journal.entries("task-2").await.unwrap();
+    assert!(matches!(&second_entries[0], Entry::UserMessage { text } if text == "Two"));
+    assert_eq!(first.entries().await.len(), second_entries.len());
+    assert_eq!(first.requests().len(), 2);
+    assert_eq!(second_upstream.received().len(), 2);
+}
