@@ -131,4 +131,44 @@ mod tests {
         assert!(capped.len() < 200, "{}", capped.len());
         assert!(capped.contains("bytes) omitted"));
     }
+
+    #[test]
+    fn the_cap_holds_for_every_shape() {
+        let cap = OutputCap {
+            bytes: 300,
+            lines: 20,
+        };
+        for line_count in 0..120 {
+            for width in [0, 1, 7, 40, 400] {
+                let text: String = (0..line_count)
+                    .map(|index| format!("{index}{}\n", "x".repeat(width)))
+                    .collect();
+                let capped = cap_output(&text, cap);
+                if capped == text {
+                    assert!(text.len() <= cap.bytes && text.lines().count() <= cap.lines);
+                    continue;
+                }
+                let (head, rest) = capped.split_once("[... ").unwrap();
+                let (marker, tail) = rest.split_once(" omitted ...]\n").unwrap();
+                assert!(
+                    head.len() + tail.len() <= cap.bytes + 1,
+                    "{line_count} {width}"
+                );
+                assert!(head.lines().count() + tail.lines().count() <= cap.lines);
+                assert!(text.starts_with(head.trim_end_matches('\n')));
+                assert!(text.ends_with(tail));
+                let omitted_bytes: usize = marker
+                    .split_once('(')
+                    .unwrap()
+                    .1
+                    .split_once(' ')
+                    .unwrap()
+                    .0
+                    .parse()
+                    .unwrap();
+                assert!(omitted_bytes > 0);
+                assert!(head.len() + tail.len() + omitted_bytes >= text.len());
+            }
+        }
+    }
 }
