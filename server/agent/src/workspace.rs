@@ -186,7 +186,7 @@ impl Workspace for DirectoryWorkspace {
         self.resolve(path)?;
         if full
             .symlink_metadata()
-            .is_ok_and(|meta| meta.file_type().is_symlink())
+            .is_ok_and(|metadata| metadata.file_type().is_symlink())
         {
             std::fs::remove_file(&full)?;
         }
@@ -230,7 +230,9 @@ impl Workspace for DirectoryWorkspace {
             let mut matches = Vec::new();
             for (relative, full) in workspace.walk(glob.as_deref())? {
                 // Large files (logs, data, builds) are not searched.
-                if std::fs::metadata(&full).is_ok_and(|meta| meta.len() > GREP_MAX_FILE_BYTES) {
+                if std::fs::metadata(&full)
+                    .is_ok_and(|metadata| metadata.len() > GREP_MAX_FILE_BYTES)
+                {
                     continue;
                 }
                 let Ok(text) = std::fs::read_to_string(&full) else {
