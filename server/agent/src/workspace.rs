@@ -51,7 +51,8 @@ pub fn content_hash(content: &str) -> String {
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The checked, normalised form of a relative path (`a/b.rs`), or [`Error::PathRefused`].
+/// The checked, normalised form of a relative path (`a/b.rs`), or [`Error::PathRefused`]:
+/// empty, absolute, `..`, backslashes and any `.git` component are refused.
 pub fn normalize_path(path: &str) -> Result<String> {
     let refused = || Error::PathRefused(path.to_owned());
     let trimmed = path.trim();
@@ -61,7 +62,15 @@ pub fn normalize_path(path: &str) -> Result<String> {
     let mut parts = Vec::new();
     for component in Path::new(trimmed).components() {
         match component {
-            Component::Normal(part) => parts.push(part.to_str().ok_or_else(refused)?.to_owned()),
+            Component::Normal(part) => {
+                let part = part.to_str().ok_or_else(refused)?;
+                // Git's own folder is not the agent's: a hook written there would run outside
+                // the sandbox the next time git runs in the worktree.
+                if part.eq_ignore_ascii_case(".git") {
+                    return Err(refused());
+                }
+                parts.push(part.to_owned());
+            }
             Component::CurDir => {}
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                 return Err(refused());
@@ -306,6 +315,8 @@ mod tests {
             "a/../b",
             ".",
             "a\\b",
+            ".git/hooks/pre-commit",
+            "sub/.GIT/config",
         ] {
             assert!(
                 matches!(normalize_path(bad), Err(Error::PathRefused(_))),
