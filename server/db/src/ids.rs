@@ -72,4 +72,5 @@ id_types!(
     FolderId,
     ModeId,
     RunId,
+    AgentTaskId,
 );

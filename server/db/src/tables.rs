@@ -2,6 +2,9 @@
 //! crosses the wire.
 
 pub mod access_tokens;
+pub mod agent_journal;
+pub mod agent_tasks;
+pub mod agent_usage;
 pub mod api_usage;
 pub mod audit_log;
 pub mod conversations;

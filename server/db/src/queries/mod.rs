@@ -2,6 +2,7 @@
 //! user's data takes the owner's id and filters on it.
 
 mod access_tokens;
+pub mod agent_tasks;
 mod audit;
 mod chat;
 mod credentials;
