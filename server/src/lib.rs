@@ -6,6 +6,7 @@
 
 pub mod chat_stream;
 pub mod config;
+pub mod event_stream;
 mod health;
 mod http_layers;
 pub mod listen;

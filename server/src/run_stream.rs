@@ -7,28 +7,18 @@
 //! and only from this site's own pages.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::response::sse::Event;
 use services::AuthenticatedUser;
 
 use crate::AppState;
-use crate::chat_stream::{error_response, from_other_site};
+use crate::event_stream::{EventsQuery, error_response, events_request, no_content, sse_response};
 
 pub const EVENTS_PATH: &str = "/api/runs/{run_id}/events";
-
-/// How often a comment keeps a quiet run's stream alive.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Default, Deserialize)]
-pub struct EventsQuery {
-    after: Option<i64>,
-}
 
 pub async fn events(
     State(state): State<AppState>,
@@ -37,18 +27,11 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if from_other_site(&headers) {
-        tracing::info!("a cross-site request for a run's events was refused");
-        return (StatusCode::FORBIDDEN, "Cross-site request refused.").into_response();
-    }
-    let Ok(run_id) = run_id.parse() else {
-        return error_response(services::Error::NotFound);
+    let request = match events_request(&headers, &run_id, &query, "a run") {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
-    let last_seen = headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<i64>().ok());
-    let after = last_seen.or(query.after).unwrap_or(0).max(0);
+    let (run_id, after) = (request.id, i64::try_from(request.after).unwrap_or(i64::MAX));
     let reader = match state
         .services
         .follow_command_run(&user, run_id, after)
@@ -59,11 +42,7 @@ pub async fn events(
     };
     match state.services.runs.run(run_id).await {
         Ok(Some(run)) if run.state.is_terminal() && run.last_seq <= after => {
-            return (
-                StatusCode::NO_CONTENT,
-                [(header::CACHE_CONTROL, "no-store")],
-            )
-                .into_response();
+            return no_content();
         }
         Ok(_) => {}
         Err(error) => return error_response(error.into()),
@@ -86,16 +65,5 @@ pub async fn events(
             }
         }
     });
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("alive"))
-        .into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    // Proxies (nginx) must not hold the events back.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", header::HeaderValue::from_static("no"));
-    response
+    sse_response(stream)
 }
