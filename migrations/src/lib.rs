@@ -21,6 +21,7 @@ mod m20261206_000012_reservations_scopes_key_check;
 mod m20261207_000013_runs;
 mod m20261207_000014_project_commands;
 mod m20261208_000015_rate_limits;
+mod m20261209_000016_run_stop_requests;
 mod m20261209_000018_agent_tasks;
 
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_runs::Migration),
             Box::new(m20261207_000014_project_commands::Migration),
             Box::new(m20261208_000015_rate_limits::Migration),
+            Box::new(m20261209_000016_run_stop_requests::Migration),
             Box::new(m20261209_000018_agent_tasks::Migration),
         ]
     }

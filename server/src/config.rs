@@ -179,6 +179,16 @@ pub struct Config {
     )]
     pub run_heartbeat_seconds: u64,
 
+    /// Days an ended run (an answer's events, a command's output) is kept before it is deleted
+    /// with its events; 0 keeps them forever. One instance at a time deletes, once an hour.
+    #[arg(
+        long,
+        env = "ASYNC_CODER_RUN_RETENTION_DAYS",
+        default_value_t = 14,
+        value_name = "DAYS"
+    )]
+    pub run_retention_days: u64,
+
     /// Where projects' worktrees are written (default `<data-dir>/worktrees`). Every folder
     /// above it must be searchable by the sandbox uid (bubblewrap resolves the path as that
     /// uid); a data folder of mode 0700 is not, so put them elsewhere then.
@@ -319,6 +329,11 @@ impl Config {
     }
 
     /// The settings of this instance's runs (leases; the rest as built in).
+    /// How long ended runs are kept (zero: forever).
+    pub fn run_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.run_retention_days.saturating_mul(24 * 60 * 60))
+    }
+
     pub fn runs(&self) -> Result<services::runs::RunsConfig, ConfigError> {
         let (lease, heartbeat) = (self.run_lease_seconds, self.run_heartbeat_seconds);
         if heartbeat == 0 || heartbeat >= lease {
@@ -528,6 +543,17 @@ mod tests {
         assert_eq!(&*options.site_root, "/srv/site");
         assert_eq!(&*options.output_name, "async-coder");
         assert_eq!(&*options.site_pkg_dir, "pkg");
+    }
+
+    #[test]
+    fn run_retention_is_two_weeks_by_default_and_zero_keeps_forever() {
+        let default = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(
+            default.run_retention(),
+            std::time::Duration::from_secs(14 * 24 * 60 * 60)
+        );
+        let forever = Config::try_parse_from(["server", "--run-retention-days", "0"]).unwrap();
+        assert!(forever.run_retention().is_zero());
     }
 
     #[test]

@@ -105,6 +105,13 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
     tokio::spawn(services.clone().keep_recovering_answers());
     // The same for command runs: ended as interrupted, their reservations given back.
     tokio::spawn(services.clone().keep_recovering_command_runs());
+    // Once an hour on one instance: ended runs past the retention are deleted.
+    tokio::spawn(
+        services
+            .runs
+            .clone()
+            .keep_removing_old_runs(config.run_retention()),
+    );
     let state = AppState {
         leptos_options,
         services: services.clone(),

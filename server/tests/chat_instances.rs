@@ -9,7 +9,10 @@
 //!   hold, and its readers end;
 //! - an instance that starts leaves a live answer of another alone (and still interrupts the
 //!   answers left without any run);
-//! - an instance whose answer was taken over writes nothing more.
+//! - an instance whose answer was taken over writes nothing more;
+//! - a stop asked for on an instance that does not write the answer stops it where it is
+//!   written (woken by a notification on Postgres, by the writer's heartbeat on SQLite), as a
+//!   local stop would.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use chrono::Utc;
+use db::Backend;
 use db::ids::{ConversationId, MessageId, RunId};
 use db::sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use db::tables::messages::{MessageRole, MessageStatus};
@@ -135,6 +139,52 @@ impl Drop for DoomedInstance {
     }
 }
 
+/// What each test starts from: a throwaway database, a first instance on it, the local
+/// upstream, and a user with a conversation asking the upstream's `echo`.
+struct Scene {
+    database: TestDatabase,
+    first: Services,
+    upstream: Upstream,
+    user: AuthenticatedUser,
+    cookie: String,
+    conversation: ConversationId,
+}
+
+impl Scene {
+    async fn start(backend: Backend, first: &str) -> Self {
+        let database = TestDatabase::migrated(backend).await;
+        let first = instance(&database, first).await;
+        let upstream = Upstream::start().await.unwrap();
+        let (user, cookie, conversation) = user_and_conversation(&first, &upstream).await;
+        Self {
+            database,
+            first,
+            upstream,
+            user,
+            cookie,
+            conversation,
+        }
+    }
+
+    /// Queues the next answer: `count` words, one every `gap`; returns them.
+    fn queue_answer(&self, count: usize, gap: Duration) -> Vec<String> {
+        let words = pieces(count);
+        self.upstream.push(stream_of(&words).gap(gap));
+        words
+    }
+
+    /// Sends a message through `services`; returns its answer's id.
+    async fn send(&self, services: &Services, text: &str) -> MessageId {
+        services
+            .send_message(&self.user, self.conversation, text, ContextInput::default())
+            .await
+            .unwrap()
+            .answer
+            .message
+            .id
+    }
+}
+
 /// A signed-up user with the local upstream as provider, and a conversation asking its `echo`.
 async fn user_and_conversation(
     services: &Services,
@@ -231,37 +281,28 @@ async fn expire(services: &Services, run_id: RunId) {
 #[tokio::test]
 async fn a_reader_on_another_instance_follows_an_answer_from_any_number() {
     for backend in backends() {
-        let database = TestDatabase::migrated(backend).await;
-        let writer = instance(&database, "writer").await;
-        let reader = instance(&database, "reader").await;
-        let upstream = Upstream::start().await.unwrap();
-        let (user, cookie, conversation) = user_and_conversation(&writer, &upstream).await;
-        let words = pieces(30);
-        upstream.push(stream_of(&words).gap(Duration::from_millis(40)));
-        let answer = writer
-            .send_message(&user, conversation, "Count", ContextInput::default())
-            .await
-            .unwrap()
-            .answer
-            .message
-            .id;
+        let scene = Scene::start(backend, "writer").await;
+        let (writer, user, cookie) = (&scene.first, &scene.user, &scene.cookie);
+        let reader = instance(&scene.database, "reader").await;
+        let words = scene.queue_answer(30, Duration::from_millis(40));
+        let answer = scene.send(writer, "Count").await;
 
         // From memory on the writing instance, from the database on the other.
-        let local = spawn_follow(&writer, &user, answer, 0);
-        let remote = spawn_follow(&reader, &user, answer, 0);
+        let local = spawn_follow(writer, user, answer, 0);
+        let remote = spawn_follow(&reader, user, answer, 0);
         assert_eq!(
             reader.live_answers(),
             0,
             "the reader's instance generates nothing"
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let middle = spawn_follow(&reader, &user, answer, 5);
+        let middle = spawn_follow(&reader, user, answer, 5);
         // The events endpoint of the other instance, resumed with Last-Event-ID.
         let router = support::router_for(reader.clone());
         let mut request = support::same_origin_request(
             "GET",
             &format!("/api/chat/answers/{answer}/events"),
-            &cookie,
+            cookie,
             Vec::new(),
         );
         request
@@ -283,7 +324,7 @@ async fn a_reader_on_another_instance_follows_an_answer_from_any_number() {
         );
         check_numbers(&middle, 5, &context);
         assert_eq!(middle, local[5..], "{context}");
-        let message = stored(&writer, &user, answer).await;
+        let message = stored(writer, user, answer).await;
         assert_eq!(message.message.status, MessageStatus::Complete);
         assert_eq!(message.message.content, words.concat());
         assert_eq!(text_of(&remote), message.message.content, "{context}");
@@ -302,8 +343,8 @@ async fn a_reader_on_another_instance_follows_an_answer_from_any_number() {
         );
 
         // Over: the stored message, on either instance.
-        for services in [&writer, &reader] {
-            match services.follow_answer(&user, answer, 0).await.unwrap() {
+        for services in [writer, &reader] {
+            match services.follow_answer(user, answer, 0).await.unwrap() {
                 AnswerFeed::Stored(message) => {
                     assert_eq!(message.message.content, words.concat());
                 }
@@ -324,15 +365,12 @@ async fn a_reader_on_another_instance_follows_an_answer_from_any_number() {
 #[tokio::test]
 async fn an_answer_whose_instance_died_is_recovered_with_its_partial_text() {
     for backend in backends() {
-        let database = TestDatabase::migrated(backend).await;
-        let mut doomed = DoomedInstance::start(&database.url, "doomed").await;
-        let rescuer = instance(&database, "rescuer").await;
-        let upstream = Upstream::start().await.unwrap();
-        let (user, _, conversation) = user_and_conversation(&rescuer, &upstream).await;
-        let words = pieces(200);
-        upstream.push(stream_of(&words).gap(Duration::from_millis(40)));
-        let answer = doomed.send(&user, conversation, "Long").await;
-        let reader = spawn_follow(&rescuer, &user, answer, 0);
+        let scene = Scene::start(backend, "rescuer").await;
+        let (rescuer, user) = (&scene.first, &scene.user);
+        let mut doomed = DoomedInstance::start(&scene.database.url, "doomed").await;
+        let words = scene.queue_answer(200, Duration::from_millis(40));
+        let answer = doomed.send(user, scene.conversation, "Long").await;
+        let reader = spawn_follow(rescuer, user, answer, 0);
         tokio::time::sleep(Duration::from_millis(700)).await;
 
         doomed.kill();
@@ -351,7 +389,7 @@ async fn an_answer_whose_instance_died_is_recovered_with_its_partial_text() {
             waited < Duration::from_secs(4),
             "{context}: recovered after {waited:?}"
         );
-        let message = stored(&rescuer, &user, answer).await;
+        let message = stored(rescuer, user, answer).await;
         assert_eq!(message.message.status, MessageStatus::Interrupted);
         assert!(message.meta.reason.unwrap().contains("went away"));
         assert_eq!(message.meta.model.as_deref(), Some("echo"));
@@ -363,12 +401,12 @@ async fn an_answer_whose_instance_died_is_recovered_with_its_partial_text() {
         );
         assert_eq!(text_of(&events), partial, "{context}");
         assert_eq!(
-            answer_run(&rescuer, answer).await.state,
+            answer_run(rescuer, answer).await.state,
             RunState::Interrupted
         );
         // The reader that comes back after the end gets the stored message.
         match rescuer
-            .follow_answer(&user, answer, events.len() as u64)
+            .follow_answer(user, answer, events.len() as u64)
             .await
             .unwrap()
         {
@@ -381,13 +419,11 @@ async fn an_answer_whose_instance_died_is_recovered_with_its_partial_text() {
 #[tokio::test]
 async fn a_starting_instance_leaves_live_answers_alone_and_interrupts_those_without_a_run() {
     for backend in backends() {
-        let database = TestDatabase::migrated(backend).await;
-        let writer = instance(&database, "writer").await;
-        let upstream = Upstream::start().await.unwrap();
-        let (user, _, conversation) = user_and_conversation(&writer, &upstream).await;
+        let scene = Scene::start(backend, "writer").await;
+        let (writer, user) = (&scene.first, &scene.user);
         // An answer left `streaming` by a server from before runs.
         let old = writer
-            .create_conversation(&user, None, Some("chat"), None)
+            .create_conversation(user, None, Some("chat"), None)
             .await
             .unwrap();
         let left = writer
@@ -412,19 +448,12 @@ async fn a_starting_instance_leaves_live_answers_alone_and_interrupts_those_with
             )
             .await
             .unwrap();
-        let words = pieces(60);
-        upstream.push(stream_of(&words).gap(Duration::from_millis(50)));
-        let answer = writer
-            .send_message(&user, conversation, "Long", ContextInput::default())
-            .await
-            .unwrap()
-            .answer
-            .message
-            .id;
+        let words = scene.queue_answer(60, Duration::from_millis(50));
+        let answer = scene.send(writer, "Long").await;
         // Longer than a lease: the writer's heartbeats keep it.
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
-        let starting = instance(&database, "starting").await;
+        let starting = instance(&scene.database, "starting").await;
         let context = format!("{backend:?}");
         assert_eq!(
             starting.interrupt_answers_without_run().await.unwrap(),
@@ -436,19 +465,19 @@ async fn a_starting_instance_leaves_live_answers_alone_and_interrupts_those_with
             0,
             "{context}: a live lease is not recovered"
         );
-        let old_answer = stored(&starting, &user, left[1].id).await;
+        let old_answer = stored(&starting, user, left[1].id).await;
         assert_eq!(old_answer.message.status, MessageStatus::Interrupted);
         assert_eq!(old_answer.message.content, "Old partial");
         assert!(old_answer.meta.reason.unwrap().contains("restarted"));
         assert_eq!(
-            stored(&starting, &user, answer).await.message.status,
+            stored(&starting, user, answer).await.message.status,
             MessageStatus::Streaming
         );
         // The new instance serves the live answer's rest, which ends complete.
-        let events = follow_all(&starting, &user, answer, 0).await;
+        let events = follow_all(&starting, user, answer, 0).await;
         let (status, _) = check_numbers(&events, 0, &context);
         assert_eq!(status, MessageStatus::Complete, "{context}");
-        let message = stored(&writer, &user, answer).await;
+        let message = stored(writer, user, answer).await;
         assert_eq!(message.message.status, MessageStatus::Complete);
         assert_eq!(message.message.content, words.concat());
     }
@@ -457,26 +486,17 @@ async fn a_starting_instance_leaves_live_answers_alone_and_interrupts_those_with
 #[tokio::test]
 async fn an_instance_whose_answer_was_taken_over_writes_nothing_more() {
     for backend in backends() {
-        let database = TestDatabase::migrated(backend).await;
-        let stale = instance(&database, "stale").await;
-        let taker = instance(&database, "taker").await;
-        let upstream = Upstream::start().await.unwrap();
-        let (user, _, conversation) = user_and_conversation(&stale, &upstream).await;
-        let words = pieces(100);
-        upstream.push(stream_of(&words).gap(Duration::from_millis(40)));
-        let answer = stale
-            .send_message(&user, conversation, "Long", ContextInput::default())
-            .await
-            .unwrap()
-            .answer
-            .message
-            .id;
-        let local = spawn_follow(&stale, &user, answer, 0);
+        let scene = Scene::start(backend, "stale").await;
+        let (stale, user) = (&scene.first, &scene.user);
+        let taker = instance(&scene.database, "taker").await;
+        scene.queue_answer(100, Duration::from_millis(40));
+        let answer = scene.send(stale, "Long").await;
+        let local = spawn_follow(stale, user, answer, 0);
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         // The lease expires (as when the holder's renewals stall) and the other instance
         // recovers the answer; the holder's heartbeats may renew it first, so try again.
-        let run_id = answer_run(&stale, answer).await.id;
+        let run_id = answer_run(stale, answer).await.id;
         let mut recovered = 0;
         for _ in 0..100 {
             expire(&taker, run_id).await;
@@ -501,14 +521,14 @@ async fn an_instance_whose_answer_was_taken_over_writes_nothing_more() {
         }
         assert_eq!(stale.live_answers(), 0, "{context}");
 
-        let message = stored(&taker, &user, answer).await;
+        let message = stored(&taker, user, answer).await;
         let run = answer_run(&taker, answer).await;
         assert_eq!(message.message.status, MessageStatus::Interrupted);
         assert!(message.meta.reason.clone().unwrap().contains("went away"));
         assert_eq!(run.state, RunState::Interrupted);
         // Longer than the holder's checkpoints (2 s): nothing more is written.
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        let later = stored(&taker, &user, answer).await;
+        let later = stored(&taker, user, answer).await;
         assert_eq!(
             later.message, message.message,
             "{context}: the message is untouched"
@@ -525,5 +545,78 @@ async fn an_instance_whose_answer_was_taken_over_writes_nothing_more() {
         let (status, _) = check_numbers(&written, 0, &context);
         assert_eq!(status, MessageStatus::Interrupted, "{context}");
         assert_eq!(text_of(&written), message.message.content, "{context}");
+    }
+}
+
+#[tokio::test]
+async fn a_stop_on_another_instance_stops_the_answer_where_it_is_written() {
+    for backend in backends() {
+        let scene = Scene::start(backend, "writer").await;
+        let (writer, user) = (&scene.first, &scene.user);
+        let other = instance(&scene.database, "other").await;
+        // 8 s of answer: a stop that did not reach the writer would let it complete.
+        let words = scene.queue_answer(200, Duration::from_millis(40));
+        let answer = scene.send(writer, "Long").await;
+        let remote = spawn_follow(&other, user, answer, 0);
+        let local = spawn_follow(writer, user, answer, 0);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+
+        // Somebody else's stop is refused and stops nothing.
+        let (intruder, _) = support::sign_up_with(&other, "eve@example.com").await;
+        assert!(matches!(
+            other.stop_answer(&intruder, answer).await,
+            Err(services::Error::NotFound)
+        ));
+        let asked = tokio::time::Instant::now();
+        other.stop_answer(user, answer).await.unwrap();
+        let context = format!("{backend:?}");
+        let events = remote.await.unwrap();
+        let waited = asked.elapsed();
+        assert_eq!(
+            other.live_answers(),
+            0,
+            "{context}: nothing moved to the other instance"
+        );
+
+        let (status, reason) = check_numbers(&events, 0, &context);
+        assert_eq!(status, MessageStatus::Interrupted, "{context}");
+        assert_eq!(
+            reason.as_deref(),
+            Some("Stopped before the end."),
+            "{context}"
+        );
+        // A notification (Postgres) or the writer's next heartbeat (every 200 ms here).
+        assert!(
+            waited < Duration::from_secs(3),
+            "{context}: stopped after {waited:?}"
+        );
+        assert_eq!(
+            local.await.unwrap(),
+            events,
+            "{context}: the same end everywhere"
+        );
+        let message = stored(writer, user, answer).await;
+        assert_eq!(
+            message.message.status,
+            MessageStatus::Interrupted,
+            "{context}"
+        );
+        assert_eq!(
+            message.meta.reason.as_deref(),
+            Some("Stopped before the end."),
+            "{context}"
+        );
+        let partial = message.message.content;
+        assert!(
+            !partial.is_empty() && partial.len() < words.concat().len(),
+            "{context}: {partial:?} is a beginning of the answer"
+        );
+        assert_eq!(text_of(&events), partial, "{context}");
+        let run = answer_run(&other, answer).await;
+        assert_eq!(run.state, RunState::Interrupted, "{context}");
+        assert!(run.stop_requested_at.is_some(), "{context}");
+        // Stopping an answer that is over changes nothing.
+        other.stop_answer(user, answer).await.unwrap();
+        assert_eq!(stored(&other, user, answer).await.message.content, partial);
     }
 }

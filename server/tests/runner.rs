@@ -1,7 +1,9 @@
 //! Running a project's commands end to end: the server's own binary as the sandbox's helper, a
 //! Python project whose test fails and then passes, the output as numbered run events (through
 //! the runs reader and `GET /api/runs/<id>/events`), the tier's concurrent-run reservation,
-//! stop, the audit log and the list of last runs.
+//! stop, the audit log and the list of last runs; across two instances of one database (each
+//! with its own pool, runner and runs), a stop asked for on the instance that does not
+//! supervise the run, and many concurrent starts admitting exactly the plan's concurrent runs.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -10,8 +12,9 @@ mod support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use db::testing::TestDatabase;
+use db::testing::{TestDatabase, backends};
 use services::runner::{CommandRunEvent, Runner, RunnerSettings, StartRun};
+use services::runs::{FlushConfig, LeaseConfig, Runs, RunsConfig};
 
 const CALC_BROKEN: &str = "def add(a, b):\n    return a - b\n";
 const CALC_FIXED: &str = "def add(a, b):\n    return a + b\n";
@@ -21,7 +24,13 @@ fn services_with_runner(
     database: &TestDatabase,
     worktrees: &std::path::Path,
 ) -> services::Services {
-    let mut services = support::services_for(database);
+    with_runner(support::services_for(database), worktrees)
+}
+
+fn with_runner(
+    mut services: services::Services,
+    worktrees: &std::path::Path,
+) -> services::Services {
     let runner = Runner::probe(
         RunnerSettings::new(worktrees.to_path_buf()),
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_server")),
@@ -200,23 +209,7 @@ async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited(
 
     // The free tier runs one command at a time: a second (in another project) is refused while
     // one runs; stop ends it.
-    let other = services
-        .create_project(
-            &ada,
-            services::projects::ProjectInput {
-                name: "slow".into(),
-                description: String::new(),
-                repository_url: String::new(),
-            },
-            &meta,
-        )
-        .await
-        .unwrap()
-        .id;
-    services
-        .save_project_command(&ada, other, "slow", "echo started; sleep 30", &meta)
-        .await
-        .unwrap();
+    let other = slow_projects(&services, &ada, 1).await[0];
     let slow = services
         .start_command_run(&ada, other, StartRun::Named("slow".into()), &meta)
         .await
@@ -291,4 +284,250 @@ async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited(
             .unwrap(),
         Some(0)
     );
+}
+
+/// A folder for worktrees that the sandbox uid can search.
+fn worktrees_folder() -> tempfile::TempDir {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        folder.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    folder
+}
+
+/// An instance named `name` over a pool of its own, with its own runner (worktrees in
+/// `worktrees`) and runs (short leases: a stop asked for elsewhere is seen within 200 ms on
+/// SQLite, where no notification wakes it). Free accounts may run `concurrent_runs` at once.
+async fn instance(
+    url: &str,
+    name: &str,
+    worktrees: &std::path::Path,
+    concurrent_runs: u64,
+) -> services::Services {
+    let database = db::Database::connect(url).await.unwrap();
+    let mut services = with_runner(
+        services::Services::new(
+            database.clone(),
+            services::secrets::MasterKey::generate(1).unwrap(),
+        ),
+        worktrees,
+    );
+    services.runs = Runs::with_instance(
+        database,
+        name,
+        RunsConfig {
+            lease: LeaseConfig {
+                lease: Duration::from_secs(2),
+                heartbeat: Duration::from_millis(200),
+            },
+            flush: FlushConfig::default(),
+            poll_interval: Duration::from_millis(100),
+            page_size: 500,
+        },
+    );
+    services.runs.listen().await.unwrap();
+    let tiers = include_str!("../services/data/tiers.toml")
+        .replace("max_projects = 3\n", "max_projects = 50\n")
+        .replace(
+            "concurrent_runs = 1\n",
+            &format!("concurrent_runs = {concurrent_runs}\n"),
+        );
+    services.tiers = std::sync::Arc::new(services::policy::TierPolicy::parse(&tiers).unwrap());
+    services
+}
+
+/// `count` projects of `user`, each with a command `slow` that prints and sleeps.
+async fn slow_projects(
+    services: &services::Services,
+    user: &services::AuthenticatedUser,
+    count: usize,
+) -> Vec<db::ids::ProjectId> {
+    let meta = services::RequestMeta::default();
+    let mut projects = Vec::new();
+    for number in 0..count {
+        let project = services
+            .create_project(
+                user,
+                services::projects::ProjectInput {
+                    name: format!("slow-{number}"),
+                    description: String::new(),
+                    repository_url: String::new(),
+                },
+                &meta,
+            )
+            .await
+            .unwrap()
+            .id;
+        services
+            .save_project_command(user, project, "slow", "echo started; sleep 30", &meta)
+            .await
+            .unwrap();
+        projects.push(project);
+    }
+    projects
+}
+
+async fn active_runs(services: &services::Services, user: &services::AuthenticatedUser) -> u64 {
+    services
+        .database
+        .plan_counter(user.id, services::policy::ACTIVE_RUNS_COUNTER)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// Waits (at most 10 s) until the user's concurrent runs are all given back.
+async fn all_given_back(services: &services::Services, user: &services::AuthenticatedUser) {
+    for _ in 0..100 {
+        if active_runs(services, user).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        active_runs(services, user).await,
+        0,
+        "the runs were given back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_stopped_from_the_instance_that_does_not_supervise_it() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let folder = worktrees_folder();
+        let supervisor = instance(&database.url, "supervisor", &folder.path().join("a"), 1).await;
+        let other = instance(&database.url, "other", &folder.path().join("b"), 1).await;
+        support::sign_up_with(&supervisor, "admin@example.com").await;
+        let (ada, _) = support::sign_up_with(&supervisor, "ada@example.com").await;
+        let (eve, _) = support::sign_up_with(&supervisor, "eve@example.com").await;
+        let project = slow_projects(&supervisor, &ada, 1).await[0];
+        let run = supervisor
+            .start_command_run(
+                &ada,
+                project,
+                StartRun::Named("slow".into()),
+                &services::RequestMeta::default(),
+            )
+            .await
+            .unwrap();
+        let mut reader = other.follow_command_run(&ada, run, 0).await.unwrap();
+        // Once the command printed, it runs.
+        loop {
+            let record = tokio::time::timeout(Duration::from_secs(30), reader.next())
+                .await
+                .expect("the command starts")
+                .unwrap()
+                .expect("the run goes on");
+            if matches!(&record.event, CommandRunEvent::Output { text, .. } if text.contains("started"))
+            {
+                break;
+            }
+        }
+
+        let context = format!("{backend:?}");
+        assert!(
+            matches!(
+                other.stop_command_run(&eve, run).await,
+                Err(services::Error::NotFound)
+            ),
+            "{context}: only its owner stops a run"
+        );
+        let asked = std::time::Instant::now();
+        other.stop_command_run(&ada, run).await.unwrap();
+        let events = events_of(&other, &ada, run).await;
+        let waited = asked.elapsed();
+        let outcome = outcome_of(&events);
+        assert!(outcome.stopped, "{context}: {outcome:?}");
+        assert_ne!(outcome.exit_code, Some(0), "{context}: {outcome:?}");
+        assert!(
+            waited < Duration::from_secs(10),
+            "{context}: stopped after {waited:?}"
+        );
+        let stored = other.runs.run(run).await.unwrap().unwrap();
+        assert!(stored.state.is_terminal(), "{context}: {stored:?}");
+        assert!(stored.stop_requested_at.is_some(), "{context}");
+        all_given_back(&other, &ada).await;
+        // An ended run: stopping it again changes nothing.
+        other.stop_command_run(&ada, run).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_starts_over_two_instances_admit_exactly_the_plans_concurrent_runs() {
+    const LIMIT: u64 = 3;
+    const STARTS: usize = 24;
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let folder = worktrees_folder();
+        let first = instance(&database.url, "first", &folder.path().join("a"), LIMIT).await;
+        let second = instance(&database.url, "second", &folder.path().join("b"), LIMIT).await;
+        support::sign_up_with(&first, "admin@example.com").await;
+        let (ada, _) = support::sign_up_with(&first, "ada@example.com").await;
+        let projects = slow_projects(&first, &ada, STARTS).await;
+
+        // Every start at once, half on each instance, each for a project of its own.
+        let starts: Vec<_> = projects
+            .iter()
+            .enumerate()
+            .map(|(number, project)| {
+                let services = if number % 2 == 0 { &first } else { &second }.clone();
+                let (ada, project) = (ada.clone(), *project);
+                tokio::spawn(async move {
+                    services
+                        .start_command_run(
+                            &ada,
+                            project,
+                            StartRun::Named("slow".into()),
+                            &services::RequestMeta::default(),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        for start in starts {
+            match start.await.unwrap() {
+                Ok(run) => admitted.push(run),
+                Err(services::Error::LimitReached(_)) => {}
+                Err(other) => panic!("{backend:?}: a start failed otherwise: {other:?}"),
+            }
+        }
+        let context = format!("{backend:?}");
+        assert_eq!(admitted.len() as u64, LIMIT, "{context}: {admitted:?}");
+        assert_eq!(active_runs(&first, &ada).await, LIMIT, "{context}");
+        // While they run, one more is refused on either instance.
+        for services in [&first, &second] {
+            let refused = services
+                .start_command_run(
+                    &ada,
+                    projects[0],
+                    StartRun::Named("slow".into()),
+                    &services::RequestMeta::default(),
+                )
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(services::Error::LimitReached(_) | services::Error::Conflict(_))
+                ),
+                "{context}: {refused:?}"
+            );
+        }
+        assert_eq!(active_runs(&first, &ada).await, LIMIT, "{context}");
+
+        // Stopped from the first instance, whichever supervises them: each slot comes back.
+        for run in &admitted {
+            first.stop_command_run(&ada, *run).await.unwrap();
+        }
+        for run in &admitted {
+            assert!(
+                outcome_of(&events_of(&first, &ada, *run).await).stopped,
+                "{context}"
+            );
+        }
+        all_given_back(&first, &ada).await;
+    }
 }

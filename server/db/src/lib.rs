@@ -21,8 +21,8 @@ use sea_orm::{
 pub use queries::{
     Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
     NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, RateLimitState,
-    Reservation, RevisionEntry, RunListener, RunNotice, SaveOutcome, Tree, TreeConflict,
-    UsageTotals,
+    Reservation, RevisionEntry, RunLease, RunListener, RunNotice, RunSignal, SaveOutcome, Tree,
+    TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 

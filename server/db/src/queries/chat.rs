@@ -8,9 +8,33 @@ use sea_orm::{
 };
 
 use crate::ids::{ConversationId, MessageId, ModeId, ProjectId, UserId};
+use crate::queries::runs::{RunLease, hold_lease};
 use crate::tables::messages::{MessageRole, MessageStatus};
 use crate::tables::{api_usage, conversations, messages, modes};
 use crate::{Database, Error};
+
+/// The update of a message's text, status and metadata (each when `Some`).
+fn message_update(
+    id: MessageId,
+    content: Option<String>,
+    status: Option<MessageStatus>,
+    metadata: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<messages::Entity> {
+    let mut update = messages::Entity::update_many()
+        .col_expr(messages::Column::UpdatedAt, Expr::value(now))
+        .filter(messages::Column::Id.eq(id));
+    if let Some(content) = content {
+        update = update.col_expr(messages::Column::Content, Expr::value(content));
+    }
+    if let Some(status) = status {
+        update = update.col_expr(messages::Column::Status, Expr::value(status));
+    }
+    if let Some(metadata) = metadata {
+        update = update.col_expr(messages::Column::Metadata, Expr::value(metadata));
+    }
+    update
+}
 
 /// A conversation with what its calls used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -349,19 +373,35 @@ impl Database {
         metadata: Option<serde_json::Value>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let mut update = messages::Entity::update_many()
-            .col_expr(messages::Column::UpdatedAt, Expr::value(now))
-            .filter(messages::Column::Id.eq(id));
-        if let Some(content) = content {
-            update = update.col_expr(messages::Column::Content, Expr::value(content));
+        message_update(id, content, status, metadata, now)
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
+
+    /// Stores the text, status and metadata of a message (each when `Some`) if `lease` still
+    /// holds its run (an answer's saves): the lease is checked and the message written in one
+    /// transaction, so an instance whose lease was taken over writes nothing
+    /// ([`Error::LeaseLost`]) and cannot overwrite what the instance that recovered the
+    /// answer saved.
+    pub async fn update_message_under_lease(
+        &self,
+        lease: &RunLease,
+        id: MessageId,
+        content: Option<String>,
+        status: Option<MessageStatus>,
+        metadata: Option<serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let transaction = self.begin_write().await?;
+        if let Err(error) = hold_lease(&transaction, lease, now).await {
+            transaction.rollback().await?;
+            return Err(error);
         }
-        if let Some(status) = status {
-            update = update.col_expr(messages::Column::Status, Expr::value(status));
-        }
-        if let Some(metadata) = metadata {
-            update = update.col_expr(messages::Column::Metadata, Expr::value(metadata));
-        }
-        update.exec(self.connection()).await?;
+        message_update(id, content, status, metadata, now)
+            .exec(&transaction)
+            .await?;
+        transaction.commit().await?;
         Ok(())
     }
 

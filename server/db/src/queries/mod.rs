@@ -24,6 +24,6 @@ pub use files::{Authorship, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tre
 pub use plan_counters::Reservation;
 pub use projects::ProjectFields;
 pub use rate_limits::RateLimitState;
-pub use runs::{RunListener, RunNotice};
+pub use runs::{Heartbeat, RunLease, RunListener, RunNotice, RunSignal};
 pub use usage::{NewUsage, UsageTotals};
 pub use users::NewUser;

@@ -24,7 +24,9 @@ pub enum Reservation {
 }
 
 impl Database {
-    /// Adds `amount` to the user's `counter` if it stays at most `limit`, in one statement.
+    /// Adds `amount` to the user's `counter` if it stays at most `limit`: one conditional
+    /// update decides (a second one when the first found no row but a concurrent first
+    /// reservation created it since, so a counter seeded concurrently is never taken for full).
     pub async fn reserve_on_plan_counter(
         &self,
         user_id: UserId,
@@ -32,6 +34,38 @@ impl Database {
         amount: u64,
         limit: u64,
     ) -> Result<Reservation, Error> {
+        if self
+            .add_within_limit(user_id, counter, amount, limit)
+            .await?
+        {
+            return Ok(Reservation::Reserved);
+        }
+        if self.plan_counter(user_id, counter).await?.is_none() {
+            return Ok(Reservation::Missing);
+        }
+        // The counter exists now, but it may have been created (by a concurrent first
+        // reservation) after the update above looked: only an update that saw it decides that
+        // it is full.
+        Ok(
+            if self
+                .add_within_limit(user_id, counter, amount, limit)
+                .await?
+            {
+                Reservation::Reserved
+            } else {
+                Reservation::Full
+            },
+        )
+    }
+
+    /// The conditional update of a reservation: `true` when it added `amount`.
+    async fn add_within_limit(
+        &self,
+        user_id: UserId,
+        counter: &str,
+        amount: u64,
+        limit: u64,
+    ) -> Result<bool, Error> {
         let result = plan_counters::Entity::update_many()
             .col_expr(
                 plan_counters::Column::Used,
@@ -46,13 +80,7 @@ impl Database {
             )
             .exec(self.connection())
             .await?;
-        if result.rows_affected > 0 {
-            return Ok(Reservation::Reserved);
-        }
-        Ok(match self.plan_counter(user_id, counter).await? {
-            Some(_) => Reservation::Full,
-            None => Reservation::Missing,
-        })
+        Ok(result.rows_affected > 0)
     }
 
     /// Creates the counter with `used` unless it exists (then it is left as it is). Counters of

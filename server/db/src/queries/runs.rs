@@ -47,6 +47,50 @@ pub struct NewRunEvent {
     pub payload: String,
 }
 
+/// A lease renewed by its holder's heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// When the lease ends unless renewed again.
+    pub expires_at: DateTime<Utc>,
+    /// Whether a stop of the run was asked for (on any instance).
+    pub stop_requested: bool,
+}
+
+/// The lease a write is fenced by: the run, the instance holding it, and the token of its
+/// claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunLease {
+    pub run_id: RunId,
+    pub instance: String,
+    pub token: i64,
+}
+
+/// What is announced on [`RUNS_CHANNEL`]: a write (readers look at the rows) or a stop asked
+/// for (the holder stops the run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunSignal {
+    Written(RunNotice),
+    StopRequested(RunId),
+}
+
+impl RunSignal {
+    /// Reads a notification's payload (`<run id>:<last seq>` or `<run id>:stop`).
+    pub fn parse(payload: &str) -> Option<Self> {
+        match payload.split_once(':') {
+            Some((run_id, "stop")) => Some(Self::StopRequested(run_id.parse().ok()?)),
+            _ => RunNotice::parse(payload).map(Self::Written),
+        }
+    }
+
+    /// The notification's payload.
+    pub fn payload(&self) -> String {
+        match self {
+            Self::Written(notice) => notice.payload(),
+            Self::StopRequested(run_id) => format!("{run_id}:stop"),
+        }
+    }
+}
+
 /// A write to a run announced on [`RUNS_CHANNEL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunNotice {
@@ -129,6 +173,7 @@ impl Database {
             lease_expires_at: Some(expiry(now, lease)),
             fencing_token: 1,
             last_seq: 0,
+            stop_requested_at: None,
             created_at: now,
             updated_at: now,
         })
@@ -149,6 +194,7 @@ impl Database {
             lease_expires_at: None,
             fencing_token: 0,
             last_seq: 0,
+            stop_requested_at: None,
             created_at: now,
             updated_at: now,
         })
@@ -166,6 +212,7 @@ impl Database {
             lease_expires_at: Set(run.lease_expires_at),
             fencing_token: Set(run.fencing_token),
             last_seq: Set(run.last_seq),
+            stop_requested_at: Set(run.stop_requested_at),
             created_at: Set(run.created_at),
             updated_at: Set(run.updated_at),
         })
@@ -214,15 +261,15 @@ impl Database {
     }
 
     /// Extends the lease of `instance` (holding `token`) to now + `lease`. Returns the new
-    /// expiry, or [`Error::LeaseLost`] when the run is no longer held with this token (claimed
-    /// by another, released, ended).
+    /// expiry and whether a stop was asked for (on another instance), or [`Error::LeaseLost`]
+    /// when the run is no longer held with this token (claimed by another, released, ended).
     pub async fn heartbeat_run(
         &self,
         run_id: RunId,
         instance: &str,
         token: i64,
         lease: Duration,
-    ) -> Result<DateTime<Utc>, Error> {
+    ) -> Result<Heartbeat, Error> {
         let now = now();
         let expires_at = expiry(now, lease);
         let renewed = runs::Entity::update_many()
@@ -237,7 +284,50 @@ impl Database {
         if renewed.rows_affected == 0 {
             return Err(Error::LeaseLost);
         }
-        Ok(expires_at)
+        Ok(Heartbeat {
+            expires_at,
+            stop_requested: self.run_stop_requested(run_id).await?,
+        })
+    }
+
+    /// Whether a stop of the run was asked for.
+    pub async fn run_stop_requested(&self, run_id: RunId) -> Result<bool, Error> {
+        let requested: Option<Option<DateTime<Utc>>> = runs::Entity::find_by_id(run_id)
+            .select_only()
+            .column(runs::Column::StopRequestedAt)
+            .into_tuple()
+            .one(self.connection())
+            .await?;
+        Ok(requested.flatten().is_some())
+    }
+
+    /// Asks whichever instance holds the run to stop it: records the request on the row and,
+    /// on Postgres, announces it on [`RUNS_CHANNEL`] (`<run id>:stop`) when it commits; the
+    /// holder also sees it at its next heartbeat. Returns `false` when the run has ended (or
+    /// does not exist): there is nothing to stop. Asking twice is asking once.
+    pub async fn request_run_stop(&self, run_id: RunId) -> Result<bool, Error> {
+        let transaction = self.begin_write().await?;
+        let now = now();
+        let requested = runs::Entity::update_many()
+            .col_expr(runs::Column::StopRequestedAt, Expr::value(now))
+            .filter(runs::Column::Id.eq(run_id))
+            .filter(runs::Column::State.is_in([RunState::Queued, RunState::Running]))
+            .filter(runs::Column::StopRequestedAt.is_null())
+            .exec(&transaction)
+            .await?;
+        if requested.rows_affected == 0 {
+            transaction.rollback().await?;
+            let run = self.run(run_id).await?;
+            return Ok(run.is_some_and(|run| !run.state.is_terminal()));
+        }
+        signal(
+            &transaction,
+            self.backend(),
+            RunSignal::StopRequested(run_id),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 
     /// Appends `events` to the run, numbered from its `last_seq + 1`, if `instance` holds its
@@ -364,7 +454,8 @@ impl Database {
                 .await?;
         }
         if !events.is_empty() || ending != Ending::None {
-            announce(&transaction, self.backend(), RunNotice { run_id, last_seq }).await?;
+            let notice = RunNotice { run_id, last_seq };
+            signal(&transaction, self.backend(), RunSignal::Written(notice)).await?;
         }
         transaction.commit().await?;
         Ok(last_seq)
@@ -457,11 +548,12 @@ impl Database {
     }
 }
 
-/// Announces a write on Postgres (delivered when the transaction commits); nothing on SQLite.
-async fn announce(
+/// Announces a write or a stop request on Postgres (delivered when the transaction commits);
+/// nothing on SQLite.
+async fn signal(
     transaction: &DatabaseTransaction,
     backend: Backend,
-    notice: RunNotice,
+    signal: RunSignal,
 ) -> Result<(), Error> {
     if backend != Backend::Postgres {
         return Ok(());
@@ -470,14 +562,15 @@ async fn announce(
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_notify($1, $2)",
-            [RUNS_CHANNEL.into(), notice.payload().into()],
+            [RUNS_CHANNEL.into(), signal.payload().into()],
         ))
         .await?;
     Ok(())
 }
 
-/// Notices of writes to runs, from Postgres's LISTEN. They are hints: a reader always reads the
-/// rows after the last number it has.
+/// Notices of writes to runs and of stops asked for, from Postgres's LISTEN. They are hints: a
+/// reader always reads the rows after the last number it has, a holder also sees a stop at its
+/// next heartbeat.
 pub struct RunListener {
     listener: PgListener,
 }
@@ -493,15 +586,92 @@ impl std::fmt::Debug for RunListener {
 impl RunListener {
     /// The next notice. `Ok(None)` when the connection was lost (it is opened again at once):
     /// notices may have been missed, so every reader should look at its rows again.
-    pub async fn next(&mut self) -> Result<Option<RunNotice>, Error> {
+    pub async fn next(&mut self) -> Result<Option<RunSignal>, Error> {
         loop {
             match self.listener.try_recv().await.map_err(Error::Listen)? {
                 None => return Ok(None),
                 Some(notification) => {
-                    if let Some(notice) = RunNotice::parse(notification.payload()) {
-                        return Ok(Some(notice));
+                    if let Some(signal) = RunSignal::parse(notification.payload()) {
+                        return Ok(Some(signal));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Checks, inside `transaction`, that `lease` still holds its run (the same conditional update
+/// as every fenced write, so the row stays locked until the commit and no claim can come in
+/// between): [`Error::LeaseLost`] otherwise, and the caller rolls back.
+pub(crate) async fn hold_lease(
+    transaction: &DatabaseTransaction,
+    lease: &RunLease,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let held = runs::Entity::update_many()
+        .col_expr(runs::Column::UpdatedAt, Expr::value(now))
+        .filter(runs::Column::Id.eq(lease.run_id))
+        .filter(runs::Column::LeaseOwner.eq(lease.instance.as_str()))
+        .filter(runs::Column::FencingToken.eq(lease.token))
+        .filter(runs::Column::State.eq(RunState::Running))
+        .exec(transaction)
+        .await?;
+    if held.rows_affected == 0 {
+        return Err(Error::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Removing ended runs after the retention.
+impl Database {
+    /// Deletes the runs that ended before `cutoff` (with their events), at most `batch` runs
+    /// per transaction, until none is left; runs still going are never deleted. Idempotent:
+    /// two instances deleting at once delete each run once between them. Returns how many
+    /// runs this call deleted.
+    pub async fn delete_runs_ended_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: u64,
+    ) -> Result<u64, Error> {
+        let ended = || {
+            Condition::all()
+                .add(runs::Column::State.is_in([
+                    RunState::Finished,
+                    RunState::Interrupted,
+                    RunState::Failed,
+                ]))
+                .add(runs::Column::UpdatedAt.lt(cutoff))
+        };
+        let batch = Ord::max(batch, 1);
+        let mut deleted = 0;
+        loop {
+            let old: Vec<RunId> = runs::Entity::find()
+                .select_only()
+                .column(runs::Column::Id)
+                .filter(ended())
+                .order_by_asc(runs::Column::UpdatedAt)
+                .limit(batch)
+                .into_tuple()
+                .all(self.connection())
+                .await?;
+            if old.is_empty() {
+                return Ok(deleted);
+            }
+            let found = u64::try_from(old.len()).unwrap_or(u64::MAX);
+            let transaction = self.begin_write().await?;
+            run_events::Entity::delete_many()
+                .filter(run_events::Column::RunId.is_in(old.clone()))
+                .exec(&transaction)
+                .await?;
+            let removed = runs::Entity::delete_many()
+                .filter(runs::Column::Id.is_in(old))
+                .filter(ended())
+                .exec(&transaction)
+                .await?;
+            transaction.commit().await?;
+            deleted += removed.rows_affected;
+            if found < batch {
+                return Ok(deleted);
             }
         }
     }

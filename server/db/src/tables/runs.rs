@@ -26,6 +26,9 @@ pub struct Model {
     pub fencing_token: i64,
     /// The number of the newest event (0: none yet).
     pub last_seq: i64,
+    /// When a stop was asked for on an instance that does not hold the run (the holder stops
+    /// it when it sees this).
+    pub stop_requested_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

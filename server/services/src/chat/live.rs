@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use db::ids::{ConversationId, MessageId, UserId};
+use db::queries::runs::RunLease;
 use db::tables::messages::MessageStatus;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -133,6 +134,11 @@ pub struct LiveAnswer {
     /// Whether the run's lease is lost (another instance took the answer over), once a run
     /// is attached.
     lease: OnceLock<watch::Receiver<bool>>,
+    /// Whether a stop was asked for on another instance (through the run), once a run is
+    /// attached.
+    stop_elsewhere: OnceLock<watch::Receiver<bool>>,
+    /// The lease the answer's saves are fenced by, once a run is attached.
+    fence: OnceLock<RunLease>,
 }
 
 /// What a live answer guards with one lock: its events and the run they are also written to.
@@ -154,6 +160,8 @@ impl LiveAnswer {
             count: watch::channel(0).0,
             stop: watch::channel(None).0,
             lease: OnceLock::new(),
+            stop_elsewhere: OnceLock::new(),
+            fence: OnceLock::new(),
         }
     }
 
@@ -164,10 +172,20 @@ impl LiveAnswer {
     /// From now on every event is also written to `run` (under the same number); a lost lease
     /// wakes [`LiveAnswer::lease_lost`].
     pub fn attach_run(&self, run: RunWriter<AnswerBatch>) {
-        if self.lease.set(run.subscribe_lost()).is_err() {
+        let fence = run.lease();
+        if self.lease.set(run.subscribe_lost()).is_err()
+            || self.stop_elsewhere.set(run.subscribe_stop()).is_err()
+            || self.fence.set(fence).is_err()
+        {
             tracing::error!("a second run was attached to one live answer");
         }
         self.state().run = Some(run);
+    }
+
+    /// The lease of the answer's run, which its message's saves must still hold (`None`
+    /// without a run).
+    pub fn fence(&self) -> Option<&RunLease> {
+        self.fence.get()
     }
 
     /// Takes the run back (to end it): events pushed after this stay in memory.
@@ -248,17 +266,33 @@ impl LiveAnswer {
         });
     }
 
-    /// Resolves when a stop was asked for, with why.
+    /// Resolves when a stop was asked for, here or (through the run) on another instance,
+    /// with why.
     pub async fn stopped(&self) -> StopRequest {
         let mut receiver = self.stop.subscribe();
-        // An error means the sender is gone, which cannot happen while `self` lives.
-        let request = receiver
-            .wait_for(Option::is_some)
-            .await
-            .map(|request| *request);
-        match request {
-            Ok(request) => request.unwrap_or(StopRequest::ByUser),
-            Err(_) => std::future::pending().await,
+        let here = async {
+            // An error means the sender is gone, which cannot happen while `self` lives.
+            let request = receiver
+                .wait_for(Option::is_some)
+                .await
+                .map(|request| *request);
+            match request {
+                Ok(request) => request.unwrap_or(StopRequest::ByUser),
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let elsewhere = async {
+            if let Some(mut receiver) = self.stop_elsewhere.get().cloned()
+                && receiver.wait_for(|stop| *stop).await.is_ok()
+            {
+                return StopRequest::ByUser;
+            }
+            // No run, or its writer ended: no stop can come this way.
+            std::future::pending().await
+        };
+        tokio::select! {
+            request = here => request,
+            request = elsewhere => request,
         }
     }
 

@@ -217,7 +217,8 @@ impl Services {
                     meta.reasoning = Some(reasoning);
                 }
                 self.database
-                    .update_message(
+                    .update_message_under_lease(
+                        &writer.lease(),
                         message.id,
                         Some(partial.text),
                         Some(MessageStatus::Interrupted),

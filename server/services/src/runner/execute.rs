@@ -375,7 +375,7 @@ impl Services {
     }
 
     /// Asks a run of the caller's to stop (SIGTERM to its processes, SIGKILL after a grace
-    /// period). A run that has ended is left as it is.
+    /// period), on whichever instance supervises it. A run that has ended is left as it is.
     pub async fn stop_command_run(
         &self,
         user: &AuthenticatedUser,
@@ -398,9 +398,12 @@ impl Services {
                 Ok(())
             }
             None if self.runner.active().contains_key(&run_id) => Ok(()),
-            None => Err(Error::Conflict(
-                "This run is supervised by another server instance; stop it there.".to_owned(),
-            )),
+            // Supervised by another instance: the stop goes through the run, and that instance
+            // stops it as it would a stop asked for there.
+            None => {
+                self.runs.request_stop(run_id).await?;
+                Ok(())
+            }
         }
     }
 
@@ -822,6 +825,11 @@ impl Job {
                     if received.is_ok() {
                         handle.stop();
                     }
+                }
+                // Asked for on another instance.
+                () = writer.stop_requested(), if !*stop_requested => {
+                    *stop_requested = true;
+                    handle.stop();
                 }
                 () = writer.lost(), if !lease_lost => {
                     lease_lost = true;

@@ -14,13 +14,19 @@
 //!   polls every [`RunsConfig::poll_interval`] whatever happens.
 //! - [`Runs::recover`] claims the runs of a kind whose owner went away and hands each to a
 //!   callback (an answer: mark it interrupted; an agent's task: resume it).
+//! - [`Runs::request_stop`] stops a run from any instance: recorded on its row, the holder's
+//!   writer is woken (here at once, elsewhere by a Postgres notification or its next
+//!   heartbeat) and [`RunWriter::stop_requested`] tells the work to stop.
+//! - [`Runs::remove_old_runs`] deletes ended runs past the retention, one instance per round.
 
 mod notifier;
 mod reader;
+pub mod retention;
 #[cfg(test)]
 mod tests;
 mod writer;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -30,6 +36,7 @@ use db::queries::runs::NewRun;
 use db::tables::runs;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 pub use notifier::{RunNotifier, Subscription};
 pub use reader::{RunEventRecord, RunReader};
@@ -161,6 +168,9 @@ struct RunsInner {
     listener: Mutex<Option<tokio::task::AbortHandle>>,
     /// Since when this instance's writes of runs fail (none succeeded since), if they do.
     failing_since: Mutex<Option<tokio::time::Instant>>,
+    /// The runs this instance's writers hold, each with the flag that stops it when a stop is
+    /// asked for elsewhere.
+    held: Mutex<HashMap<RunId, Arc<watch::Sender<bool>>>>,
 }
 
 impl Drop for RunsInner {
@@ -195,6 +205,7 @@ impl Runs {
                 notifier: Arc::default(),
                 listener: Mutex::new(None),
                 failing_since: Mutex::new(None),
+                held: Mutex::default(),
             }),
         }
     }
@@ -263,6 +274,7 @@ impl Runs {
         let task = tokio::spawn(relay_notices(
             self.inner.database.clone(),
             Arc::clone(&self.inner.notifier),
+            Arc::downgrade(&self.inner),
             listener,
         ));
         let mut slot = self
@@ -274,6 +286,48 @@ impl Runs {
             previous.abort();
         }
         Ok(())
+    }
+
+    /// Asks whichever instance holds the run to stop it (as its local stop does): the request
+    /// is recorded on the run's row, a writer of this instance is told at once, another
+    /// instance's by a notification on Postgres or at its next heartbeat on either database.
+    /// `false` when the run has ended or does not exist.
+    pub async fn request_stop(&self, run_id: RunId) -> Result<bool, RunError> {
+        let requested = self.inner.database.request_run_stop(run_id).await?;
+        if requested {
+            self.stop_held(run_id);
+        }
+        Ok(requested)
+    }
+
+    /// Tells this instance's writer of the run, if any, that a stop was asked for.
+    fn stop_held(&self, run_id: RunId) {
+        stop_held(&self.inner.held, run_id);
+    }
+
+    /// Registers a writer's stop flag (see [`Runs::request_stop`]).
+    pub(crate) fn hold(&self, run_id: RunId, stop: Arc<watch::Sender<bool>>) {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_id, stop);
+    }
+
+    /// Forgets a writer's stop flag (the writer is gone), unless another writer of the run
+    /// registered since.
+    pub(crate) fn let_go(&self, run_id: RunId, stop: &Arc<watch::Sender<bool>>) {
+        let mut held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if held
+            .get(&run_id)
+            .is_some_and(|registered| Arc::ptr_eq(registered, stop))
+        {
+            held.remove(&run_id);
+        }
     }
 
     /// Creates a run held by this instance and returns its writer.
@@ -350,16 +404,34 @@ fn uuid_text() -> String {
     RunId::new().to_string()
 }
 
-/// Relays Postgres notifications to this process's readers until aborted. A lost connection
-/// wakes every reader (notices may have been missed); a failed listener is opened again.
+/// Tells the writer of the run among `held`, if any, that a stop was asked for.
+fn stop_held(held: &Mutex<HashMap<RunId, Arc<watch::Sender<bool>>>>, run_id: RunId) {
+    if let Some(stop) = held
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&run_id)
+    {
+        stop.send_replace(true);
+    }
+}
+
+/// Relays Postgres notifications until aborted: writes to this process's readers, stops asked
+/// for to this instance's writers. A lost connection wakes every reader (notices may have been
+/// missed; a missed stop is seen at the holder's next heartbeat); a failed listener is opened
+/// again.
 async fn relay_notices(
     database: db::Database,
     notifier: Arc<RunNotifier>,
+    runs: std::sync::Weak<RunsInner>,
     mut listener: db::RunListener,
 ) {
     loop {
         match listener.next().await {
-            Ok(Some(notice)) => notifier.notify(notice.run_id),
+            Ok(Some(db::RunSignal::Written(notice))) => notifier.notify(notice.run_id),
+            Ok(Some(db::RunSignal::StopRequested(run_id))) => {
+                let Some(runs) = runs.upgrade() else { return };
+                stop_held(&runs.held, run_id);
+            }
             Ok(None) => notifier.notify_all(),
             Err(error) => {
                 tracing::warn!(%error, "listening for run notifications failed; retrying");

@@ -455,3 +455,54 @@ async fn a_released_run_is_claimed_at_once_and_goes_on() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stop_asked_for_elsewhere_reaches_the_writer_by_notification_or_heartbeat() {
+    for backend in backends() {
+        let test_database = TestDatabase::migrated(backend).await;
+        let database = &test_database.database;
+        // Without notifications (never listening) only the holder's heartbeat tells it.
+        let mut beating = quiet_config();
+        beating.lease.heartbeat = Duration::from_millis(50);
+        let holder = Runs::with_instance(database.clone(), "holder", beating);
+        let asker = Runs::with_instance(database.clone(), "asker", quiet_config());
+        let writer = holder.start::<TestEvent>(new_run()).await.unwrap();
+        assert!(!writer.is_stop_requested());
+        assert!(asker.request_stop(writer.run_id()).await.unwrap());
+        tokio::time::timeout(Duration::from_secs(5), writer.stop_requested())
+            .await
+            .expect("the next heartbeat sees the stop");
+        assert!(writer.is_stop_requested(), "{backend:?}");
+        // The holder still writes: it ends the run as its stop does.
+        writer.push(text("stopped")).unwrap();
+        writer.finish(RunState::Finished).await.unwrap();
+
+        // With notifications (Postgres), at once, however rare the heartbeats.
+        if backend == Backend::Postgres {
+            let holder = Runs::with_instance(database.clone(), "listening", quiet_config());
+            holder.listen().await.unwrap();
+            let writer = holder.start::<TestEvent>(new_run()).await.unwrap();
+            asker.request_stop(writer.run_id()).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), writer.stop_requested())
+                .await
+                .expect("the notification tells the holder");
+            writer.finish(RunState::Finished).await.unwrap();
+        }
+
+        // Asked for on the holder's own instance: its writer is told at once.
+        let writer = holder.start::<TestEvent>(new_run()).await.unwrap();
+        let quiet = Runs::with_instance(database.clone(), "quiet", quiet_config());
+        let quiet_writer = quiet.start::<TestEvent>(new_run()).await.unwrap();
+        quiet.request_stop(quiet_writer.run_id()).await.unwrap();
+        assert!(quiet_writer.is_stop_requested(), "{backend:?}");
+        assert!(
+            !writer.is_stop_requested(),
+            "{backend:?}: a stop is of one run only"
+        );
+        // A run that has ended has nothing to stop.
+        let run_id = quiet_writer.run_id();
+        quiet_writer.finish(RunState::Finished).await.unwrap();
+        assert!(!quiet.request_stop(run_id).await.unwrap(), "{backend:?}");
+        writer.finish(RunState::Finished).await.unwrap();
+    }
+}

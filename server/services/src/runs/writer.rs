@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use db::ids::RunId;
-use db::queries::runs::NewRunEvent;
+use db::queries::runs::{NewRunEvent, RunLease};
 use db::tables::runs::{self, RunState};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -48,6 +48,9 @@ struct WriterCore<E> {
     flushing: tokio::sync::Mutex<()>,
     /// `true` once the lease is lost.
     lost: watch::Sender<bool>,
+    /// `true` once a stop was asked for on any instance (seen at a heartbeat, or woken by a
+    /// notification through [`Runs`]).
+    stop: Arc<watch::Sender<bool>>,
     /// Until when the lease is surely held (the start of the last renewal that succeeded plus
     /// the lease): past it, another instance may hold the run.
     held_until: Mutex<Instant>,
@@ -206,8 +209,11 @@ impl<E: RunEvent> WriterCore<E> {
             )
             .await;
         match renewed {
-            Ok(_) => {
+            Ok(heartbeat) => {
                 self.runs.record_write(true);
+                if heartbeat.stop_requested {
+                    self.stop.send_replace(true);
+                }
                 *self
                     .held_until
                     .lock()
@@ -248,6 +254,8 @@ impl<E: RunEvent> RunWriter<E> {
     /// The writer of `run`, just created or claimed by this instance.
     pub(super) fn new(runs: Runs, run: runs::Model) -> Self {
         let lease = runs.config().lease.lease;
+        let stop = Arc::new(watch::channel(run.stop_requested_at.is_some()).0);
+        runs.hold(run.id, Arc::clone(&stop));
         let core = Arc::new(WriterCore {
             runs,
             run,
@@ -255,6 +263,7 @@ impl<E: RunEvent> RunWriter<E> {
             wake: Notify::new(),
             flushing: tokio::sync::Mutex::new(()),
             lost: watch::channel(false).0,
+            stop,
             held_until: Mutex::new(Instant::now() + lease),
         });
         let task = tokio::spawn(maintain(Arc::clone(&core)));
@@ -268,6 +277,16 @@ impl<E: RunEvent> RunWriter<E> {
     /// The fencing token every write of this writer carries.
     pub fn token(&self) -> i64 {
         self.core.run.fencing_token
+    }
+
+    /// The lease this writer holds, for writes of the run's work fenced by it (an answer's
+    /// message).
+    pub fn lease(&self) -> RunLease {
+        RunLease {
+            run_id: self.core.run.id,
+            instance: self.core.runs.instance().to_owned(),
+            token: self.core.run.fencing_token,
+        }
     }
 
     /// The run as it was when this writer got it (the number of its events then, …).
@@ -290,6 +309,28 @@ impl<E: RunEvent> RunWriter<E> {
     pub async fn lost(&self) {
         let mut lost = self.core.lost.subscribe();
         if lost.wait_for(|lost| *lost).await.is_err() {
+            // The sender lives in the core, which this writer holds: never here.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether a stop of the run was asked for (on this instance through
+    /// [`Runs::request_stop`], or on another).
+    pub fn is_stop_requested(&self) -> bool {
+        *self.core.stop.borrow()
+    }
+
+    /// A receiver that turns `true` once a stop of the run is asked for anywhere, for a
+    /// generator that cannot hold the writer while it waits.
+    pub fn subscribe_stop(&self) -> watch::Receiver<bool> {
+        self.core.stop.subscribe()
+    }
+
+    /// Returns once a stop of the run was asked for anywhere: the work selects on it and
+    /// stops as a local stop would.
+    pub async fn stop_requested(&self) {
+        let mut stop = self.core.stop.subscribe();
+        if stop.wait_for(|stop| *stop).await.is_err() {
             // The sender lives in the core, which this writer holds: never here.
             std::future::pending::<()>().await;
         }
@@ -376,5 +417,6 @@ impl<E: RunEvent> RunWriter<E> {
 impl<E: RunEvent> Drop for RunWriter<E> {
     fn drop(&mut self) {
         self.task.abort();
+        self.core.runs.let_go(self.core.run.id, &self.core.stop);
     }
 }
