@@ -21,8 +21,8 @@ use std::convert::Infallible;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::response::sse::Event;
+use axum::response::{IntoResponse, Response};
 use futures::{FutureExt, StreamExt};
 use services::AuthenticatedUser;
 use services::chat::AnswerFeed;
@@ -50,7 +50,7 @@ pub async fn events(
 ) -> Response {
     let request = match events_request(&headers, &message_id, &query, "an answer") {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let (message, after) = (request.id, request.after);
     let feed = match state.services.follow_answer(&user, message, after).await {

@@ -30,20 +30,40 @@ pub struct EventsRequest<Id> {
     pub after: u64,
 }
 
+/// Why a request for events is refused before anything is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// From another site's page: 403.
+    CrossSite,
+    /// The id does not parse: 404, as for an id nobody has.
+    NotFound,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::CrossSite => {
+                (StatusCode::FORBIDDEN, "Cross-site request refused.").into_response()
+            }
+            Refused::NotFound => error_response(services::Error::NotFound),
+        }
+    }
+}
+
 /// Checks a request for the events of `what` (named in the log): refused from another site's
-/// pages (403), an id that does not parse is not found (404).
+/// pages, or when the id does not parse.
 pub fn events_request<Id: FromStr>(
     headers: &HeaderMap,
     id: &str,
     query: &EventsQuery,
     what: &str,
-) -> Result<EventsRequest<Id>, Response> {
+) -> Result<EventsRequest<Id>, Refused> {
     if from_other_site(headers) {
         tracing::info!(what, "a cross-site request for events was refused");
-        return Err((StatusCode::FORBIDDEN, "Cross-site request refused.").into_response());
+        return Err(Refused::CrossSite);
     }
     let Ok(id) = id.parse() else {
-        return Err(error_response(services::Error::NotFound));
+        return Err(Refused::NotFound);
     };
     let last_seen = headers
         .get("last-event-id")
@@ -159,7 +179,8 @@ mod tests {
             events_request::<u32>(&headers(&[]), "5", &EventsQuery::default(), "test").unwrap();
         assert_eq!(none.after, 0);
         let missing = events_request::<u32>(&headers(&[]), "nope", &query, "test").unwrap_err();
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing, Refused::NotFound);
+        assert_eq!(missing.into_response().status(), StatusCode::NOT_FOUND);
         let cross = events_request::<u32>(
             &headers(&[("sec-fetch-site", "cross-site")]),
             "5",
@@ -167,6 +188,6 @@ mod tests {
             "test",
         )
         .unwrap_err();
-        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        assert_eq!(cross.into_response().status(), StatusCode::FORBIDDEN);
     }
 }

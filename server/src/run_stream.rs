@@ -11,8 +11,8 @@ use std::convert::Infallible;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::response::sse::Event;
+use axum::response::{IntoResponse, Response};
 use services::AuthenticatedUser;
 
 use crate::AppState;
@@ -29,7 +29,7 @@ pub async fn events(
 ) -> Response {
     let request = match events_request(&headers, &run_id, &query, "a run") {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let (run_id, after) = (request.id, i64::try_from(request.after).unwrap_or(i64::MAX));
     let reader = match state
