@@ -665,6 +665,41 @@ async fn a_stale_holders_message_save_is_refused_and_changes_nothing() {
             )
             .await;
         assert_lease_lost(refused, backend);
+
+        // The same instance's former claim (an older token) is refused too.
+        let again = held_run(database, "owner", LONG_LEASE).await;
+        expire(database, again.id).await;
+        let reclaimed = database
+            .claim_run(again.id, "owner", LONG_LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reclaimed.fencing_token, 2);
+        let former = RunLease {
+            run_id: again.id,
+            instance: "owner".into(),
+            token: 1,
+        };
+        let refused = database
+            .update_message_under_lease(
+                &former,
+                answer.id,
+                Some("Former".into()),
+                None,
+                None,
+                Utc::now(),
+            )
+            .await;
+        assert_lease_lost(refused, backend);
+        let (after, _) = database
+            .find_message(user.id, answer.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            after, saved,
+            "{backend:?}: the former claim's save changed the message"
+        );
     }
 }
 
