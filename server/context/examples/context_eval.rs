@@ -906,7 +906,10 @@ fn main() -> Result<(), Error> {
         "same folder, path".into(),
         "message words".into(),
     ];
-    rankers.extend(rankings.keys().cloned());
+    for ranker in rankings.keys() {
+        rankers.push(ranker.clone());
+        rankers.push(format!("ours, {ranker}'s"));
+    }
     // (ranker, language or "all", held out) -> score
     let mut scores: BTreeMap<(String, String, bool), Score> = BTreeMap::new();
     let mut cases_out = match &arguments.cases {
@@ -996,9 +999,12 @@ fn main() -> Result<(), Error> {
                     words_baseline(&case.message, &candidates, &tree.texts),
                 ),
             ];
+            let ours_order = orders[0].1.clone();
             for (ranker, by_commit) in &rankings {
                 if let Some(files) = by_commit.get(&case.commit) {
                     orders.push((ranker.clone(), files.clone()));
+                    // Ours again on just the commits this ranker ranked (it may rank fewer).
+                    orders.push((format!("ours, {ranker}'s"), ours_order.clone()));
                 }
             }
             for (ranker, order) in orders {

@@ -1061,13 +1061,24 @@ impl Graph {
                     }
                 }
             }
-            let idf: Vec<f64> = document_frequency
+            let mut idf: Vec<f64> = document_frequency
                 .iter()
                 .map(|frequency| {
                     let frequency = f64::from(*frequency);
                     (1.0 + (f64::from(sources) - frequency + 0.5) / (frequency + 0.5)).ln()
                 })
                 .collect();
+            // A long request counts its rarest words only (common ones would add noise to
+            // every file's score).
+            let mut rarest: Vec<usize> = (0..query.len())
+                .filter(|position| document_frequency[*position] > 0)
+                .collect();
+            if rarest.len() > QUERY_WORDS {
+                rarest.sort_by(|a, b| idf[*b].total_cmp(&idf[*a]).then(a.cmp(b)));
+                for position in rarest.into_iter().skip(QUERY_WORDS) {
+                    idf[position] = 0.0;
+                }
+            }
             let mut text = vec![0.0f64; file_count];
             for (file, value) in text.iter_mut().enumerate() {
                 let length = f64::from(self.words[file].total) / self.average_words.max(1.0);
@@ -1193,15 +1204,17 @@ const BM25_B: f64 = 0.75;
 const NAME_SPREAD: f64 = 0.3;
 /// Files whose reasons are written out, at most (more than a map shows).
 const REASON_FILES: usize = 80;
-/// Words of a request looked for, at most.
+/// Words of a request whose counts add to a file's score, at most (the rarest).
 const QUERY_WORDS: usize = 64;
+/// Words of a request looked for, at most.
+const QUERY_WORDS_READ: usize = 256;
 
 /// The request's words to look for in files (from the words of its message).
 fn query_words(request: &RankRequest) -> Vec<(u32, String)> {
     let mut names: Vec<&str> = request.mentioned_names.iter().map(String::as_str).collect();
     names.sort_unstable();
     let mut words = terms::of_request(&names.join(" "));
-    words.truncate(QUERY_WORDS);
+    words.truncate(QUERY_WORDS_READ);
     words
 }
 

@@ -344,3 +344,41 @@ fn words_and_imports_survive_saving_and_an_edit() {
         .map_or("", String::as_str);
     assert!(!why.contains("imported by the current file"), "{why}");
 }
+
+#[test]
+fn a_long_request_keeps_its_rarest_words() {
+    // Seventy words the two feature files both have, and one only backoff.ts has: sorted, the
+    // rare word comes last, and a request counting its first words only would lose it.
+    let filler: Vec<String> = (0..70).map(|number| format!("aaword{number}")).collect();
+    let mut files = project();
+    for name in ["src/features/feature_1.ts", "src/features/feature_2.ts"] {
+        let file = files
+            .iter_mut()
+            .find(|(path, _)| path == name)
+            .expect("the feature file");
+        file.1.push_str(&format!("// {}\n", filler.join(" ")));
+    }
+    let index = Index::build(&files, 2, &AtomicUsize::new(0));
+    let message = format!("{} timeout", filler.join(" "));
+    let ranking = index.rank(
+        &request(&index, "src/server/listen.ts", &message),
+        usize::MAX,
+    );
+    let files = ranking.files();
+    let position = files
+        .iter()
+        .position(|file| *file == "src/retry/backoff.ts");
+    // Behind the two files with the seventy words, ahead of every file with none.
+    let unrelated = files
+        .iter()
+        .position(|file| *file == "src/features/feature_0.ts");
+    assert!(
+        position.is_some_and(|position| position < 10 && Some(position) < unrelated),
+        "{files:?}"
+    );
+    let why = ranking
+        .reasons
+        .get("src/retry/backoff.ts")
+        .map_or("", String::as_str);
+    assert!(why.contains("mentions 'timeout'"), "{why}");
+}

@@ -19,10 +19,10 @@ use sea_orm::{
 };
 
 pub use queries::{
-    Authorship, ConversationEntry, ConversationTotals, FileBody, FileEntry, ModeFields,
-    NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields, RateLimitState,
-    Reservation, RevisionEntry, RunLease, RunListener, RunNotice, RunSignal, SaveOutcome, Tree,
-    TreeConflict, UsageTotals,
+    Authorship, ChangeEntry, ConversationEntry, ConversationTotals, FileBody, FileEntry,
+    ModeFields, NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields,
+    RateLimitState, Reservation, RevisionEntry, RunLease, RunListener, RunNotice, RunSignal,
+    SaveOutcome, Tree, TreeConflict, UsageTotals,
 };
 pub use sea_orm;
 

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod ai;
 pub mod archives;
 pub mod chat;
+pub mod co_changes;
 mod finish;
 mod passwords;
 pub mod paths;

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 
 pub use context::{Choice, Item, ItemKind, Manifest};
 
+/// How many of the project's latest changes files changed together are learned from.
+const CO_CHANGE_HISTORY: u64 = 2_000;
+
 /// How long after a change the index is written to disk (changes in between are written once).
 const SAVE_DELAY: Duration = Duration::from_secs(3);
 
@@ -886,13 +889,22 @@ impl crate::Services {
             }
         }
 
+        let co_changed = match (&current_path, policy.repo_map) {
+            (Some(current), true) => {
+                let history = self
+                    .database
+                    .change_history(project, CO_CHANGE_HISTORY)
+                    .await?;
+                crate::co_changes::changed_together(&history, current)
+            }
+            _ => Vec::new(),
+        };
         let map = policy.repo_map.then(|| context::RankRequest {
             chat_files: current_path.iter().cloned().collect(),
             mentioned_files: context::mentioned_files(text, path_refs.iter().copied()),
             recent_files: recent_paths,
             mentioned_names: context::mentioned_names(text),
-            // Projects are kept without a version history to learn co-changes from.
-            co_changed: Vec::new(),
+            co_changed,
         });
         let budget = policy.max_tokens;
         let choices = choices.clone();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
 };
 
 use crate::ids::{FileId, FileRevisionId, FolderId, ProjectId, UserId};
@@ -85,6 +85,15 @@ pub struct RevisionEntry {
     pub source: RevisionSource,
     pub author_name: Option<String>,
     pub path: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One change in a project's history (a revision that is not the import's): the file's current
+/// path, who saved it and when. What co-changes are learned from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub path: String,
+    pub author: Option<UserId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -489,6 +498,38 @@ impl Database {
             .into_tuple()
             .all(self.connection())
             .await?)
+    }
+
+    /// The project's latest changes, newest first, without contents: every revision but the
+    /// import's (an import is one change to every file, which says nothing of what goes
+    /// together), of the text files still there, under their current paths.
+    pub async fn change_history(
+        &self,
+        project: ProjectId,
+        limit: u64,
+    ) -> Result<Vec<ChangeEntry>, Error> {
+        let rows: Vec<(String, Option<UserId>, DateTime<Utc>)> = file_revisions::Entity::find()
+            .select_only()
+            .column(files::Column::Path)
+            .column(file_revisions::Column::AuthorId)
+            .column(file_revisions::Column::CreatedAt)
+            .join(JoinType::InnerJoin, file_revisions::Relation::File.def())
+            .filter(files::Column::ProjectId.eq(project))
+            .filter(files::Column::IsBinary.eq(false))
+            .filter(file_revisions::Column::Source.ne(RevisionSource::Import))
+            .order_by_desc(file_revisions::Column::CreatedAt)
+            .limit(limit)
+            .into_tuple()
+            .all(self.connection())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(path, author, created_at)| ChangeEntry {
+                path,
+                author,
+                created_at,
+            })
+            .collect())
     }
 
     /// A file's newest revisions with their contents, newest first.

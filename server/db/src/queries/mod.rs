@@ -20,7 +20,9 @@ mod users;
 pub use audit::NewAuditEntry;
 pub use chat::{ConversationEntry, ConversationTotals, ModeFields, NewMessage};
 pub use credentials::NewCredential;
-pub use files::{Authorship, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tree, TreeConflict};
+pub use files::{
+    Authorship, ChangeEntry, FileBody, FileEntry, RevisionEntry, SaveOutcome, Tree, TreeConflict,
+};
 pub use plan_counters::Reservation;
 pub use projects::ProjectFields;
 pub use rate_limits::RateLimitState;
