@@ -611,60 +611,49 @@ async fn a_stale_holders_message_save_is_refused_and_changes_nothing() {
 
         // The former holder's final save is refused and changes nothing; so is the right
         // token from another instance.
-        let refused = database
-            .update_message_under_lease(
-                &stale,
-                answer.id,
-                Some("Partial and the whole rest".into()),
-                Some(MessageStatus::Complete),
-                Some(serde_json::json!({})),
-                Utc::now(),
-            )
-            .await;
-        assert_lease_lost(refused, backend);
-        let impostor = RunLease {
-            instance: "stale".into(),
-            ..rescuer.clone()
+        let refuses = |lease: RunLease, text: &'static str| {
+            let saved = saved.clone();
+            async move {
+                let refused = database
+                    .update_message_under_lease(
+                        &lease,
+                        answer.id,
+                        Some(text.into()),
+                        Some(MessageStatus::Complete),
+                        Some(serde_json::json!({})),
+                        Utc::now(),
+                    )
+                    .await;
+                assert_lease_lost(refused, backend);
+                let (after, _) = database
+                    .find_message(user.id, answer.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    after, saved,
+                    "{backend:?}: the save of {lease:?} changed the message"
+                );
+            }
         };
-        let refused = database
-            .update_message_under_lease(
-                &impostor,
-                answer.id,
-                Some("Overwritten".into()),
-                None,
-                None,
-                Utc::now(),
-            )
-            .await;
-        assert_lease_lost(refused, backend);
-        let (after, _) = database
-            .find_message(user.id, answer.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            after, saved,
-            "{backend:?}: the stale save changed the message"
-        );
-        assert_eq!(after.status, MessageStatus::Interrupted);
-        assert_eq!(after.content, "Partial");
+        refuses(stale.clone(), "Partial and the whole rest").await;
+        refuses(
+            RunLease {
+                instance: "stale".into(),
+                ..rescuer.clone()
+            },
+            "Overwritten",
+        )
+        .await;
+        assert_eq!(saved.status, MessageStatus::Interrupted);
+        assert_eq!(saved.content, "Partial");
 
         // Once the run has ended, not even its last holder saves.
         database
             .finish_run(run.id, "rescuer", rescuer.token, RunState::Interrupted, &[])
             .await
             .unwrap();
-        let refused = database
-            .update_message_under_lease(
-                &rescuer,
-                answer.id,
-                Some("Late".into()),
-                None,
-                None,
-                Utc::now(),
-            )
-            .await;
-        assert_lease_lost(refused, backend);
+        refuses(rescuer, "Late").await;
 
         // The same instance's former claim (an older token) is refused too.
         let again = held_run(database, "owner", LONG_LEASE).await;
@@ -675,31 +664,15 @@ async fn a_stale_holders_message_save_is_refused_and_changes_nothing() {
             .unwrap()
             .unwrap();
         assert_eq!(reclaimed.fencing_token, 2);
-        let former = RunLease {
-            run_id: again.id,
-            instance: "owner".into(),
-            token: 1,
-        };
-        let refused = database
-            .update_message_under_lease(
-                &former,
-                answer.id,
-                Some("Former".into()),
-                None,
-                None,
-                Utc::now(),
-            )
-            .await;
-        assert_lease_lost(refused, backend);
-        let (after, _) = database
-            .find_message(user.id, answer.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            after, saved,
-            "{backend:?}: the former claim's save changed the message"
-        );
+        refuses(
+            RunLease {
+                run_id: again.id,
+                instance: "owner".into(),
+                token: 1,
+            },
+            "Former",
+        )
+        .await;
     }
 }
 
