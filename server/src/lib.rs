@@ -17,6 +17,7 @@ pub mod request_body;
 pub mod request_guards;
 pub mod resident_code;
 pub mod run_stream;
+pub mod tasks_api;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -83,6 +84,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route(openai_api::MODELS_PATH, get(openai_api::models))
         .route(chat_stream::EVENTS_PATH, get(chat_stream::events))
         .route(run_stream::EVENTS_PATH, get(run_stream::events))
+        .merge(tasks_api::routes())
         .merge(extra)
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())

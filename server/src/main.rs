@@ -112,6 +112,8 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
             .clone()
             .keep_removing_old_runs(config.run_retention()),
     );
+    // And agent tasks: resumed here from their journal.
+    tokio::spawn(services.clone().keep_recovering_agent_tasks());
     let state = AppState {
         leptos_options,
         services: services.clone(),

@@ -637,6 +637,62 @@ impl Services {
         }
     }
 
+    /// The targets an agent task asks, in order: `models`, or the user's default model, or the
+    /// first model their providers offer.
+    pub(crate) async fn agent_targets(
+        &self,
+        user: &AuthenticatedUser,
+        models: &[String],
+    ) -> Result<Vec<Target>, Error> {
+        let mut names = models.to_vec();
+        if names.is_empty()
+            && let Some(model) = self.default_model(user).await?
+        {
+            names.push(model);
+        }
+        if names.is_empty() {
+            let choices = self.available_models(user).await?;
+            match choices.models.first() {
+                Some(first) => names.push(first.route.clone()),
+                None => return Err(no_provider()),
+            }
+        }
+        Ok(self
+            .route(user, &names)
+            .await?
+            .into_iter()
+            .map(|route| route.target)
+            .collect())
+    }
+
+    /// Records one model call of an agent task (mode `async`).
+    pub(crate) fn record_agent_call(
+        &self,
+        user: &AuthenticatedUser,
+        provider: &str,
+        model: &str,
+        usage: Usage,
+        cost_micros: u64,
+    ) {
+        let row = db::NewUsage {
+            user_id: user.id,
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            mode: crate::tasks::ASYNC_MODE.to_owned(),
+            conversation_id: None,
+            message_id: None,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_tokens,
+            cache_write_tokens: usage.cache_write_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost_micros,
+            outcome: "ok",
+            error_kind: None,
+        };
+        self.write_usage(row, Utc::now());
+    }
+
     /// Starts a streamed answer. Errors found before any provider is called (tier limit, no
     /// provider, unknown model) are returned; the rest arrive as items. The answer is produced
     /// by a task of its own, so it goes on while the receiver waits: dropping the receiver

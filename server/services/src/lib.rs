@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod runner;
 pub mod runs;
 pub mod secrets;
+pub mod tasks;
 mod tokens;
 pub mod usage_writer;
 
@@ -134,6 +135,8 @@ pub struct Services {
     pub runs: runs::Runs,
     /// Running project commands, sandboxed (disabled until the server probes the sandbox).
     pub runner: Arc<runner::Runner>,
+    /// The agent tasks this instance runs now.
+    pub tasks: Arc<tasks::LiveTasks>,
 }
 
 impl Services {
@@ -155,6 +158,7 @@ impl Services {
             context: Arc::default(),
             runs: runs::Runs::new(database.clone(), runs::RunsConfig::default()),
             runner: Arc::default(),
+            tasks: Arc::default(),
             database,
         }
     }

@@ -257,6 +257,25 @@ impl Database {
             .collect())
     }
 
+    /// The task's journal entries numbered after `after`, at most `limit`: `(seq, entry)`.
+    pub async fn agent_journal_after(
+        &self,
+        task: AgentTaskId,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<(i64, String)>, Error> {
+        Ok(agent_journal::Entity::find()
+            .filter(agent_journal::Column::TaskId.eq(task))
+            .filter(agent_journal::Column::Seq.gt(after))
+            .order_by_asc(agent_journal::Column::Seq)
+            .limit(limit)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(|row| (row.seq, row.entry))
+            .collect())
+    }
+
     /// Appends `entry` (JSON) under `key`, numbered after the last one; `false` (and nothing
     /// written) when the task has an entry under `key` already. The task's `updated_at` (its
     /// last activity) moves with it.

@@ -296,7 +296,7 @@ impl Runner {
     }
 
     /// The sandbox, or the refusal to show.
-    fn sandbox(&self) -> Result<&sandbox::Sandbox, crate::Error> {
+    pub(crate) fn sandbox(&self) -> Result<&sandbox::Sandbox, crate::Error> {
         self.sandbox.as_ref().ok_or_else(|| {
             crate::Error::Conflict(format!(
                 "Running commands is disabled on this server: {} Fix: {}",

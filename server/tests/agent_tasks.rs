@@ -1,0 +1,619 @@
+//! Async agent tasks through the HTTP API, with a scripted upstream speaking OpenAI's wire
+//! format, on SQLite and Postgres:
+//!
+//! - happy path: a task edits a file and finishes; its timeline follows as server-sent events;
+//!   the change set has the one hunk; applying it writes a new revision (source `agent`); every
+//!   tool action is in the audit log; an api_usage row is written per model call;
+//! - a file the user changed since the base: a hunk overlapping that change is a conflict and
+//!   nothing is written; a hunk elsewhere is merged;
+//! - isolation: another user cannot see, follow, cancel, review or apply the task (404);
+//! - an instance killed mid-task: another instance claims the run and resumes the task from its
+//!   journal, asking the model only for what was not answered yet.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use chrono::Utc;
+use db::ids::ProjectId;
+use db::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use db::tables::file_revisions::RevisionSource;
+use db::tables::users::{self, Tier};
+use db::testing::{TestDatabase, backends};
+use db::{Authorship, FileBody, ProjectFields};
+use llm::testing::{Reply, Upstream, openai};
+use serde_json::{Value, json};
+use services::runs::{FlushConfig, LeaseConfig, Runs, RunsConfig};
+use services::{AuthenticatedUser, Services};
+use support::{Reply as HttpReply, same_origin_request, send};
+
+const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n\npub fn double(a: i32) -> i32 {\n    a * 3\n}\n";
+
+fn call(id: &str, name: &str, arguments: &Value) -> Reply {
+    Reply::sse(openai::tool_call_stream(
+        id,
+        name,
+        &[&arguments.to_string()],
+    ))
+}
+
+fn fix_add() -> Reply {
+    call(
+        "call-1",
+        "edit",
+        &json!({"path": "src/lib.rs", "old_text": "a - b", "new_text": "a + b"}),
+    )
+}
+
+fn fix_double() -> Reply {
+    call(
+        "call-2",
+        "edit",
+        &json!({"path": "src/lib.rs", "old_text": "a * 3", "new_text": "a * 2"}),
+    )
+}
+
+fn finish() -> Reply {
+    call(
+        "call-3",
+        "finish",
+        &json!({"summary": "Fixed add and double."}),
+    )
+}
+
+/// A premium user (async mode is in their plan) with the upstream as provider `local`.
+async fn premium_user(
+    services: &Services,
+    email: &str,
+    upstream: &Upstream,
+) -> (AuthenticatedUser, String) {
+    let (mut user, cookie) = support::sign_up_with(services, email).await;
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::Tier,
+            db::sea_orm::sea_query::Expr::value(Tier::Premium),
+        )
+        .filter(users::Column::Id.eq(user.id))
+        .exec(services.database.connection())
+        .await
+        .unwrap();
+    user.tier = Tier::Premium;
+    support::add_local_provider(services, &user, "local", upstream).await;
+    (user, cookie)
+}
+
+async fn project_with_lib(services: &Services, user: &AuthenticatedUser) -> ProjectId {
+    let now = Utc::now();
+    let project = services
+        .database
+        .create_project(
+            user.id,
+            ProjectFields {
+                name: "calc".into(),
+                description: None,
+                repository_url: None,
+            },
+            now,
+            None,
+        )
+        .await
+        .unwrap();
+    let authorship = Authorship {
+        author: Some(user.id),
+        source: RevisionSource::User,
+    };
+    services
+        .database
+        .create_file(
+            project.id,
+            "src/lib.rs",
+            FileBody::Text(LIB.into()),
+            None,
+            authorship,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    project.id
+}
+
+async fn request(
+    router: &Router,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: Value,
+) -> HttpReply {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let mut request = same_origin_request(method, path, cookie, bytes);
+    request.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    send(router, request).await
+}
+
+fn body_of(reply: &HttpReply) -> Value {
+    serde_json::from_str(&reply.body)
+        .unwrap_or_else(|error| panic!("{error}: {} {}", reply.status, reply.body))
+}
+
+/// Waits until the task is no longer running; its state then.
+async fn settled(router: &Router, cookie: &str, task: &str) -> Value {
+    for _ in 0..200 {
+        let reply = request(
+            router,
+            "GET",
+            &format!("/api/tasks/{task}"),
+            cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let detail = body_of(&reply);
+        if detail["state"] != "running" {
+            return detail;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the task did not settle");
+}
+
+async fn create_task(router: &Router, cookie: &str, project: ProjectId) -> String {
+    let reply = request(
+        router,
+        "POST",
+        "/api/tasks",
+        cookie,
+        json!({
+            "project_id": project,
+            "instructions": "Fix add and double in src/lib.rs.",
+            "models": ["local/gpt-4o"],
+        }),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    body_of(&reply)["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_task_edits_finishes_and_its_change_set_is_applied_as_new_revisions() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+
+        let task = create_task(&router, &cookie, project).await;
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        assert_eq!(detail["summary"], "Fixed add and double.");
+        assert_eq!(detail["steps"], 3);
+        assert!(detail["tokens"].as_i64().unwrap() > 0);
+        assert!(!detail["timeline"].as_array().unwrap().is_empty());
+        // Three model calls, each request carrying the previous tool results.
+        let received = upstream.received();
+        assert_eq!(received.len(), 3, "{backend:?}");
+        assert!(
+            String::from_utf8_lossy(&received[1].body).contains("call-1"),
+            "the second request carries the first tool's result"
+        );
+
+        // The list agrees with the task page.
+        let list = body_of(&request(&router, "GET", "/api/tasks", &cookie, Value::Null).await);
+        assert_eq!(list[0]["id"], task.as_str());
+        assert_eq!(list[0]["state"], "finished");
+        assert_eq!(list[0]["steps"], detail["steps"]);
+
+        // The timeline as events, then the end; from the middle with Last-Event-ID.
+        let events = request(
+            &router,
+            "GET",
+            &format!("/api/tasks/{task}/events"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+        assert!(events.body.contains("event: entry"));
+        assert!(events.body.contains("event: state"));
+        let mut middle = same_origin_request(
+            "GET",
+            &format!("/api/tasks/{task}/events"),
+            &cookie,
+            Vec::new(),
+        );
+        middle
+            .headers_mut()
+            .insert("last-event-id", axum::http::HeaderValue::from_static("2"));
+        let rest = send(&router, middle).await;
+        assert!(!rest.body.contains("id: 1\n") && !rest.body.contains("id: 2\n"));
+        assert!(rest.body.contains("id: 3\n"), "{}", rest.body);
+
+        // The change set: one file, two hunks.
+        let changes = body_of(
+            &request(
+                &router,
+                "GET",
+                &format!("/api/tasks/{task}/changes"),
+                &cookie,
+                Value::Null,
+            )
+            .await,
+        );
+        assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
+        assert_eq!(changes[0]["path"], "src/lib.rs");
+        assert_eq!(changes[0]["hunks"].as_array().unwrap().len(), 2);
+
+        // Accept the first hunk only: a new revision, by the agent, with that hunk alone.
+        let applied = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/changes/apply"),
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "accepted": [true, false]}]}),
+        )
+        .await;
+        assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+        assert_eq!(body_of(&applied)["applied"], json!(["src/lib.rs"]));
+        let file = services
+            .database
+            .find_file_by_path(project, "src/lib.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(file.content, LIB.replace("a - b", "a + b"));
+        assert_eq!(file.version, 2);
+        let revisions = services
+            .database
+            .latest_revisions(file.id, 1)
+            .await
+            .unwrap();
+        assert_eq!(revisions[0].source, RevisionSource::Agent);
+
+        // Every tool action is audited; every model call is an api_usage row.
+        let audit = services.database.audit_entries_of(ada.id).await.unwrap();
+        assert_eq!(
+            audit
+                .iter()
+                .filter(|entry| entry.action == "agent.tool")
+                .count(),
+            3,
+            "{backend:?}"
+        );
+        services.flush_usage().await;
+        let usage = services.database.recent_usage(ada.id, 10).await.unwrap();
+        assert_eq!(
+            usage.iter().filter(|row| row.mode == "async").count(),
+            3,
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hunk_over_a_change_made_since_the_base_is_a_conflict_and_others_merge() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let task = create_task(&router, &cookie, project).await;
+        assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
+
+        // The user fixes `add` their own way meanwhile.
+        let file = services
+            .database
+            .find_file_by_path(project, "src/lib.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        let theirs = LIB.replace("a - b", "b + a");
+        services
+            .database
+            .save_file(
+                project,
+                file.id,
+                file.version,
+                FileBody::Text(theirs.clone()),
+                Authorship {
+                    author: Some(ada.id),
+                    source: RevisionSource::User,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+
+        let path = format!("/api/tasks/{task}/changes/apply");
+        let both = request(
+            &router,
+            "POST",
+            &path,
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "accepted": [true, true]}]}),
+        )
+        .await;
+        let report = body_of(&both);
+        assert_eq!(report["applied"], json!([]), "{backend:?}: {report}");
+        assert_eq!(report["conflicts"][0]["hunks"], json!([0]));
+        let unchanged = services
+            .database
+            .find_file_by_path(project, "src/lib.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            unchanged.content, theirs,
+            "nothing is written on a conflict"
+        );
+
+        // The other hunk alone merges onto their version.
+        let second = request(
+            &router,
+            "POST",
+            &path,
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "accepted": [false, true]}]}),
+        )
+        .await;
+        assert_eq!(body_of(&second)["applied"], json!(["src/lib.rs"]));
+        let merged = services
+            .database
+            .find_file_by_path(project, "src/lib.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(merged.content, theirs.replace("a * 3", "a * 2"));
+    }
+}
+
+#[tokio::test]
+async fn another_user_cannot_see_follow_cancel_or_review_a_task() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, ada_cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let (_bob, bob_cookie) = premium_user(&services, "bob@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        // The model takes its time: the task is running while Bob tries.
+        upstream.push(fix_add().first_byte_delay(Duration::from_millis(1500)));
+        upstream.push(finish());
+        let task = create_task(&router, &ada_cookie, project).await;
+
+        // Bob cannot start a task on Ada's project either.
+        let on_hers = request(
+            &router,
+            "POST",
+            "/api/tasks",
+            &bob_cookie,
+            json!({"project_id": project, "instructions": "Delete everything."}),
+        )
+        .await;
+        assert_eq!(on_hers.status, StatusCode::NOT_FOUND, "{backend:?}");
+
+        for (method, path, body) in [
+            ("GET", format!("/api/tasks/{task}"), Value::Null),
+            ("GET", format!("/api/tasks/{task}/events"), Value::Null),
+            ("GET", format!("/api/tasks/{task}/changes"), Value::Null),
+            ("POST", format!("/api/tasks/{task}/cancel"), Value::Null),
+            ("POST", format!("/api/tasks/{task}/pause"), Value::Null),
+            ("POST", format!("/api/tasks/{task}/resume"), json!({})),
+            (
+                "POST",
+                format!("/api/tasks/{task}/follow-up"),
+                json!({"text": "and also this"}),
+            ),
+            (
+                "POST",
+                format!("/api/tasks/{task}/changes/apply"),
+                json!({"files": []}),
+            ),
+            (
+                "POST",
+                format!("/api/tasks/{task}/changes/reject"),
+                json!({"hunks": [], "comment": "no"}),
+            ),
+        ] {
+            let reply = request(&router, method, &path, &bob_cookie, body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::NOT_FOUND,
+                "{backend:?}: {method} {path}: {}",
+                reply.body
+            );
+        }
+        let list = body_of(&request(&router, "GET", "/api/tasks", &bob_cookie, Value::Null).await);
+        assert_eq!(list, json!([]));
+
+        // Ada's task went on untouched.
+        let detail = settled(&router, &ada_cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+
+        // Without a session: refused.
+        let anonymous = send(
+            &router,
+            axum::http::Request::builder()
+                .method("GET")
+                .uri(format!("/api/tasks/{task}"))
+                .header("host", "127.0.0.1:3000")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// Short leases, so that recovery comes within a test.
+fn runs_config() -> RunsConfig {
+    RunsConfig {
+        lease: LeaseConfig {
+            lease: Duration::from_secs(1),
+            heartbeat: Duration::from_millis(200),
+        },
+        flush: FlushConfig::default(),
+        poll_interval: Duration::from_millis(100),
+        page_size: 500,
+    }
+}
+
+/// An instance on a runtime of its own, which the test kills: its tasks are dropped where they
+/// stand and nothing of them runs again, as with `kill -9`.
+struct DoomedInstance {
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    services: Services,
+    runtime: tokio::runtime::Handle,
+}
+
+impl DoomedInstance {
+    async fn start(url: &str) -> Self {
+        let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            handle_sender.send(runtime.handle().clone()).unwrap();
+            killed.recv().unwrap_or(());
+            runtime.shutdown_background();
+        });
+        let runtime: tokio::runtime::Handle = handle_receiver.recv().unwrap();
+        let url = url.to_owned();
+        let services = runtime
+            .spawn(async move {
+                let database = db::Database::connect(&url).await.unwrap();
+                let mut services = support::services_with_gateway_over(database.clone());
+                services.runs = Runs::with_instance(database, "doomed", runs_config());
+                services
+            })
+            .await
+            .unwrap();
+        Self {
+            kill: Some(kill),
+            thread: Some(thread),
+            services,
+            runtime,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            kill.send(()).unwrap();
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for DoomedInstance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_task_whose_instance_dies_is_resumed_by_another_from_its_journal() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let upstream = Upstream::start().await.unwrap();
+        let mut survivor = support::services_with_gateway(&database);
+        survivor.runs = Runs::with_instance(database.database.clone(), "survivor", runs_config());
+        let router = support::router_for(survivor.clone());
+        let (ada, cookie) = premium_user(&survivor, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&survivor, &ada).await;
+
+        // The first answer comes at once; the second never comes to the doomed instance.
+        upstream.push(fix_add());
+        upstream.push(fix_double().first_byte_delay(Duration::from_secs(30)));
+        let mut doomed = DoomedInstance::start(&database.url).await;
+        let (services, user) = (doomed.services.clone(), ada.clone());
+        let created = doomed
+            .runtime
+            .spawn(async move {
+                services
+                    .create_task(
+                        &user,
+                        services::tasks::NewTask {
+                            project_id: project,
+                            instructions: "Fix add and double in src/lib.rs.".into(),
+                            models: vec!["local/gpt-4o".into()],
+                            ..services::tasks::NewTask::default()
+                        },
+                        &services::RequestMeta::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+        let task = created.id.to_string();
+        // Wait for the first edit to be done and the second call to be asked.
+        for _ in 0..100 {
+            if upstream.received().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(upstream.received().len(), 2, "{backend:?}");
+        doomed.kill();
+
+        // The survivor's recovery claims the run once its lease expires, and resumes.
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let mut resumed = 0;
+        for _ in 0..50 {
+            resumed += survivor.recover_agent_tasks().await.unwrap();
+            if resumed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(resumed, 1, "{backend:?}");
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        // The first model response was not asked again: 2 calls before the kill, 2 after.
+        assert_eq!(upstream.received().len(), 4, "{backend:?}");
+        let changes = body_of(
+            &request(
+                &router,
+                "GET",
+                &format!("/api/tasks/{task}/changes"),
+                &cookie,
+                Value::Null,
+            )
+            .await,
+        );
+        assert_eq!(
+            changes[0]["current"].as_str().unwrap(),
+            LIB.replace("a - b", "a + b").replace("a * 3", "a * 2"),
+            "each edit applied exactly once"
+        );
+    }
+}
