@@ -6,6 +6,8 @@
 //!   tool action is in the audit log; an api_usage row is written per model call;
 //! - a file the user changed since the base: a hunk overlapping that change is a conflict and
 //!   nothing is written; a hunk elsewhere is merged;
+//! - a step budget pauses the task (needs input, with the reason); resuming with more budget
+//!   finishes it; a follow-up starts a finished task again and cancel ends it;
 //! - isolation: another user cannot see, follow, cancel, review or apply the task (404);
 //! - an instance killed mid-task: another instance claims the run and resumes the task from its
 //!   journal, asking the model only for what was not answered yet.
@@ -615,5 +617,90 @@ async fn a_task_whose_instance_dies_is_resumed_by_another_from_its_journal() {
             LIB.replace("a - b", "a + b").replace("a * 3", "a * 2"),
             "each edit applied exactly once"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_budget_pauses_the_task_and_more_budget_continues_it_and_cancel_ends_it() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let reply = request(
+            &router,
+            "POST",
+            "/api/tasks",
+            &cookie,
+            json!({
+                "project_id": project,
+                "instructions": "Fix add and double in src/lib.rs.",
+                "models": ["local/gpt-4o"],
+                "max_steps": 1,
+            }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let task = body_of(&reply)["id"].as_str().unwrap().to_owned();
+
+        // One step, then the step budget pauses it: needs input, not dead.
+        let paused = settled(&router, &cookie, &task).await;
+        assert_eq!(paused["state"], "paused", "{backend:?}: {paused}");
+        assert_eq!(paused["pause_reason"]["kind"], "budget");
+        assert_eq!(paused["pause_reason"]["which"], "steps");
+        assert_eq!(upstream.received().len(), 1);
+
+        // Continue with more budget: it finishes.
+        let resumed = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/resume"),
+            &cookie,
+            json!({"max_steps": 10}),
+        )
+        .await;
+        assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+        let finished = settled(&router, &cookie, &task).await;
+        assert_eq!(finished["state"], "finished", "{backend:?}: {finished}");
+        assert_eq!(upstream.received().len(), 3);
+
+        // A finished task cannot be cancelled; a follow-up starts it again, and cancel ends it.
+        let refused = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/cancel"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+        upstream.push(fix_add().first_byte_delay(Duration::from_secs(30)));
+        let again = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/follow-up"),
+            &cookie,
+            json!({"text": "Also check add again."}),
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+        assert_eq!(body_of(&again)["state"], "running");
+        let cancelled = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/cancel"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+        assert_eq!(body_of(&cancelled)["state"], "cancelled");
+        let list = body_of(&request(&router, "GET", "/api/tasks", &cookie, Value::Null).await);
+        assert_eq!(list[0]["state"], "cancelled", "{backend:?}");
     }
 }
