@@ -6,7 +6,7 @@
 // the page load, the file opened from the tree as soon as the page is live); with the targets
 // of issue 21 (landing transfer <= 250 KB, LCP <= 1.0 s, editor ready <= 1.5 s).
 //
-//   node scripts/bench-first-load.mjs          (after `cargo leptos build --release`)
+//   node scripts/bench-first-load.mjs          (after `cargo leptos build --release --split`)
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";

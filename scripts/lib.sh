@@ -96,8 +96,11 @@ ensure_monaco_assets() {
 
 build_release() {
   ensure_monaco_assets
-  say "Building the release server and WebAssembly bundle (cargo leptos build --release --precompress)"
+  say "Building the release server and WebAssembly bundle (cargo leptos build --release --split --precompress)"
+  # --split: the lazily loaded routes (app/src/pages/lazy.rs) become WebAssembly chunks of their
+  # own, fetched when a page needs them. Every WebAssembly build of this app needs it (debug ones
+  # too): a `#[lazy]` function imports the chunk loader that only --split generates.
   # --precompress: brotli (quality 11) and gzip copies of every static file, made once here and
   # served as they are to browsers that accept them.
-  (cd "$ROOT" && cargo leptos build --release --precompress)
+  (cd "$ROOT" && cargo leptos build --release --split --precompress)
 }

@@ -1,5 +1,6 @@
-// Prints the release bundle's size (raw, gzip, brotli) and the server's start-up time (from
-// process start to the first 200 on /healthz, fresh SQLite database, median of 5 runs).
+// Prints the release bundle's size (raw, gzip, brotli), what each route downloads of it (the
+// shell plus the route's lazily loaded chunks), and the server's start-up time (from process
+// start to the first 200 on /healthz, fresh SQLite database, median of 5 runs).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
@@ -34,6 +35,59 @@ for (const name of ["wasm", "js", "css"].map(builtName)) {
   console.log(`${name.padEnd(22)} raw ${kb(s.raw).padStart(10)}  gzip ${kb(s.gzip).padStart(10)}  brotli ${kb(s.brotli).padStart(10)}`);
 }
 console.log(`${"shell total".padEnd(22)} raw ${kb(total.raw).padStart(10)}  gzip ${kb(total.gzip).padStart(10)}  brotli ${kb(total.brotli).padStart(10)}  (aim: brotli <= ${kb(budget)}: ${total.brotli <= budget ? "met" : "NOT MET"})`);
+
+// Per route: the shell plus the lazily loaded chunks the route's view needs (`--split`; the
+// manifest maps each `#[lazy]` function to its chunk files, by their hashed names). The landing
+// page is in the shell; the other pages add the chunk loader script and their chunks.
+const manifestName = built.find((file) => /^__wasm_split_manifest(\.[A-Za-z0-9_-]+)?\.json$/.test(file));
+if (manifestName) {
+  const manifest = JSON.parse(readFileSync(join(pkg, manifestName), "utf8"));
+  const loaderName = built.find((file) => /^__wasm_split\.[A-Za-z0-9_-]+\.js$/.test(file));
+  const loader = loaderName ? sizes(join(pkg, loaderName)) : { raw: 0, gzip: 0, brotli: 0 };
+  const chunkNames = Object.values(manifest).flat();
+  const chunks = new Map(
+    [...new Set(chunkNames)].map((name) => {
+      const file = built.find((candidate) => candidate === `${name}.wasm`);
+      return [name, file ? sizes(join(pkg, file)) : { raw: 0, gzip: 0, brotli: 0 }];
+    }),
+  );
+  const allChunks = [...chunks.values()].reduce((sum, size) => sum + size.brotli, 0);
+  console.log(`lazily loaded chunks   ${chunks.size} files, brotli ${kb(allChunks)} in all`);
+  // The route types of app/src/pages/lazy.rs, as their loaders are named in the manifest.
+  const routes = [
+    ["landing /", null],
+    ["sign-in", "sign_in_route"],
+    ["sign-up", "sign_up_route"],
+    ["dashboard", "projects_route"],
+    ["workspace", "workspace_route"],
+    ["chat", "chat_route"],
+    ["settings", "settings_route"],
+    ["providers", "providers_route"],
+    ["account", "account_route"],
+    ["admin", "admin_route"],
+  ];
+  const kbText = (n) => `${(n / 1000).toFixed(0)} KB`;
+  console.log("route          shell + its chunks, brotli (as sent)");
+  for (const [label, key] of routes) {
+    let brotli = total.brotli;
+    let files = 0;
+    if (key) {
+      const split = Object.keys(manifest).find((name) => name.replace(/_/g, "").includes(key.replace(/_/g, "")));
+      if (!split) {
+        console.log(`${label.padEnd(15)}no chunk named like ${key} in ${manifestName}`);
+        continue;
+      }
+      brotli += loader.brotli;
+      for (const name of manifest[split]) {
+        brotli += chunks.get(name)?.brotli ?? 0;
+        files += 1;
+      }
+    }
+    console.log(`${label.padEnd(15)}${kbText(brotli).padStart(7)}  (${kb(brotli)}; ${files} chunk file${files === 1 ? "" : "s"})`);
+  }
+} else {
+  console.log("lazily loaded chunks   none (built without --split): every route loads the whole shell");
+}
 console.log(`server binary          ${(statSync(join(targetDir, "release/server")).size / 1048576).toFixed(1)} MiB`);
 
 function freePort() {

@@ -21,12 +21,12 @@ pub mod workspace;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{ParamSegment, StaticSegment};
+use leptos_router::{Lazy, ParamSegment, StaticSegment};
 
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
-    AccountPage, AdminPage, ChatPage, ErrorPage, LandingPage, NotFoundPage, ProjectsPage,
-    ProvidersPage, SettingsPage, SignInPage, SignUpPage,
+    AccountRoute, AdminRoute, ChatRoute, ErrorPage, LandingPage, NotFoundPage, ProjectsRoute,
+    ProvidersRoute, SettingsRoute, SignInRoute, SignUpRoute, WorkspaceRoute,
 };
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
@@ -46,6 +46,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     );
     #[cfg(not(feature = "ssr"))]
     let stylesheet = String::new();
+    #[cfg(feature = "ssr")]
+    let preloads = page_preloads(&options.site_root);
+    #[cfg(not(feature = "ssr"))]
+    let preloads: Vec<(String, &'static str)> = Vec::new();
     view! {
         <!DOCTYPE html>
         <html
@@ -64,6 +68,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/icons/icon.svg" type="image/svg+xml"/>
                 <link rel="icon" href="/favicon.ico" sizes="32x32"/>
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
+                {preloads
+                    .into_iter()
+                    .map(|(href, kind)| view! { <link rel="preload" href=href r#as=kind/> })
+                    .collect_view()}
                 <script src="/sw-register.js" defer></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -74,6 +82,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// `<link rel=preload>`s (URL path, `as`) for what the requested page loads right after it is
+/// live: on a workspace page, Monaco's files, which its loader would otherwise fetch one
+/// dependency level at a time once the WebAssembly has run.
+#[cfg(feature = "ssr")]
+fn page_preloads(site_root: &str) -> Vec<(String, &'static str)> {
+    let Some(request) = use_context::<http::request::Parts>() else {
+        return Vec::new();
+    };
+    if !workspace::is_workspace_path(request.uri.path()) {
+        return Vec::new();
+    }
+    editor::monaco_preloads(site_root)
+        .iter()
+        .map(|preload| (preload.href.clone(), preload.kind.as_str()))
+        .collect()
 }
 
 /// The page's Content-Security-Policy: scripts only from this origin or carrying this
@@ -121,17 +146,21 @@ pub fn App() -> impl IntoView {
             <ErrorBoundary fallback=|errors| view! { <ErrorPage errors/> }>
                 <Routes fallback=|| view! { <NotFoundPage/> }>
                     <Route path=StaticSegment("") view=LandingPage/>
-                    <Route path=StaticSegment("settings") view=SettingsPage/>
-                    <Route path=StaticSegment("account") view=AccountPage/>
-                    <Route path=StaticSegment("admin") view=AdminPage/>
-                    <Route path=(StaticSegment("settings"), StaticSegment("providers")) view=ProvidersPage/>
-                    <Route path=StaticSegment("sign-in") view=SignInPage/>
-                    <Route path=StaticSegment("sign-up") view=SignUpPage/>
-                    <Route path=StaticSegment("projects") view=ProjectsPage/>
-                    <Route path=StaticSegment("chat") view=ChatPage/>
+                    // Every other page is split out of the main WebAssembly file (pages/lazy.rs).
+                    <Route path=StaticSegment("settings") view={Lazy::<SettingsRoute>::new()}/>
+                    <Route path=StaticSegment("account") view={Lazy::<AccountRoute>::new()}/>
+                    <Route path=StaticSegment("admin") view={Lazy::<AdminRoute>::new()}/>
+                    <Route
+                        path=(StaticSegment("settings"), StaticSegment("providers"))
+                        view={Lazy::<ProvidersRoute>::new()}
+                    />
+                    <Route path=StaticSegment("sign-in") view={Lazy::<SignInRoute>::new()}/>
+                    <Route path=StaticSegment("sign-up") view={Lazy::<SignUpRoute>::new()}/>
+                    <Route path=StaticSegment("projects") view={Lazy::<ProjectsRoute>::new()}/>
+                    <Route path=StaticSegment("chat") view={Lazy::<ChatRoute>::new()}/>
                     <Route
                         path=(StaticSegment("projects"), ParamSegment("id"))
-                        view=workspace::WorkspacePage
+                        view={Lazy::<WorkspaceRoute>::new()}
                     />
                 </Routes>
             </ErrorBoundary>

@@ -6,6 +6,11 @@
 /// Where Monaco's files are served.
 pub const MONACO_BASE: &str = "/monaco";
 
+#[cfg(feature = "ssr")]
+mod preloads;
+#[cfg(feature = "ssr")]
+pub use preloads::{Preload, PreloadKind, monaco_preloads};
+
 #[cfg(feature = "hydrate")]
 mod binding {
     use wasm_bindgen::prelude::*;

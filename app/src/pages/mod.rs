@@ -6,6 +6,7 @@ mod auth;
 mod chat;
 mod error;
 mod landing;
+mod lazy;
 mod not_found;
 mod projects;
 mod providers;
@@ -17,6 +18,10 @@ pub use auth::{SignInPage, SignUpPage};
 pub use chat::ChatPage;
 pub use error::ErrorPage;
 pub use landing::LandingPage;
+pub use lazy::{
+    AccountRoute, AdminRoute, ChatRoute, ProjectsRoute, ProvidersRoute, SettingsRoute, SignInRoute,
+    SignUpRoute, WorkspaceRoute,
+};
 pub use not_found::NotFoundPage;
 pub use projects::ProjectsPage;
 pub use providers::ProvidersPage;

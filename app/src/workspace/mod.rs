@@ -64,6 +64,13 @@ pub struct ApplyTarget {
     pub base_version: i64,
 }
 
+/// Whether `path` is a workspace page's (`/projects/<id>`, the route in `App`).
+pub fn is_workspace_path(path: &str) -> bool {
+    path.strip_prefix("/projects/")
+        .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 #[component]
 pub fn WorkspacePage() -> impl IntoView {
     let params = use_params_map();
@@ -1448,5 +1455,21 @@ fn CloseDialog(closing: RwSignal<Option<String>>) -> impl IntoView {
                 </Button>
             </div>
         </Modal>
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::is_workspace_path;
+
+    #[test]
+    fn only_a_single_project_segment_is_a_workspace_page() {
+        assert!(is_workspace_path("/projects/0193f0c2-1d2e-7a3b-8c4d-5e6f7a8b9c0d"));
+        assert!(is_workspace_path("/projects/abc/"));
+        assert!(!is_workspace_path("/projects"));
+        assert!(!is_workspace_path("/projects/"));
+        assert!(!is_workspace_path("/projects/abc/files"));
+        assert!(!is_workspace_path("/"));
+        assert!(!is_workspace_path("/chat"));
     }
 }
