@@ -1464,7 +1464,9 @@ mod path_tests {
 
     #[test]
     fn only_a_single_project_segment_is_a_workspace_page() {
-        assert!(is_workspace_path("/projects/0193f0c2-1d2e-7a3b-8c4d-5e6f7a8b9c0d"));
+        assert!(is_workspace_path(
+            "/projects/0193f0c2-1d2e-7a3b-8c4d-5e6f7a8b9c0d"
+        ));
         assert!(is_workspace_path("/projects/abc/"));
         assert!(!is_workspace_path("/projects"));
         assert!(!is_workspace_path("/projects/"));
