@@ -121,7 +121,7 @@ fn define_dependencies(text: &str) -> Vec<String> {
     }
     rest[open + 1..close]
         .split(',')
-        .map(|item| item.trim().trim_matches(|c| c == '"' || c == '\''))
+        .map(|item| item.trim().trim_matches(['"', '\'']))
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect()
