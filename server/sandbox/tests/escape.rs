@@ -546,7 +546,8 @@ async fn background_and_nohup_grandchildren_are_gone_after_return() {
             "{layers:?}"
         );
     }
-    // Control: without a pid namespace, the process that left the group survives.
+    // Control: without a pid namespace, the process that left the group survives. The others
+    // are killed with the group, but a kill is delivered asynchronously: wait for them to go.
     let marker = format!("sandbox-marker-{}-control", std::process::id());
     run(
         Layers::none(),
@@ -554,8 +555,19 @@ async fn background_and_nohup_grandchildren_are_gone_after_return() {
         place.spec(&background_script(&marker)),
     )
     .await;
-    let left = processes_with(&marker);
+    let mut left = processes_with(&marker);
+    for _ in 0..40 {
+        if left.len() <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = processes_with(&marker);
+    }
     assert_eq!(left.len(), 1, "control: {left:?}");
+    assert!(
+        left[0].contains(&format!("{marker}-c")),
+        "control: {left:?}"
+    );
     for process in left {
         let pid: i32 = process.split(':').next().unwrap().parse().unwrap();
         std::process::Command::new("kill")
