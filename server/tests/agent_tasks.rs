@@ -704,3 +704,132 @@ async fn a_budget_pauses_the_task_and_more_budget_continues_it_and_cancel_ends_i
         assert_eq!(list[0]["state"], "cancelled", "{backend:?}");
     }
 }
+
+/// The `type` of each timeline entry of a task page.
+fn timeline_types(detail: &Value) -> Vec<String> {
+    detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["entry"]["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn cancelling_a_task_no_loop_runs_is_written_to_its_journal() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let upstream = Upstream::start().await.unwrap();
+        let mut survivor = support::services_with_gateway(&database);
+        survivor.runs = Runs::with_instance(database.database.clone(), "survivor", runs_config());
+        let router = support::router_for(survivor.clone());
+        let (ada, cookie) = premium_user(&survivor, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&survivor, &ada).await;
+
+        // A paused task: no loop runs it.
+        upstream.push(fix_add());
+        let reply = request(
+            &router,
+            "POST",
+            "/api/tasks",
+            &cookie,
+            json!({
+                "project_id": project,
+                "instructions": "Fix add and double in src/lib.rs.",
+                "models": ["local/gpt-4o"],
+                "max_steps": 1,
+            }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let paused = body_of(&reply)["id"].as_str().unwrap().to_owned();
+        assert_eq!(settled(&router, &cookie, &paused).await["state"], "paused");
+        let cancelled = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{paused}/cancel"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+        let detail = settled(&router, &cookie, &paused).await;
+        assert_eq!(detail["state"], "cancelled", "{backend:?}: {detail}");
+        let types = timeline_types(&detail);
+        assert_eq!(
+            types.last().map(String::as_str),
+            Some("cancelled"),
+            "{backend:?}: the timeline ends as the row does: {types:?}"
+        );
+
+        // A task whose instance died: running on no live instance.
+        upstream.push(fix_add().first_byte_delay(Duration::from_secs(30)));
+        let mut doomed = DoomedInstance::start(&database.url).await;
+        let (services, user) = (doomed.services.clone(), ada.clone());
+        let created = doomed
+            .runtime
+            .spawn(async move {
+                services
+                    .create_task(
+                        &user,
+                        services::tasks::NewTask {
+                            project_id: project,
+                            instructions: "Fix add in src/lib.rs.".into(),
+                            models: vec!["local/gpt-4o".into()],
+                            ..services::tasks::NewTask::default()
+                        },
+                        &services::RequestMeta::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+        let orphan = created.id.to_string();
+        for _ in 0..100 {
+            if upstream.received().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(upstream.received().len(), 2, "{backend:?}");
+        doomed.kill();
+        // Its lease runs out; nobody claimed the run yet.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let cancelled = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{orphan}/cancel"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+        // Recovery claims the run afterwards: it writes no second cancel.
+        let mut resumed = 0;
+        for _ in 0..20 {
+            resumed += survivor.recover_agent_tasks().await.unwrap();
+            if resumed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(resumed, 1, "{backend:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let detail = settled(&router, &cookie, &orphan).await;
+        assert_eq!(detail["state"], "cancelled", "{backend:?}: {detail}");
+        let types = timeline_types(&detail);
+        assert_eq!(
+            types.last().map(String::as_str),
+            Some("cancelled"),
+            "{types:?}"
+        );
+        assert_eq!(
+            types.iter().filter(|kind| *kind == "cancelled").count(),
+            1,
+            "{backend:?}: {types:?}"
+        );
+        // Nothing more was asked of the model.
+        assert_eq!(upstream.received().len(), 2, "{backend:?}");
+    }
+}

@@ -8,7 +8,8 @@
 //! - The journal and the budget are in the database ([`DatabaseJournal`], [`DatabaseBudget`]):
 //!   an instance that claims the run of a task whose instance died resumes it from its journal.
 //! - Cancel and pause are written to the task's row; the instance running it watches the row and
-//!   tells the loop (so they work whichever instance the request reached).
+//!   tells the loop (so they work whichever instance the request reached). A cancel of a task no
+//!   loop runs (paused, or its instance died) is written to its journal too.
 //! - Every tool action is audited (`agent.tool`); every model call writes an `api_usage` row.
 //! - Accepting hunks writes new revisions (source `agent`), never overwriting: a file changed
 //!   since the base is merged in three ways, and a hunk that overlaps that change is reported as
@@ -23,7 +24,7 @@ use agent::changeset::{self, FileChange};
 use agent::{
     Agent, AgentConfig, Budget, BudgetKind, CommandOutcome, CommandRunner, CommandStatus, Control,
     DirectoryWorkspace, Entry, Journal, Model, ModelResponse, Outcome, PauseReason, TaskState,
-    Workspace,
+    TaskStatus, Workspace,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -672,7 +673,7 @@ impl Services {
         id: AgentTaskId,
         meta: &RequestMeta,
     ) -> Result<TaskSummary, Error> {
-        self.owned_task(user, id).await?;
+        let task = self.owned_task(user, id).await?;
         let changed = self
             .database
             .set_agent_task_state(
@@ -690,9 +691,55 @@ impl Services {
         }
         if let Some(control) = self.tasks.control(id) {
             control.cancel();
+        } else if task.state == StoredState::Paused || !self.loop_is_live(&task).await? {
+            // No loop will see the cancel and write it to the journal: the timeline must say
+            // what the row says.
+            self.journal_cancelled(id).await?;
         }
         self.audit_task(user, "agent.task.cancel", id, meta).await?;
         self.task_summary(user, id).await
+    }
+
+    /// Whether a loop runs the task: here, or on an instance whose lease on the task's run is
+    /// still valid.
+    async fn loop_is_live(&self, task: &agent_tasks::Model) -> Result<bool, Error> {
+        if self.tasks.control(task.id).is_some() {
+            return Ok(true);
+        }
+        let Some(run_id) = task.run_id else {
+            return Ok(false);
+        };
+        let now = Utc::now();
+        Ok(self.database.run(run_id).await?.is_some_and(|run| {
+            !run.state.is_terminal()
+                && run.lease_owner.is_some()
+                && run.lease_expires_at.is_some_and(|expiry| expiry > now)
+        }))
+    }
+
+    /// Writes the cancel of a task no loop runs to its journal, unless the journal ends cancelled
+    /// already. The key is the one a loop would use at that point, so that a loop writing it at
+    /// the same time writes it once.
+    async fn journal_cancelled(&self, id: AgentTaskId) -> Result<(), Error> {
+        let journal = DatabaseJournal {
+            database: self.database.clone(),
+        };
+        let task = id.to_string();
+        let state = TaskState::replay(&journal.entries(&task).await.map_err(agent_error)?);
+        if state.status == TaskStatus::Cancelled {
+            return Ok(());
+        }
+        journal
+            .append(
+                &task,
+                &format!("cancelled-{}", state.entry_count),
+                Entry::Cancelled {
+                    step: state.last_step,
+                },
+            )
+            .await
+            .map_err(agent_error)?;
+        Ok(())
     }
 
     /// Asks a running task to pause at its next step boundary.
@@ -1170,6 +1217,10 @@ impl Services {
         control: &Control,
     ) -> Result<Option<StoredState>, Error> {
         let task = self.database.agent_task(id).await?.ok_or(Error::NotFound)?;
+        if task.state == StoredState::Cancelled {
+            // Cancelled while no loop ran it (its instance died): the journal says so too.
+            self.journal_cancelled(id).await?;
+        }
         if task.state != StoredState::Running {
             return Ok(Some(task.state));
         }
