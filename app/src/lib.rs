@@ -15,6 +15,7 @@ pub mod error;
 pub mod markdown;
 pub mod pages;
 pub mod preferences;
+pub mod tasks;
 pub mod types;
 pub mod workspace;
 
@@ -26,7 +27,7 @@ use leptos_router::{Lazy, ParamSegment, StaticSegment};
 use crate::components::{ToastRegion, provide_toaster};
 use crate::pages::{
     AccountRoute, AdminRoute, ChatRoute, ErrorPage, LandingPage, NotFoundPage, ProjectsRoute,
-    ProvidersRoute, SettingsRoute, SignInRoute, SignUpRoute, WorkspaceRoute,
+    ProvidersRoute, SettingsRoute, SignInRoute, SignUpRoute, TaskRoute, TasksRoute, WorkspaceRoute,
 };
 
 /// The HTML document around the app, rendered on the server only. The theme and font size come
@@ -158,6 +159,11 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("sign-up") view={Lazy::<SignUpRoute>::new()}/>
                     <Route path=StaticSegment("projects") view={Lazy::<ProjectsRoute>::new()}/>
                     <Route path=StaticSegment("chat") view={Lazy::<ChatRoute>::new()}/>
+                    <Route path=StaticSegment("tasks") view={Lazy::<TasksRoute>::new()}/>
+                    <Route
+                        path=(StaticSegment("tasks"), ParamSegment("id"))
+                        view={Lazy::<TaskRoute>::new()}
+                    />
                     <Route
                         path=(StaticSegment("projects"), ParamSegment("id"))
                         view={Lazy::<WorkspaceRoute>::new()}

@@ -831,3 +831,313 @@ pub enum CommandRunEvent {
         message: String,
     },
 }
+
+// ---------------------------------------------------------------------------------------------
+// Async tasks (`/api/tasks` and the `/api/tasks/...` server functions). The shapes are the
+// server's JSON; `server/tests/agent_tasks.rs` reads real responses into these types.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a task waits for the person (`paused`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskPauseReason {
+    /// A budget ran out: `steps`, `tokens`, `cost` or `wall_time`.
+    Budget { which: String },
+    /// The agent repeats itself (`repeated_action`, `repeated_error`, `ping_pong`,
+    /// `monologue`); `steps` tripped it.
+    Stuck { reason: String, steps: Vec<u64> },
+    /// The person asked for it.
+    Requested,
+    /// Every model failed.
+    ModelFailed { message: String },
+}
+
+impl TaskPauseReason {
+    /// What a person reads.
+    pub fn describe(&self) -> String {
+        match self {
+            TaskPauseReason::Budget { which } => {
+                let which = match which.as_str() {
+                    "steps" => "step",
+                    "tokens" => "token",
+                    "cost" => "cost",
+                    "wall_time" => "time",
+                    other => other,
+                };
+                format!("Its {which} budget ran out: continue with more budget.")
+            }
+            TaskPauseReason::Stuck { reason, steps } => {
+                let how = match reason.as_str() {
+                    "repeated_action" => "it repeated the same action with the same result",
+                    "repeated_error" => "it got the same error again and again",
+                    "ping_pong" => "it went back and forth between two actions",
+                    "monologue" => "it kept talking without using a tool",
+                    other => other,
+                };
+                let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
+                format!(
+                    "The agent looks stuck: {how} (steps {}). Tell it what to do differently, or resume.",
+                    steps.join(", ")
+                )
+            }
+            TaskPauseReason::Requested => "Paused at your request.".to_owned(),
+            TaskPauseReason::ModelFailed { message } => {
+                format!("Every model failed: {message}")
+            }
+        }
+    }
+
+    /// Whether more budget is what it needs.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, TaskPauseReason::Budget { .. })
+    }
+}
+
+/// A task's limits (`None`: no limit of the task's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimits {
+    pub max_steps: Option<i64>,
+    pub max_tokens: Option<i64>,
+    pub max_cost_micros: Option<i64>,
+    pub max_wall_time_seconds: Option<i64>,
+}
+
+/// A task in the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    pub id: String,
+    pub project_id: String,
+    pub title: String,
+    /// `running`, `paused`, `finished`, `cancelled` or `failed`.
+    pub state: String,
+    pub pause_reason: Option<TaskPauseReason>,
+    /// The agent's summary once it finished.
+    pub summary: Option<String>,
+    pub steps: i64,
+    pub tokens: i64,
+    pub cost_micros: i64,
+    pub limits: TaskLimits,
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub ended_at: Option<String>,
+}
+
+impl TaskSummary {
+    /// The state as a person reads it (`paused` is "needs input" unless the person paused it).
+    pub fn state_label(&self) -> &'static str {
+        match self.state.as_str() {
+            "running" => "Running",
+            "paused" => match self.pause_reason {
+                Some(TaskPauseReason::Requested) => "Paused",
+                _ => "Needs input",
+            },
+            "finished" => "Finished",
+            "cancelled" => "Cancelled",
+            "failed" => "Failed",
+            _ => "Unknown",
+        }
+    }
+
+    /// Whether nothing more will happen unless the person acts.
+    pub fn is_settled(&self) -> bool {
+        self.state != "running"
+    }
+}
+
+/// A step of the visible plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPlanItem {
+    pub text: String,
+    /// `pending`, `in_progress` or `done`.
+    pub status: String,
+}
+
+/// How a command of the task ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TaskCommandStatus {
+    Exited { code: Option<i32> },
+    Denied { reason: String },
+    TimedOut,
+    Interrupted,
+}
+
+impl TaskCommandStatus {
+    pub fn describe(&self) -> String {
+        match self {
+            TaskCommandStatus::Exited { code: Some(code) } => format!("exit {code}"),
+            TaskCommandStatus::Exited { code: None } => "ended by a signal".to_owned(),
+            TaskCommandStatus::Denied { reason } => format!("refused: {reason}"),
+            TaskCommandStatus::TimedOut => "timed out".to_owned(),
+            TaskCommandStatus::Interrupted => "interrupted".to_owned(),
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        *self == TaskCommandStatus::Exited { code: Some(0) }
+    }
+}
+
+/// A command the agent ran: the change set's evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCommandOutcome {
+    pub status: TaskCommandStatus,
+    pub duration_milliseconds: u64,
+    pub output: String,
+}
+
+/// A tool call of a model response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskToolCall {
+    pub id: String,
+    pub name: String,
+    /// The JSON text of the arguments.
+    pub arguments: String,
+}
+
+/// Token counts of a model response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
+/// A model's response in the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskModelResponse {
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub tool_calls: Vec<TaskToolCall>,
+    #[serde(default)]
+    pub usage: TaskUsage,
+    #[serde(default)]
+    pub cost_micros: u64,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub model: String,
+}
+
+/// A file a tool call changes (its content stays on the server's side of the timeline).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFileEffect {
+    pub path: String,
+}
+
+/// One record of a task's timeline, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskEntry {
+    /// The instructions, or a follow-up.
+    UserMessage {
+        text: String,
+    },
+    ModelResponse {
+        step: u64,
+        response: TaskModelResponse,
+    },
+    ToolStarted {
+        step: u64,
+        call_id: String,
+        name: String,
+        #[serde(default)]
+        effects: Vec<TaskFileEffect>,
+    },
+    ToolDone {
+        step: u64,
+        call_id: String,
+        name: String,
+        /// `ok`, `error`, `interrupted` or `conflict`.
+        status: String,
+        /// What the model was told (capped).
+        content: String,
+        #[serde(default)]
+        plan: Option<Vec<TaskPlanItem>>,
+        #[serde(default)]
+        command: Option<TaskCommandOutcome>,
+    },
+    Compaction {
+        step: u64,
+        summary: String,
+    },
+    Paused {
+        step: u64,
+        reason: TaskPauseReason,
+    },
+    Resumed {
+        note: Option<String>,
+    },
+    Cancelled {
+        step: u64,
+    },
+    /// A record this page does not know (a newer server).
+    #[serde(other)]
+    Other,
+}
+
+/// A numbered record of the timeline (its number is its SSE id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskTimelineEntry {
+    pub seq: i64,
+    pub entry: TaskEntry,
+}
+
+/// The task page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: TaskSummary,
+    pub instructions: String,
+    pub plan: Vec<TaskPlanItem>,
+    /// Each command the agent ran and how it ended.
+    pub commands: Vec<(String, TaskCommandOutcome)>,
+    pub timeline: Vec<TaskTimelineEntry>,
+}
+
+/// One contiguous change of a file in a change set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHunk {
+    /// The base's lines it replaces (0-based, end excluded).
+    pub base_range: std::ops::Range<usize>,
+    /// The new lines' place in the task's version (0-based, end excluded).
+    pub new_range: std::ops::Range<usize>,
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+}
+
+/// One file of a task's change set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFileChange {
+    pub path: String,
+    /// `added`, `modified` or `deleted`.
+    pub operation: String,
+    pub base: Option<String>,
+    pub current: Option<String>,
+    pub hunks: Vec<TaskHunk>,
+}
+
+/// What the person decided for one file: a flag per hunk, or the whole text as they edited it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFileDecision {
+    pub path: String,
+    pub accepted: Vec<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// Hunks of a file that could not be applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskConflict {
+    pub path: String,
+    pub hunks: Vec<usize>,
+}
+
+/// What applying a change set did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskApplyReport {
+    pub applied: Vec<String>,
+    pub conflicts: Vec<TaskConflict>,
+}

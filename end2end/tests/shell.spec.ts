@@ -17,8 +17,8 @@ test("the landing page's text is in the server's HTML, before any script runs", 
   const page = await context.newPage();
   await page.goto("/");
   await expect(page.getByRole("heading", { level: 1 })).toHaveText("Your AI coding workspace, on your own server.");
-  // The mode that does not exist yet says so.
-  await expect(page.getByText("Async (coming)", { exact: true })).toBeVisible();
+  // Every mode is there, the async agent too.
+  await expect(page.getByText("Async", { exact: true })).toBeVisible();
   await context.close();
 });
 

@@ -145,7 +145,10 @@ pub async fn authenticate_api(
         // A token is all-or-nothing: a wrong one is refused even on a public endpoint.
         return match services.authenticate_bearer(&token).await {
             Ok(Some(user)) => {
-                let allowed = app::api::token_scopes_needed(path).is_some_and(|needed| {
+                let is_get = request.method() == Method::GET;
+                let needed = app::api::token_scopes_needed(path)
+                    .or_else(|| app::api::task_api_token_scopes(is_get, path));
+                let allowed = needed.is_some_and(|needed| {
                     let granted = user.token_scopes.unwrap_or_default();
                     needed.iter().all(|scope| granted.names().contains(scope))
                 });

@@ -496,7 +496,7 @@ async fn regenerate_and_edit_replace_what_followed() {
         let request = setup.local.received().last().unwrap().json();
         assert_eq!(request["messages"][1]["content"], "One, edited");
 
-        // A mode that refuses the resend (async is not here yet) changes nothing: neither the
+        // A mode that refuses the resend (async starts tasks, it does not answer) changes nothing: neither the
         // edit nor the answer after it.
         setup
             .services
@@ -508,13 +508,13 @@ async fn regenerate_and_edit_replace_what_followed() {
             .edit_and_resend(&setup.user, sent.question.message.id, "One, edited twice")
             .await
             .unwrap_err();
-        assert!(refused.to_string().contains("coming"), "{refused}");
+        assert!(refused.to_string().contains("background task"), "{refused}");
         let refused = setup
             .services
             .regenerate(&setup.user, edited.answer.message.id)
             .await
             .unwrap_err();
-        assert!(refused.to_string().contains("coming"), "{refused}");
+        assert!(refused.to_string().contains("background task"), "{refused}");
         assert_eq!(setup.texts(conversation).await, ["One, edited", "third"]);
     }
 }
@@ -598,7 +598,7 @@ async fn conversations_modes_and_search() {
             Err(services::Error::Invalid(_))
         ));
 
-        // The async mode is listed but says it is coming; nothing is stored.
+        // The async mode starts tasks, not answers: a message in it is refused; nothing is stored.
         services
             .set_conversation_mode(&setup.user, second, "async")
             .await
@@ -607,7 +607,7 @@ async fn conversations_modes_and_search() {
             .send_message(&setup.user, second, "Do it", ContextInput::default())
             .await
             .unwrap_err();
-        assert!(refused.to_string().contains("coming"), "{refused}");
+        assert!(refused.to_string().contains("background task"), "{refused}");
         assert!(
             services
                 .conversation(&setup.user, second)

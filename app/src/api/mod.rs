@@ -13,6 +13,7 @@ pub mod providers;
 pub mod request;
 pub mod runner;
 pub mod settings;
+pub mod tasks;
 pub mod tokens;
 
 /// The server functions a visitor may call without signing in. Every other `/api/` endpoint is
@@ -76,6 +77,16 @@ pub const TOKEN_ENDPOINTS: &[(&str, &[&str])] = &[
     ("/api/runner/delete-command", &["write"]),
     ("/api/runner/start", &["write"]),
     ("/api/runner/stop", &["write"]),
+    ("/api/agent/tasks", &["read"]),
+    ("/api/agent/task", &["read"]),
+    ("/api/agent/changes", &["read"]),
+    ("/api/agent/cancel", &["write"]),
+    ("/api/agent/pause", &["write"]),
+    ("/api/agent/apply", &["write"]),
+    ("/api/agent/start", &["ai", "write"]),
+    ("/api/agent/resume", &["ai", "write"]),
+    ("/api/agent/follow-up", &["ai", "write"]),
+    ("/api/agent/reject", &["ai", "write"]),
 ];
 
 /// The scopes a personal access token needs for `path`, or `None` when tokens may not use it.
@@ -97,6 +108,27 @@ pub fn token_scopes_needed(path: &str) -> Option<&'static [&'static str]> {
         return Some(&["read"]);
     }
     None
+}
+
+/// The scopes a personal access token needs for the async tasks' JSON API (`/api/tasks`):
+/// reading (`GET`) needs `read`; creating a task, resuming it, a follow-up or sending hunks back
+/// (which ask models) need `ai` and `write`; cancel, pause and apply need `write`.
+pub fn task_api_token_scopes(method_is_get: bool, path: &str) -> Option<&'static [&'static str]> {
+    if path != "/api/tasks" && !path.starts_with("/api/tasks/") {
+        return None;
+    }
+    if method_is_get {
+        return Some(&["read"]);
+    }
+    let asks_models = path == "/api/tasks"
+        || path.ends_with("/resume")
+        || path.ends_with("/follow-up")
+        || path.ends_with("/changes/reject");
+    if asks_models {
+        Some(&["ai", "write"])
+    } else {
+        Some(&["write"])
+    }
 }
 
 /// Sets the HTTP status of the server function's response from the error, and returns it.

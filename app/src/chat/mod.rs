@@ -467,6 +467,8 @@ pub fn ChatPanel(
                 .and_then(|setup| setup.modes.iter().find(|mode| mode.name == name).cloned())
         })
     };
+    // The async mode starts background tasks instead of answering in the conversation.
+    let is_async = move || current_mode().is_some_and(|mode| mode.output == "agent");
 
     view! {
         <section class="chat-panel" aria-label="AI chat">
@@ -584,7 +586,8 @@ pub fn ChatPanel(
             {move || state.setup.get().filter(|setup| !setup.problems.is_empty()).map(|setup| view! {
                 <p class="chat-warning" role="status">{format!("Some providers could not be asked for their models: {}", setup.problems.join("; "))}</p>
             })}
-            <div class="chat-messages" id="chat-messages" aria-live="polite" node_ref=list>
+            {move || is_async().then(|| view! { <crate::tasks::ChatTasks project_id=state.project()/> })}
+            <div class="chat-messages" id="chat-messages" aria-live="polite" node_ref=list hidden=is_async>
                 <For
                     each=move || state.messages.get()
                     key=|slot| slot.id.clone()
@@ -595,9 +598,12 @@ pub fn ChatPanel(
                 </Show>
             </div>
             {move || state.error.get().map(|error| view! { <p class="chat-error" role="alert">{error}</p> })}
-            <context::ContextPreviewPanel editor=context/>
+            <div hidden=is_async>
+                <context::ContextPreviewPanel editor=context/>
+            </div>
             <form
                 class="chat-composer"
+                hidden=is_async
                 on:submit=move |event| {
                     event.prevent_default();
                     send(state, context);

@@ -64,6 +64,9 @@ pub fn AppLayout(children: Children, #[prop(optional)] collapsed: bool) -> impl 
                             <A href="/chat">"Chat"</A>
                         </li>
                         <li>
+                            <A href="/tasks">"Tasks"</A>
+                        </li>
+                        <li>
                             <A href="/account">"Account"</A>
                         </li>
                         <li>

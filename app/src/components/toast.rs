@@ -14,6 +14,8 @@ struct Toast {
     id: u64,
     kind: ToastKind,
     text: String,
+    /// A link to where the notification leads: (href, text).
+    link: Option<(String, String)>,
 }
 
 /// Shows short notifications. Success and info toasts leave after a few seconds; errors stay until
@@ -28,13 +30,29 @@ const TOAST_LIFETIME: Duration = Duration::from_secs(6);
 
 impl Toaster {
     pub fn show(&self, kind: ToastKind, text: impl Into<String>) {
+        self.push(kind, text.into(), None);
+    }
+
+    /// A notification with a link (`href`, `link_text`) to what it is about.
+    pub fn show_with_link(
+        &self,
+        kind: ToastKind,
+        text: impl Into<String>,
+        href: impl Into<String>,
+        link_text: impl Into<String>,
+    ) {
+        self.push(kind, text.into(), Some((href.into(), link_text.into())));
+    }
+
+    fn push(&self, kind: ToastKind, text: String, link: Option<(String, String)>) {
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
         self.toasts.update(|toasts| {
             toasts.push(Toast {
                 id,
                 kind,
-                text: text.into(),
+                text,
+                link,
             })
         });
         if kind != ToastKind::Error {
@@ -79,6 +97,10 @@ pub fn ToastRegion() -> impl IntoView {
                     role=if toast.kind == ToastKind::Error { "alert" } else { "status" }
                 >
                     <span class="toast-text">{toast.text.clone()}</span>
+                    {toast
+                        .link
+                        .clone()
+                        .map(|(href, text)| view! { <a class="toast-link" href=href>{text}</a> })}
                     <button
                         type="button"
                         class="toast-dismiss"

@@ -3,6 +3,7 @@ use leptos_meta::Title;
 
 use crate::chat::ChatPanel;
 use crate::components::AppLayout;
+use crate::tasks::TaskNotifier;
 
 /// `/chat`: conversations outside any project (no file context, nothing to apply code to).
 #[component]
@@ -13,6 +14,7 @@ pub fn ChatPage() -> impl IntoView {
             <div class="chat-page">
                 <ChatPanel/>
             </div>
+            <TaskNotifier/>
         </AppLayout>
     }
 }

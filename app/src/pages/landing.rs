@@ -6,45 +6,36 @@ use crate::components::{AccountMenu, ThemeToggle};
 struct Mode {
     name: &'static str,
     summary: &'static str,
-    /// Shown as coming: the page promises only what exists.
-    coming: bool,
 }
 
 const MODES: [Mode; 7] = [
     Mode {
         name: "Chat",
         summary: "Talk through an idea with a model that sees your project.",
-        coming: false,
     },
     Mode {
         name: "Ask",
         summary: "Read-only questions about the codebase, answered from the code itself.",
-        coming: false,
     },
     Mode {
         name: "Debug",
         summary: "Paste errors, logs or failing test output; get the cause and a fix.",
-        coming: false,
     },
     Mode {
         name: "Documentation",
         summary: "Write and update docs that match what the code really does.",
-        coming: false,
     },
     Mode {
         name: "Architect",
         summary: "Plan a change across files before a single line is written.",
-        coming: false,
     },
     Mode {
         name: "Review",
         summary: "Comments on a diff or a set of files, like a careful colleague.",
-        coming: false,
     },
     Mode {
         name: "Async",
-        summary: "An agent works on a task in the background and hands back a change set to review. Coming: not in this version yet.",
-        coming: true,
+        summary: "An agent works on a task in the background, in its own copy of the project, and hands back a change set you review hunk by hunk.",
     },
 ];
 
@@ -123,8 +114,8 @@ pub fn LandingPage() -> impl IntoView {
                             .iter()
                             .map(|mode| {
                                 view! {
-                                    <div class="mode" class:mode-coming=mode.coming>
-                                        <dt>{mode.name}{mode.coming.then_some(" (coming)")}</dt>
+                                    <div class="mode">
+                                        <dt>{mode.name}</dt>
                                         <dd>{mode.summary}</dd>
                                     </div>
                                 }

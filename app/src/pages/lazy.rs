@@ -24,6 +24,7 @@ use super::{
     AccountPage, AdminPage, ChatPage, ProjectsPage, ProvidersPage, SettingsPage, SignInPage,
     SignUpPage,
 };
+use crate::tasks::{TaskPage, TasksPage};
 use crate::workspace::WorkspacePage;
 
 /// Declares `$route`, the lazily loaded route showing the component `$page` (which takes no
@@ -83,4 +84,12 @@ lazy_page!(
 lazy_page!(
     /// `/admin`.
     AdminRoute => AdminPage
+);
+lazy_page!(
+    /// `/tasks`: the async tasks and a form to start one.
+    TasksRoute => TasksPage
+);
+lazy_page!(
+    /// `/tasks/:id`: one task, live, and its change set to review.
+    TaskRoute => TaskPage
 );

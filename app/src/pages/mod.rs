@@ -20,7 +20,7 @@ pub use error::ErrorPage;
 pub use landing::LandingPage;
 pub use lazy::{
     AccountRoute, AdminRoute, ChatRoute, ProjectsRoute, ProvidersRoute, SettingsRoute, SignInRoute,
-    SignUpRoute, WorkspaceRoute,
+    SignUpRoute, TaskRoute, TasksRoute, WorkspaceRoute,
 };
 pub use not_found::NotFoundPage;
 pub use projects::ProjectsPage;

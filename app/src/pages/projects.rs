@@ -7,6 +7,7 @@ use crate::components::{
     use_toaster,
 };
 use crate::error::AppError;
+use crate::tasks::TaskNotifier;
 use crate::types::ProjectSummary;
 
 /// What the project dialog is doing.
@@ -106,6 +107,7 @@ pub fn ProjectsPage() -> impl IntoView {
             <ProjectDialog editing on_saved=Callback::new(move |()| reload())/>
             <DeleteProjectDialog deleting on_deleted=Callback::new(move |()| reload())/>
             <ImportDialog open=importing on_imported=Callback::new(move |()| reload())/>
+            <TaskNotifier/>
         </AppLayout>
     }
 }

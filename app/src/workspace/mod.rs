@@ -14,6 +14,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::tasks::TaskNotifier;
+
 #[cfg(feature = "hydrate")]
 use crate::api::files::save_file;
 use crate::api::files::{
@@ -414,6 +416,7 @@ pub fn WorkspacePage() -> impl IntoView {
             <CloseDialog closing/>
             <panels::QuickOpen open=quick_open/>
             <panels::DiffDialog comparison/>
+            <TaskNotifier/>
         </AppLayout>
     }
 }

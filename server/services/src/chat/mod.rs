@@ -974,7 +974,14 @@ impl Services {
         };
         if !mode.available {
             return Err(Error::Invalid(format!(
-                "The {} mode is coming: the autonomous agent has not landed yet. Pick another mode.",
+                "The {} mode is not available on this server. Pick another mode.",
+                mode.label
+            )));
+        }
+        if mode.output == Output::Agent {
+            return Err(Error::Invalid(format!(
+                "The {} mode does not answer in the chat: it starts a background task on a \
+                 project (Start task in a project's chat, the Tasks page, or POST /api/tasks).",
                 mode.label
             )));
         }

@@ -1,0 +1,111 @@
+//! In-app notifications of tasks that stopped: on the pages people work on (projects, the
+//! workspace, chat, tasks), the browser looks at the person's tasks every few seconds while the
+//! tab is visible, and a task it last saw running that has now finished, paused or failed gets a
+//! notification with a link to its page. The tasks seen running are kept in the tab's session
+//! storage, so moving between pages misses nothing.
+
+use leptos::prelude::*;
+
+/// Where the ids of the tasks last seen running are kept (comma-separated).
+#[cfg(feature = "hydrate")]
+const RUNNING_KEY: &str = "async-coder.running-tasks";
+
+/// How often the tasks are looked at.
+#[cfg(feature = "hydrate")]
+const INTERVAL: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// What to say of a task that stopped.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub fn stopped_message(task: &crate::types::TaskSummary) -> String {
+    match task.state.as_str() {
+        "finished" => format!(
+            "Task “{}” finished: its change set is ready to review.",
+            task.title
+        ),
+        "paused" => format!("Task “{}” needs your input.", task.title),
+        "failed" => format!("Task “{}” failed.", task.title),
+        _ => format!("Task “{}” stopped ({}).", task.title, task.state_label()),
+    }
+}
+
+/// Looks at the person's tasks while mounted and notifies the ones that stopped.
+#[component]
+pub fn TaskNotifier() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        use crate::components::{ToastKind, use_toaster};
+
+        let toaster = use_toaster();
+        let storage = window().session_storage().ok().flatten();
+        let storage = StoredValue::new_local(storage);
+        let checking = StoredValue::new(false);
+        let signed_out = StoredValue::new(false);
+        let check = move || {
+            let visible = document().visibility_state() == web_sys::VisibilityState::Visible;
+            if !visible || checking.get_value() || signed_out.get_value() {
+                return;
+            }
+            checking.set_value(true);
+            leptos::task::spawn_local(async move {
+                let listed = crate::api::tasks::list_tasks(None).await;
+                checking.set_value(false);
+                let tasks = match listed {
+                    Ok(tasks) => tasks,
+                    // A visitor has no tasks: stop asking.
+                    Err(crate::error::AppError::Unauthorized) => {
+                        signed_out.set_value(true);
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let seen: Vec<String> = storage
+                    .with_value(|storage| {
+                        storage
+                            .as_ref()
+                            .and_then(|storage| storage.get_item(RUNNING_KEY).ok().flatten())
+                    })
+                    .map(|text| {
+                        text.split(',')
+                            .filter(|id| !id.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for task in &tasks {
+                    if task.is_settled() && seen.contains(&task.id) {
+                        let kind = if task.state == "finished" {
+                            ToastKind::Success
+                        } else {
+                            ToastKind::Info
+                        };
+                        toaster.show_with_link(
+                            kind,
+                            stopped_message(task),
+                            format!("/tasks/{}", task.id),
+                            "Open the task",
+                        );
+                    }
+                }
+                let running: Vec<&str> = tasks
+                    .iter()
+                    .filter(|task| !task.is_settled())
+                    .map(|task| task.id.as_str())
+                    .collect();
+                storage.with_value(|storage| {
+                    if let Some(storage) = storage
+                        && storage.set_item(RUNNING_KEY, &running.join(",")).is_err()
+                    {
+                        leptos::logging::warn!("the running tasks could not be remembered");
+                    }
+                });
+            });
+        };
+        Effect::new(move |_| check());
+        let ticker = set_interval_with_handle(check, INTERVAL).ok();
+        on_cleanup(move || {
+            if let Some(ticker) = ticker {
+                ticker.clear();
+            }
+        });
+    }
+}
