@@ -11,7 +11,9 @@
 //! - `POST /api/tasks/{id}/cancel`, `/pause`, `/resume` (optional new limits), `/follow-up`
 //!   (`text`);
 //! - `GET /api/tasks/{id}/changes` is the change set; `POST /api/tasks/{id}/changes/apply`
-//!   (`files`: per path, one flag per hunk) writes the accepted hunks as new revisions;
+//!   (`files`: per path, one flag per hunk, or `content`, the file as the person edited it)
+//!   writes the accepted hunks (or that text, merged when the file changed since) as new
+//!   revisions;
 //!   `POST /api/tasks/{id}/changes/reject` (`hunks`: path and index, `comment`) sends them back.
 //!
 //! Another user's task does not exist (404), whatever the request.

@@ -833,3 +833,102 @@ async fn cancelling_a_task_no_loop_runs_is_written_to_its_journal() {
         assert_eq!(upstream.received().len(), 2, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_file_edited_before_accepting_is_saved_or_merged_in_three_ways() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let task = create_task(&router, &cookie, project).await;
+        assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
+        let path = format!("/api/tasks/{task}/changes/apply");
+        let live = || async {
+            services
+                .database
+                .find_file_by_path(project, "src/lib.rs")
+                .await
+                .unwrap()
+                .unwrap()
+        };
+
+        // The file did not change since the base: the person's text is saved as it is, as a
+        // revision by the agent with the person as author.
+        let edited = format!(
+            "{}\npub fn triple(a: i32) -> i32 {{\n    a * 3\n}}\n",
+            LIB.replace("a - b", "a + b").replace("a * 3", "a * 2")
+        );
+        let reply = request(
+            &router,
+            "POST",
+            &path,
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "content": edited}]}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(
+            body_of(&reply)["applied"],
+            json!(["src/lib.rs"]),
+            "{backend:?}"
+        );
+        let file = live().await;
+        assert_eq!(file.content, edited, "{backend:?}");
+        assert_eq!(file.version, 2);
+        let revision = services
+            .database
+            .latest_revisions(file.id, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(revision.source, RevisionSource::Agent);
+        assert_eq!(revision.author_id, Some(ada.id));
+
+        // The file changed since the base now: a text whose change (from the base) is elsewhere
+        // is merged onto it.
+        let header = format!("// calc\n{LIB}");
+        let reply = request(
+            &router,
+            "POST",
+            &path,
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "accepted": [], "content": header}]}),
+        )
+        .await;
+        assert_eq!(
+            body_of(&reply)["applied"],
+            json!(["src/lib.rs"]),
+            "{backend:?}: {}",
+            reply.body
+        );
+        let merged = format!("// calc\n{edited}");
+        assert_eq!(live().await.content, merged, "{backend:?}");
+
+        // A text whose change overlaps the change made since the base: a conflict, reported by
+        // the index of its hunk (base to text), and nothing is written.
+        let other = format!("// calc\n{}", LIB.replace("a - b", "b - a"));
+        let reply = request(
+            &router,
+            "POST",
+            &path,
+            &cookie,
+            json!({"files": [{"path": "src/lib.rs", "content": other}]}),
+        )
+        .await;
+        let report = body_of(&reply);
+        assert_eq!(report["applied"], json!([]), "{backend:?}: {report}");
+        assert_eq!(report["conflicts"][0]["path"], "src/lib.rs");
+        assert_eq!(report["conflicts"][0]["hunks"], json!([1]), "{report}");
+        assert_eq!(
+            live().await.content,
+            merged,
+            "nothing is written on a conflict"
+        );
+    }
+}

@@ -155,8 +155,14 @@ pub struct TaskDetail {
 #[derive(Clone, Debug, Deserialize)]
 pub struct FileDecision {
     pub path: String,
-    /// One flag per hunk, in order.
+    /// One flag per hunk, in order (ignored when `content` is given).
+    #[serde(default)]
     pub accepted: Vec<bool>,
+    /// The person's edited text of the whole file: it replaces the accepted hunks (every hunk
+    /// of the file counts as decided). Saved as is when the file did not change since the base;
+    /// merged in three ways (base to this text, onto the file now) when it did.
+    #[serde(default)]
+    pub content: Option<String>,
 }
 
 /// What applying a change set did.
@@ -168,9 +174,13 @@ pub struct ApplyReport {
     pub conflicts: Vec<ConflictReport>,
 }
 
+/// A file not written because of a conflict.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConflictReport {
+    /// The file.
     pub path: String,
+    /// The hunks that conflict: the change set's, or, for a file the person edited, those of
+    /// the difference between the base and their text.
     pub hunks: Vec<usize>,
 }
 
@@ -898,14 +908,14 @@ impl Services {
                     decision.path
                 )));
             };
-            if decision.accepted.len() != change.hunks.len() {
+            if decision.content.is_none() && decision.accepted.len() != change.hunks.len() {
                 return Err(Error::Invalid(format!(
                     "{} has {} hunks.",
                     decision.path,
                     change.hunks.len()
                 )));
             }
-            if !decision.accepted.iter().any(|accepted| *accepted) {
+            if decision.content.is_none() && !decision.accepted.iter().any(|accepted| *accepted) {
                 continue;
             }
             let live = self
@@ -921,13 +931,35 @@ impl Services {
                 _ => false,
             };
             let live_text = live.as_ref().map(|file| file.content.clone());
-            let merged = if unchanged {
-                changeset::MergeResult {
+            let merged = match &decision.content {
+                // The person's text, as is.
+                Some(edited) if unchanged => changeset::MergeResult {
+                    content: Some(edited.clone()),
+                    conflicts: Vec::new(),
+                },
+                // The person's text is a change of the base like the agent's: base to it, in
+                // hunks, all accepted, merged onto the file now.
+                Some(edited) => {
+                    let base_text = change.base.clone();
+                    let edit = FileChange {
+                        path: change.path.clone(),
+                        operation: if base_text.is_some() {
+                            changeset::FileOperation::Modified
+                        } else {
+                            changeset::FileOperation::Added
+                        },
+                        hunks: changeset::hunks(base_text.as_deref().unwrap_or(""), edited),
+                        base: base_text,
+                        current: Some(edited.clone()),
+                    };
+                    let all = vec![true; edit.hunks.len()];
+                    edit.merge_onto(&all, live_text.as_deref())
+                }
+                None if unchanged => changeset::MergeResult {
                     content: change.apply_accepted(&decision.accepted),
                     conflicts: Vec::new(),
-                }
-            } else {
-                change.merge_onto(&decision.accepted, live_text.as_deref())
+                },
+                None => change.merge_onto(&decision.accepted, live_text.as_deref()),
             };
             if !merged.conflicts.is_empty() {
                 report.conflicts.push(ConflictReport {
