@@ -932,3 +932,119 @@ async fn a_file_edited_before_accepting_is_saved_or_merged_in_three_ways() {
         );
     }
 }
+
+/// The messages of the `index`th request the upstream received.
+fn messages_of(upstream: &Upstream, index: usize) -> Vec<Value> {
+    upstream.received()[index].json()["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// How many times `text` is in the `index`th request the upstream received.
+fn occurrences(upstream: &Upstream, index: usize, text: &str) -> usize {
+    String::from_utf8_lossy(&upstream.received()[index].body)
+        .matches(text)
+        .count()
+}
+
+#[tokio::test]
+async fn a_follow_up_and_a_pause_reach_a_task_running_on_another_instance() {
+    const FOLLOW_UP: &str = "Also keep the signatures as they are.";
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let upstream = Upstream::start().await.unwrap();
+        let mut first = support::services_with_gateway(&database);
+        first.runs = Runs::with_instance(database.database.clone(), "first", runs_config());
+        let mut second = support::services_with_gateway(&database);
+        second.runs = Runs::with_instance(database.database.clone(), "second", runs_config());
+        let first_router = support::router_for(first.clone());
+        let second_router = support::router_for(second.clone());
+        let (ada, cookie) = premium_user(&first, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&first, &ada).await;
+        upstream.push(fix_add().first_byte_delay(Duration::from_millis(1500)));
+        upstream.push(fix_double().first_byte_delay(Duration::from_millis(1500)));
+        let task = create_task(&first_router, &cookie, project).await;
+        for _ in 0..100 {
+            if !upstream.received().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((first.tasks.count(), second.tasks.count()), (1, 0));
+
+        // While the first model call is out, the follow-up reaches the other instance, twice
+        // with the same key (a retried request).
+        for _ in 0..2 {
+            let reply = request(
+                &second_router,
+                "POST",
+                &format!("/api/tasks/{task}/follow-up"),
+                &cookie,
+                json!({"text": FOLLOW_UP, "key": "follow-up-1"}),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {}", reply.body);
+            assert_eq!(body_of(&reply)["state"], "running");
+        }
+        for _ in 0..200 {
+            if upstream.received().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(upstream.received().len(), 2, "{backend:?}");
+        assert_eq!(occurrences(&upstream, 0, FOLLOW_UP), 0);
+        // The second call has it once, after the first call's result (the model had not seen
+        // it when it answered the first).
+        assert_eq!(occurrences(&upstream, 1, FOLLOW_UP), 1, "{backend:?}");
+        let messages = messages_of(&upstream, 1);
+        let roles: Vec<&str> = messages
+            .iter()
+            .map(|message| message["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles,
+            vec!["system", "user", "assistant", "tool", "user"],
+            "{backend:?}"
+        );
+        assert!(messages[4].to_string().contains(FOLLOW_UP));
+
+        // A pause through the other instance: the loop stops at its next boundary.
+        let reply = request(
+            &second_router,
+            "POST",
+            &format!("/api/tasks/{task}/pause"),
+            &cookie,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {}", reply.body);
+        let paused = settled(&first_router, &cookie, &task).await;
+        assert_eq!(paused["state"], "paused", "{backend:?}: {paused}");
+        assert_eq!(paused["pause_reason"]["kind"], "requested");
+        let user_messages = paused["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item["entry"]["text"] == FOLLOW_UP)
+            .count();
+        assert_eq!(user_messages, 1, "{backend:?}: delivered once");
+
+        // Resumed (on the other instance now), it finishes; the follow-up is still there once.
+        upstream.push(finish());
+        let reply = request(
+            &second_router,
+            "POST",
+            &format!("/api/tasks/{task}/resume"),
+            &cookie,
+            json!({}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let finished = settled(&second_router, &cookie, &task).await;
+        assert_eq!(finished["state"], "finished", "{backend:?}: {finished}");
+        assert_eq!(upstream.received().len(), 3, "{backend:?}");
+        assert_eq!(occurrences(&upstream, 2, FOLLOW_UP), 1, "{backend:?}");
+    }
+}

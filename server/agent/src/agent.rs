@@ -76,6 +76,7 @@ pub enum Outcome {
 struct ControlInner {
     cancel: AtomicBool,
     pause: AtomicBool,
+    refresh: AtomicBool,
     messages: Mutex<Vec<String>>,
 }
 
@@ -118,6 +119,21 @@ impl Control {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(text.into());
+    }
+
+    /// The journal gained entries the loop did not write (a follow-up appended by a request,
+    /// on this instance or another): the loop reads the journal again at its next boundary.
+    pub fn refresh(&self) {
+        self.inner.refresh.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `other` is this very handle (a clone of it), not another loop's.
+    pub fn same_as(&self, other: &Control) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn take_refresh(&self) -> bool {
+        self.inner.refresh.swap(false, Ordering::SeqCst)
     }
 
     /// Whether a cancel or a pause waits to be handled.
@@ -211,6 +227,11 @@ pub struct TaskState {
     started: HashMap<(u64, String), Entry>,
     done: HashSet<(u64, String)>,
     observations: Vec<Observation>,
+    /// User messages (entry index, text) waiting for the tool calls of the last response to get
+    /// their results.
+    deferred: Vec<(usize, String)>,
+    /// User messages added since the last response: (entry index, index in `messages`).
+    recent_user: Vec<(usize, usize)>,
 }
 
 impl TaskState {
@@ -228,6 +249,8 @@ impl TaskState {
             started: HashMap::new(),
             done: HashSet::new(),
             observations: Vec::new(),
+            deferred: Vec::new(),
+            recent_user: Vec::new(),
         };
         for entry in entries {
             state.apply(entry);
@@ -244,15 +267,47 @@ impl TaskState {
             .collect()
     }
 
+    /// The deferred user messages, once no tool call waits for its result.
+    fn flush_deferred(&mut self) {
+        if !self.pending_calls().is_empty() {
+            return;
+        }
+        for (index, text) in std::mem::take(&mut self.deferred) {
+            self.messages.push(llm::Message::user(text));
+            self.recent_user.push((index, self.messages.len() - 1));
+        }
+    }
+
     fn apply(&mut self, entry: &Entry) {
+        let index = self.entry_count;
         self.entry_count += 1;
         match entry {
             Entry::UserMessage { text } => {
-                self.messages.push(llm::Message::user(text.clone()));
+                // Never between a response's tool calls and their results.
+                self.deferred.push((index, text.clone()));
+                self.flush_deferred();
                 self.observations.clear();
                 self.status = TaskStatus::Running;
             }
-            Entry::ModelResponse { step, response } => {
+            Entry::ModelResponse {
+                step,
+                response,
+                context_entries,
+            } => {
+                // User messages the model did not see come after its response.
+                if let Some(seen) = context_entries {
+                    let mut unseen = Vec::new();
+                    for (entry_index, message_index) in self.recent_user.iter().rev() {
+                        if *entry_index >= *seen && *message_index < self.messages.len() {
+                            let message = self.messages.remove(*message_index);
+                            unseen.push((*entry_index, message.content));
+                        }
+                    }
+                    unseen.reverse();
+                    unseen.append(&mut self.deferred);
+                    self.deferred = unseen;
+                }
+                self.recent_user.clear();
                 let mut message = llm::Message::assistant(response.text.clone());
                 message.tool_calls = response.tool_calls.clone();
                 self.messages.push(message);
@@ -264,6 +319,7 @@ impl TaskState {
                         .push(Observation::TextOnly { step: *step });
                     self.messages.push(llm::Message::user(NO_TOOL_NUDGE));
                 }
+                self.flush_deferred();
             }
             Entry::ToolStarted { step, call_id, .. } => {
                 self.started.insert((*step, call_id.clone()), entry.clone());
@@ -319,6 +375,13 @@ impl TaskState {
                 if name == names::FINISH && *status == ToolStatus::Ok {
                     self.status = TaskStatus::Finished(content.clone());
                 }
+                if !self.deferred.is_empty() {
+                    self.flush_deferred();
+                    // A user message after the finish call: the task goes on.
+                    if self.pending_calls().is_empty() {
+                        self.status = TaskStatus::Running;
+                    }
+                }
             }
             Entry::Compaction {
                 summary,
@@ -333,6 +396,7 @@ impl TaskState {
                 let keep_from = self.messages.len().saturating_sub(*kept_messages);
                 let kept: Vec<llm::Message> = self.messages.split_off(keep_from);
                 self.messages.clear();
+                self.recent_user.clear();
                 self.messages.extend(task);
                 let mut text = format!("Summary of the earlier steps:\n{summary}");
                 if !self.plan.is_empty() {
@@ -497,6 +561,10 @@ impl Agent {
         let rules = load_project_rules(self.workspace.as_ref()).await;
         let system = system_prompt(&self.config.system_prompt, &rules);
         loop {
+            if self.control.take_refresh() {
+                // Entries written elsewhere (follow-ups): what the journal holds is the task.
+                state = TaskState::replay(&self.journal.entries(&self.task).await?);
+            }
             match &state.status {
                 TaskStatus::Running => {}
                 TaskStatus::Finished(summary) => {
@@ -596,6 +664,7 @@ impl Agent {
                 continue;
             }
             self.compact_if_needed(&mut state, &system, step).await?;
+            let context_entries = state.entry_count;
             let mut messages = vec![llm::Message::system(system.clone())];
             messages.extend(state.messages.iter().cloned());
             let request = llm::Request {
@@ -636,7 +705,11 @@ impl Agent {
             self.record(
                 &mut state,
                 &format!("step-{step}-model"),
-                Entry::ModelResponse { step, response },
+                Entry::ModelResponse {
+                    step,
+                    response,
+                    context_entries: Some(context_entries),
+                },
             )
             .await?;
             self.budget

@@ -65,6 +65,10 @@ pub enum PauseReason {
 
 /// One record of the journal, in the order they happened. A task has finished when the
 /// `finish` tool's call is done (its content is the summary) and no user message follows.
+///
+/// Only the loop appends, except user messages (follow-ups), which any instance may append at
+/// any time: replayed, a user message that came while tool calls waited for their results comes
+/// after those results, and one the model did not see comes after its response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
@@ -79,6 +83,11 @@ pub enum Entry {
         step: u64,
         /// The response.
         response: ModelResponse,
+        /// How many entries of the journal the request was built from. A user message
+        /// appended after them (while the model answered, by a request the loop heard of
+        /// later) was not seen by the model: it comes after this response and its tool results.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_entries: Option<usize>,
     },
     /// A tool call began. For an edit, what it will change (with the files' hashes before).
     ToolStarted {

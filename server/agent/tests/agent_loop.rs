@@ -1250,3 +1250,92 @@ async fn two_tasks_share_a_journal_and_a_budget_without_mixing() {
     assert_eq!(first.requests().len(), 2);
     assert_eq!(second_upstream.received().len(), 2);
 }
+
+#[test]
+fn follow_ups_written_while_the_loop_ran_are_replayed_at_a_step_boundary() {
+    let tool_call = |id: &str| llm::ToolCall {
+        id: id.into(),
+        name: "list".into(),
+        arguments: "{}".into(),
+        signature: None,
+    };
+    let response = |calls: Vec<llm::ToolCall>| agent::ModelResponse {
+        text: String::new(),
+        tool_calls: calls,
+        ..agent::ModelResponse::default()
+    };
+    let done = |step: u64, id: &str| Entry::ToolDone {
+        step,
+        call_id: id.into(),
+        name: "list".into(),
+        status: ToolStatus::Ok,
+        content: format!("result {id}"),
+        plan: None,
+        command: None,
+    };
+    let user = |text: &str| Entry::UserMessage { text: text.into() };
+    let entries = vec![
+        user("instructions"),
+        // Written while the model answered step 1 (its request was built from one entry).
+        user("sent during the call"),
+        Entry::ModelResponse {
+            step: 1,
+            response: response(vec![tool_call("a"), tool_call("b")]),
+            context_entries: Some(1),
+        },
+        done(1, "a"),
+        // Written between the two calls' results.
+        user("sent between results"),
+        done(1, "b"),
+    ];
+    let state = TaskState::replay(&entries);
+    let conversation: Vec<(String, String)> = state
+        .messages
+        .iter()
+        .map(|message| (format!("{:?}", message.role), message.content.clone()))
+        .collect();
+    assert_eq!(
+        conversation,
+        vec![
+            ("User".to_owned(), "instructions".to_owned()),
+            ("Assistant".to_owned(), String::new()),
+            ("Tool".to_owned(), "result a".to_owned()),
+            ("Tool".to_owned(), "result b".to_owned()),
+            ("User".to_owned(), "sent during the call".to_owned()),
+            ("User".to_owned(), "sent between results".to_owned()),
+        ]
+    );
+    assert!(state.pending_calls().is_empty());
+
+    // A follow-up written after the finish call's result: the task goes on.
+    let mut entries = entries;
+    entries.push(Entry::ModelResponse {
+        step: 2,
+        response: response(vec![llm::ToolCall {
+            id: "f".into(),
+            name: "finish".into(),
+            arguments: r#"{"summary": "done"}"#.into(),
+            signature: None,
+        }]),
+        context_entries: Some(6),
+    });
+    entries.push(user("one more thing"));
+    entries.push(Entry::ToolDone {
+        step: 2,
+        call_id: "f".into(),
+        name: "finish".into(),
+        status: ToolStatus::Ok,
+        content: "done".into(),
+        plan: None,
+        command: None,
+    });
+    let state = TaskState::replay(&entries);
+    assert_eq!(state.status, agent::TaskStatus::Running);
+    assert_eq!(
+        state
+            .messages
+            .last()
+            .map(|message| message.content.as_str()),
+        Some("one more thing")
+    );
+}

@@ -10,6 +10,9 @@
 //! - Cancel and pause are written to the task's row; the instance running it watches the row and
 //!   tells the loop (so they work whichever instance the request reached). A cancel of a task no
 //!   loop runs (paused, or its instance died) is written to its journal too.
+//! - A follow-up to a running task is appended to its journal under the request's key (once);
+//!   the instance running it watches the journal and its loop reads it at the next step
+//!   boundary, after the tool results it waits for. A loop that ended meanwhile is started again.
 //! - Every tool action is audited (`agent.tool`); every model call writes an `api_usage` row.
 //! - Accepting hunks writes new revisions (source `agent`), never overwriting: a file changed
 //!   since the base is merged in three ways, and a hunk that overlaps that change is reported as
@@ -812,7 +815,8 @@ impl Services {
         self.task_summary(user, id).await
     }
 
-    /// A follow-up instruction: to the running loop, or it starts the task again.
+    /// A follow-up instruction: to the running loop (through the journal, once per `key`,
+    /// whichever instance runs it), or it starts the task again.
     pub async fn follow_up_task(
         &self,
         user: &AuthenticatedUser,
@@ -830,12 +834,19 @@ impl Services {
         }
         let task = self.owned_task(user, id).await?;
         if task.state == StoredState::Running {
-            let Some(control) = self.tasks.control(id) else {
-                return Err(Error::Conflict(
-                    "The task is running on another server; pause it first.".into(),
-                ));
+            // Durable first, once per key: the loop running the task (here, or on another
+            // instance, whose watcher sees the entry) reads it at its next step boundary.
+            let journal = DatabaseJournal {
+                database: self.database.clone(),
             };
-            control.send(text);
+            agent::follow_up(&journal, &id.to_string(), key, text)
+                .await
+                .map_err(agent_error)?;
+            if let Some(control) = self.tasks.control(id) {
+                control.refresh();
+            }
+            // The loop may have ended just before the entry was written.
+            self.continue_if_followed_up(id).await?;
         } else {
             let journal = DatabaseJournal {
                 database: self.database.clone(),
@@ -857,6 +868,36 @@ impl Services {
         self.audit_task(user, "agent.task.follow_up", id, meta)
             .await?;
         self.task_summary(user, id).await
+    }
+
+    /// Starts the task again when it stopped (finished or paused) while a follow-up was being
+    /// written to its journal: the journal then ends with that message. Called after a loop ends
+    /// and after a follow-up is written to a running task, so that whichever comes second starts
+    /// it (both may: the state's conditional update lets one).
+    async fn continue_if_followed_up(&self, id: AgentTaskId) -> Result<(), Error> {
+        let Some(task) = self.database.agent_task(id).await? else {
+            return Ok(());
+        };
+        if !matches!(task.state, StoredState::Finished | StoredState::Paused) {
+            return Ok(());
+        }
+        let journal = DatabaseJournal {
+            database: self.database.clone(),
+        };
+        let state = TaskState::replay(
+            &journal
+                .entries(&id.to_string())
+                .await
+                .map_err(agent_error)?,
+        );
+        if state.status != TaskStatus::Running {
+            return Ok(());
+        }
+        match self.restart_task(id, &[task.state]).await {
+            // Another request or instance started it first.
+            Ok(()) | Err(Error::Conflict(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// The change set: the difference between the task's base and its worktree now.
@@ -1201,11 +1242,30 @@ impl Services {
     }
 
     /// Runs the task's loop while this instance holds its run; writes the outcome to its row.
-    async fn drive_task(self, id: AgentTaskId, writer: RunWriter<TaskRunEvent>) {
+    ///
+    /// Boxed: a follow-up that came as the loop ended starts the task again from within it.
+    fn drive_task(
+        self,
+        id: AgentTaskId,
+        writer: RunWriter<TaskRunEvent>,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(self.drive_task_body(id, writer))
+    }
+
+    async fn drive_task_body(self, id: AgentTaskId, writer: RunWriter<TaskRunEvent>) {
         let control = Control::new();
         self.tasks.lock().insert(id, control.clone());
         let ending = self.drive_task_inner(id, &writer, &control).await;
-        self.tasks.lock().remove(&id);
+        {
+            let mut running = self.tasks.lock();
+            // Only this loop's handle: a follow-up may have started the next loop already.
+            if running
+                .get(&id)
+                .is_some_and(|current| current.same_as(&control))
+            {
+                running.remove(&id);
+            }
+        }
         let run_state = match ending {
             Ok(Some(state)) => {
                 if let Err(error) = writer.push(TaskRunEvent {
@@ -1239,6 +1299,9 @@ impl Services {
         };
         if let Err(error) = writer.finish(run_state).await {
             tracing::warn!(%error, task = %id, "a task's run could not be ended");
+        }
+        if let Err(error) = self.continue_if_followed_up(id).await {
+            tracing::warn!(%error, task = %id, "a follow-up could not start the task again");
         }
     }
 
@@ -1334,11 +1397,24 @@ impl Services {
         Ok(Some(state))
     }
 
-    /// Tells the loop about a cancel or a pause written to the task's row (by any instance).
+    /// Tells the loop about a cancel or a pause written to the task's row, and about follow-ups
+    /// written to its journal (by any instance).
     async fn watch_task(self, id: AgentTaskId, control: Control) {
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        let mut seen = 0;
         loop {
             ticks.tick().await;
+            match self.database.agent_journal_keys_after(id, seen).await {
+                Ok(keys) => {
+                    if keys.iter().any(|(_, key)| key.starts_with("message-")) {
+                        control.refresh();
+                    }
+                    if let Some((last, _)) = keys.last() {
+                        seen = *last;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, task = %id, "watching a task failed"),
+            }
             match self.database.agent_task(id).await {
                 Ok(Some(task)) if task.state == StoredState::Cancelled => {
                     control.cancel();

@@ -276,6 +276,25 @@ impl Database {
             .collect())
     }
 
+    /// The keys of the task's journal entries numbered after `after`: `(seq, key)`, in order
+    /// (for the instance running the task to notice entries written elsewhere).
+    pub async fn agent_journal_keys_after(
+        &self,
+        task: AgentTaskId,
+        after: i64,
+    ) -> Result<Vec<(i64, String)>, Error> {
+        Ok(agent_journal::Entity::find()
+            .select_only()
+            .column(agent_journal::Column::Seq)
+            .column(agent_journal::Column::Key)
+            .filter(agent_journal::Column::TaskId.eq(task))
+            .filter(agent_journal::Column::Seq.gt(after))
+            .order_by_asc(agent_journal::Column::Seq)
+            .into_tuple::<(i64, String)>()
+            .all(self.connection())
+            .await?)
+    }
+
     /// Appends `entry` (JSON) under `key`, numbered after the last one; `false` (and nothing
     /// written) when the task has an entry under `key` already. The task's `updated_at` (its
     /// last activity) moves with it.
