@@ -1048,3 +1048,57 @@ async fn a_follow_up_and_a_pause_reach_a_task_running_on_another_instance() {
         assert_eq!(occurrences(&upstream, 2, FOLLOW_UP), 1, "{backend:?}");
     }
 }
+
+#[tokio::test]
+async fn a_step_the_task_budget_refuses_gives_the_plan_request_back() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let reply = request(
+            &router,
+            "POST",
+            "/api/tasks",
+            &cookie,
+            json!({
+                "project_id": project,
+                "instructions": "Fix add and double in src/lib.rs.",
+                "models": ["local/gpt-4o"],
+                "max_steps": 1,
+            }),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let task = body_of(&reply)["id"].as_str().unwrap().to_owned();
+        assert_eq!(settled(&router, &cookie, &task).await["state"], "paused");
+        let requests_today = || async {
+            services
+                .database
+                .plan_counter(ada.id, &services::policy::requests_counter(Utc::now()))
+                .await
+                .unwrap()
+        };
+        // One model call: one of the plan's requests, though the second step was asked for.
+        assert_eq!(upstream.received().len(), 1);
+        assert_eq!(requests_today().await, Some(1), "{backend:?}");
+
+        let resumed = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/resume"),
+            &cookie,
+            json!({"max_steps": 10}),
+        )
+        .await;
+        assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+        assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
+        assert_eq!(upstream.received().len(), 3);
+        assert_eq!(requests_today().await, Some(3), "{backend:?}");
+    }
+}

@@ -304,29 +304,35 @@ impl Budget for DatabaseBudget {
             .map_err(budget_error)?
             .ok_or_else(|| agent::Error::Budget("the task is gone".into()))?;
         // The plan's daily requests, once per new step.
+        let mut plan_reserved_at = None;
         if i64::try_from(step).unwrap_or(i64::MAX) > row.last_step {
+            let now = Utc::now();
             match self.services.reserve_ai_request(&self.user).await {
-                Ok(()) => {}
+                Ok(()) => plan_reserved_at = Some(now),
                 Err(Error::LimitReached(_)) => return Ok(Some(BudgetKind::Steps)),
                 Err(error) => return Err(agent::Error::Budget(error.to_string())),
             }
         }
-        match self
-            .services
-            .database
-            .reserve_agent_step(id, step)
-            .await
-            .map_err(budget_error)?
-        {
-            StepReservation::Reserved => Ok(None),
-            StepReservation::Exceeded(limit) => Ok(Some(match limit {
+        let reservation = self.services.database.reserve_agent_step(id, step).await;
+        let refused = match reservation {
+            Ok(StepReservation::Reserved) => return Ok(None),
+            Ok(StepReservation::Exceeded(limit)) => Ok(Some(match limit {
                 TaskLimit::Steps => BudgetKind::Steps,
                 TaskLimit::Tokens => BudgetKind::Tokens,
                 TaskLimit::Cost => BudgetKind::Cost,
                 TaskLimit::WallTime => BudgetKind::WallTime,
             })),
-            StepReservation::Missing => Err(agent::Error::Budget("the task is gone".into())),
+            Ok(StepReservation::Missing) => Err(agent::Error::Budget("the task is gone".into())),
+            Err(error) => Err(budget_error(error)),
+        };
+        // No model call follows: the plan's request is given back.
+        if let Some(reserved_at) = plan_reserved_at {
+            self.services
+                .release_ai_request(&self.user, reserved_at)
+                .await
+                .map_err(|error| agent::Error::Budget(error.to_string()))?;
         }
+        refused
     }
 
     async fn record(
@@ -341,6 +347,28 @@ impl Budget for DatabaseBudget {
             .record_agent_usage(task_id(task)?, key, usage.total_tokens(), cost_micros)
             .await
             .map_err(|error| agent::Error::Budget(error.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Gives back the plan's request reserved (by [`Services::reserve_ai_request`]) at
+    /// `reserved_at` for a model call that is not made.
+    async fn release_ai_request(
+        &self,
+        user: &AuthenticatedUser,
+        reserved_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if self
+            .tiers
+            .limits(Some(user.tier))
+            .requests_per_day
+            .is_some()
+        {
+            self.database
+                .release_on_plan_counter(user.id, &crate::policy::requests_counter(reserved_at), 1)
+                .await?;
+        }
         Ok(())
     }
 }
