@@ -1,5 +1,6 @@
 //! Async agent tasks through the HTTP API, with a scripted upstream speaking OpenAI's wire
-//! format, on SQLite and Postgres:
+//! format, on SQLite and Postgres (the agent crate's own scenarios are in
+//! `server/agent/tests/agent_loop.rs`):
 //!
 //! - happy path: a task edits a file and finishes; its timeline follows as server-sent events;
 //!   the change set has the one hunk; applying it writes a new revision (source `agent`); every
@@ -10,7 +11,25 @@
 //!   finishes it; a follow-up starts a finished task again and cancel ends it;
 //! - isolation: another user cannot see, follow, cancel, review or apply the task (404);
 //! - an instance killed mid-task: another instance claims the run and resumes the task from its
-//!   journal, asking the model only for what was not answered yet.
+//!   journal, asking the model only for what was not answered yet;
+//! - cancelling a task no loop runs (paused, or its instance died): the journal ends with the
+//!   cancel, as the row does, once (recovery writes no second one);
+//! - editing a file before accepting: the text is saved as is when the file did not change since
+//!   the base, merged in three ways when it did, a conflict (by the hunk of base to text) and
+//!   nothing written when the text overlaps the change made since;
+//! - a follow-up (sent twice with one key) and a pause through another instance than the one
+//!   running the task: the loop gets the follow-up once, at its next step boundary, after the
+//!   results it waited for; the pause stops it; resumed elsewhere, it finishes;
+//! - a step the task's budget refuses gives the plan's daily request back;
+//! - two tasks on one project at once, each with its own worktree and change set; both applied;
+//! - a command the sandbox refuses: the refusal reaches the model as the tool's result and is in
+//!   the task page's evidence;
+//! - hunks rejected with a comment over HTTP: the next request carries the rejection, the comment
+//!   and the hunk; the agent edits again and finishes; the change set has the new edit;
+//! - a follow-up after finish over HTTP: the task runs again from the whole conversation;
+//! - a loop repeating one call pauses as `stuck` (shown by `GET /api/tasks/{id}`);
+//! - a provider failing mid-task: the next model of the list answers the later steps;
+//! - a malformed tool call and an unknown tool get error results and the task goes on.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -1100,5 +1119,416 @@ async fn a_step_the_task_budget_refuses_gives_the_plan_request_back() {
         assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
         assert_eq!(upstream.received().len(), 3);
         assert_eq!(requests_today().await, Some(3), "{backend:?}");
+    }
+}
+
+/// A tool call whose arguments are this raw text (not necessarily JSON).
+fn raw_call(id: &str, name: &str, arguments: &str) -> Reply {
+    Reply::sse(openai::tool_call_stream(id, name, &[arguments]))
+}
+
+async fn create_task_with(router: &Router, cookie: &str, body: Value) -> String {
+    let reply = request(router, "POST", "/api/tasks", cookie, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    body_of(&reply)["id"].as_str().unwrap().to_owned()
+}
+
+async fn change_set(router: &Router, cookie: &str, task: &str) -> Value {
+    let reply = request(
+        router,
+        "GET",
+        &format!("/api/tasks/{task}/changes"),
+        cookie,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    body_of(&reply)
+}
+
+#[tokio::test]
+async fn two_tasks_on_one_project_run_at_once_each_with_its_worktree_and_both_apply() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let other_upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        support::add_local_provider(&services, &ada, "other", &other_upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        // Each task has its own upstream, so that the order they ask in does not matter.
+        upstream.push(fix_add().first_byte_delay(Duration::from_millis(500)));
+        upstream.push(finish());
+        other_upstream.push(fix_double().first_byte_delay(Duration::from_millis(500)));
+        other_upstream.push(finish());
+        let first = create_task_with(
+            &router,
+            &cookie,
+            json!({"project_id": project, "instructions": "Fix add.", "models": ["local/gpt-4o"]}),
+        )
+        .await;
+        let second = create_task_with(
+            &router,
+            &cookie,
+            json!({"project_id": project, "instructions": "Fix double.", "models": ["other/gpt-4o"]}),
+        )
+        .await;
+        let mut running = 0;
+        for _ in 0..50 {
+            running = services.tasks.count();
+            if running == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(running, 2, "{backend:?}: both run at once");
+        assert_eq!(settled(&router, &cookie, &first).await["state"], "finished");
+        assert_eq!(
+            settled(&router, &cookie, &second).await["state"],
+            "finished"
+        );
+
+        // Each change set has its own task's edit only.
+        let first_changes = change_set(&router, &cookie, &first).await;
+        let second_changes = change_set(&router, &cookie, &second).await;
+        assert_eq!(
+            first_changes[0]["current"],
+            LIB.replace("a - b", "a + b"),
+            "{backend:?}"
+        );
+        assert_eq!(second_changes[0]["current"], LIB.replace("a * 3", "a * 2"));
+        assert_eq!(first_changes[0]["hunks"].as_array().unwrap().len(), 1);
+        assert_eq!(second_changes[0]["hunks"].as_array().unwrap().len(), 1);
+
+        // Both applied: the second merges onto the file the first changed.
+        for task in [&first, &second] {
+            let reply = request(
+                &router,
+                "POST",
+                &format!("/api/tasks/{task}/changes/apply"),
+                &cookie,
+                json!({"files": [{"path": "src/lib.rs", "accepted": [true]}]}),
+            )
+            .await;
+            assert_eq!(
+                body_of(&reply)["applied"],
+                json!(["src/lib.rs"]),
+                "{backend:?}: {}",
+                reply.body
+            );
+        }
+        let file = services
+            .database
+            .find_file_by_path(project, "src/lib.rs")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            file.content,
+            LIB.replace("a - b", "a + b").replace("a * 3", "a * 2")
+        );
+        assert_eq!(file.version, 3);
+    }
+}
+
+#[tokio::test]
+async fn a_command_the_sandbox_refuses_reaches_the_model_and_the_evidence() {
+    const REASON: &str = "user namespaces are disabled on this machine";
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let mut services = support::services_with_gateway(&database);
+        services.runner =
+            std::sync::Arc::new(services::runner::Runner::disabled(REASON, "enable them"));
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(call("call-1", "run", &json!({"command": "cargo test"})));
+        upstream.push(finish());
+        let task = create_task(&router, &cookie, project).await;
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+
+        // The model was told, in the result of its call.
+        let received = upstream.received();
+        assert_eq!(received.len(), 2);
+        let results: Vec<Value> = messages_of(&upstream, 1)
+            .into_iter()
+            .filter(|message| message["role"] == "tool")
+            .collect();
+        assert_eq!(results.len(), 1, "{backend:?}");
+        let told = results[0]["content"].as_str().unwrap();
+        assert!(
+            told.contains("denied by the sandbox") && told.contains(REASON),
+            "{backend:?}: {told}"
+        );
+
+        // The task page's evidence has the command and its refusal.
+        let commands = detail["commands"].as_array().unwrap();
+        assert_eq!(commands.len(), 1, "{detail}");
+        assert_eq!(commands[0][0], "cargo test");
+        assert_eq!(commands[0][1]["status"]["status"], "denied");
+        assert!(
+            commands[0][1]["status"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(REASON)
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejected_hunks_go_back_to_the_agent_which_edits_again() {
+    const COMMENT: &str = "Double with a shift instead.";
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let task = create_task(&router, &cookie, project).await;
+        assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
+
+        upstream.push(call(
+            "call-4",
+            "edit",
+            &json!({"path": "src/lib.rs", "old_text": "a * 2", "new_text": "a << 1"}),
+        ));
+        upstream.push(call("call-5", "finish", &json!({"summary": "Shifted."})));
+        let rejected = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/changes/reject"),
+            &cookie,
+            json!({"hunks": [{"path": "src/lib.rs", "index": 1}], "comment": COMMENT}),
+        )
+        .await;
+        assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
+        assert_eq!(body_of(&rejected)["state"], "running");
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        assert_eq!(detail["summary"], "Shifted.");
+
+        // The next request carried the rejection, the comment and the rejected hunk.
+        assert_eq!(upstream.received().len(), 5, "{backend:?}");
+        let messages = messages_of(&upstream, 3);
+        let last = messages.last().unwrap();
+        assert_eq!(last["role"], "user");
+        let text = last["content"].as_str().unwrap();
+        assert!(
+            text.contains("The reviewer rejected these changes")
+                && text.contains(COMMENT)
+                && text.contains("+    a * 2")
+                && text.contains("-    a * 3"),
+            "{backend:?}: {text}"
+        );
+        assert!(!text.contains("a + b"), "only the rejected hunk: {text}");
+
+        // The change set reflects the new edit.
+        let changes = change_set(&router, &cookie, &task).await;
+        assert_eq!(
+            changes[0]["current"],
+            LIB.replace("a - b", "a + b").replace("a * 3", "a << 1"),
+            "{backend:?}"
+        );
+        let hunks = changes[0]["hunks"].as_array().unwrap();
+        assert_eq!(hunks.len(), 2);
+        assert_eq!(hunks[1]["added"], json!(["    a << 1\n"]));
+    }
+}
+
+#[tokio::test]
+async fn a_follow_up_after_finish_starts_the_task_again() {
+    const FOLLOW_UP: &str = "Now fix double too.";
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(fix_add());
+        upstream.push(call("call-2", "finish", &json!({"summary": "Fixed add."})));
+        let task = create_task(&router, &cookie, project).await;
+        let first = settled(&router, &cookie, &task).await;
+        assert_eq!(first["state"], "finished", "{backend:?}: {first}");
+        assert_eq!(first["summary"], "Fixed add.");
+
+        upstream.push(fix_double());
+        upstream.push(finish());
+        let reply = request(
+            &router,
+            "POST",
+            &format!("/api/tasks/{task}/follow-up"),
+            &cookie,
+            json!({"text": FOLLOW_UP}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(body_of(&reply)["state"], "running");
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        assert_eq!(detail["summary"], "Fixed add and double.");
+        assert_eq!(detail["steps"], 4);
+
+        // The first request after the follow-up ends with it, after the finished conversation.
+        assert_eq!(upstream.received().len(), 4, "{backend:?}");
+        let messages = messages_of(&upstream, 2);
+        let roles: Vec<&str> = messages
+            .iter()
+            .map(|message| message["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                "system",
+                "user",
+                "assistant",
+                "tool",
+                "assistant",
+                "tool",
+                "user"
+            ]
+        );
+        assert_eq!(messages[6]["content"], FOLLOW_UP);
+        let changes = change_set(&router, &cookie, &task).await;
+        assert_eq!(
+            changes[0]["current"],
+            LIB.replace("a - b", "a + b").replace("a * 3", "a * 2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_loop_repeating_one_call_pauses_as_stuck() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.always(call("call-1", "read", &json!({"path": "src/lib.rs"})));
+        let task = create_task(&router, &cookie, project).await;
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "paused", "{backend:?}: {detail}");
+        assert_eq!(detail["pause_reason"]["kind"], "stuck", "{detail}");
+        assert_eq!(detail["pause_reason"]["reason"], "repeated_action");
+        assert!(
+            !detail["pause_reason"]["steps"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        // Four identical calls with identical results, then no more model calls.
+        assert_eq!(upstream.received().len(), 4, "{backend:?}");
+        let types = timeline_types(&detail);
+        assert_eq!(types.last().map(String::as_str), Some("paused"));
+    }
+}
+
+#[tokio::test]
+async fn a_failing_provider_falls_back_to_the_next_model_mid_task() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let backup = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        support::add_local_provider(&services, &ada, "backup", &backup).await;
+        let project = project_with_lib(&services, &ada).await;
+        // The first model answers once, then fails every time.
+        upstream.push(fix_add());
+        upstream.always(openai::error(
+            500,
+            "server_error",
+            None,
+            "the model is down",
+        ));
+        backup.push(fix_double());
+        backup.push(finish());
+        let task = create_task_with(
+            &router,
+            &cookie,
+            json!({
+                "project_id": project,
+                "instructions": "Fix add and double in src/lib.rs.",
+                "models": ["local/gpt-4o", "backup/gpt-4o-mini"],
+            }),
+        )
+        .await;
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        assert_eq!(backup.received().len(), 2, "{backend:?}");
+        assert!(
+            upstream.received().len() >= 3,
+            "the first model was asked first"
+        );
+        // The later steps were answered by the second model, after the first failed.
+        let responses: Vec<&Value> = detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|item| item["entry"]["type"] == "model_response")
+            .map(|item| &item["entry"]["response"])
+            .collect();
+        assert_eq!(responses.len(), 3);
+        assert_eq!(responses[0]["model"], "gpt-4o");
+        assert_eq!(responses[1]["model"], "gpt-4o-mini");
+        assert_eq!(responses[1]["fallbacks"][0]["model"], "gpt-4o", "{detail}");
+        assert_eq!(responses[2]["model"], "gpt-4o-mini");
+        let changes = change_set(&router, &cookie, &task).await;
+        assert_eq!(
+            changes[0]["current"],
+            LIB.replace("a - b", "a + b").replace("a * 3", "a * 2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_call_and_an_unknown_tool_get_errors_and_the_task_goes_on() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let services = support::services_with_gateway(&database);
+        let router = support::router_for(services.clone());
+        let upstream = Upstream::start().await.unwrap();
+        let (ada, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+        let project = project_with_lib(&services, &ada).await;
+        upstream.push(raw_call(
+            "call-1",
+            "edit",
+            r#"{"path": "src/lib.rs", "old_te"#,
+        ));
+        upstream.push(call("call-2", "frobnicate", &json!({"x": 1})));
+        upstream.push(fix_add());
+        upstream.push(call("call-4", "finish", &json!({"summary": "Fixed add."})));
+        let task = create_task(&router, &cookie, project).await;
+        let detail = settled(&router, &cookie, &task).await;
+        assert_eq!(detail["state"], "finished", "{backend:?}: {detail}");
+        assert_eq!(upstream.received().len(), 4, "{backend:?}");
+        let results: Vec<String> = messages_of(&upstream, 3)
+            .into_iter()
+            .filter(|message| message["role"] == "tool")
+            .map(|message| message["content"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(results.len(), 3, "{backend:?}: {results:?}");
+        assert!(
+            results[0].starts_with("error:") && results[0].contains("not valid JSON"),
+            "{results:?}"
+        );
+        assert!(
+            results[1].starts_with("error:")
+                && results[1].contains("there is no tool named \"frobnicate\""),
+            "{results:?}"
+        );
+        assert!(results[2].contains("edited src/lib.rs"), "{results:?}");
+        let changes = change_set(&router, &cookie, &task).await;
+        assert_eq!(changes[0]["current"], LIB.replace("a - b", "a + b"));
     }
 }
