@@ -97,6 +97,11 @@ const JSON_ENDPOINTS: &[&str] = &[
     "/api/chat/edit",
     "/api/chat/modes/save",
     "/api/chat/context/preview",
+    "/api/agent/start",
+    "/api/agent/resume",
+    "/api/agent/follow-up",
+    "/api/agent/apply",
+    "/api/agent/reject",
 ];
 
 /// Endpoints for administrators only: another user gets 403 whatever they send.
@@ -234,6 +239,33 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             .as_str()
             .unwrap()
             .to_owned();
+        let task = json(
+            &json_call(
+                ada.clone(),
+                "/api/agent/start",
+                serde_json::json!({"project_id": project, "instructions": "secret task",
+                    "max_steps": null, "max_cost_micros": null}),
+            )
+            .await,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Ada's task stops at once (she has no provider): it must have settled before the
+        // snapshot too.
+        let settled_by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let shown =
+                json(&call(ada.clone(), "/api/agent/task", format!("task_id={task}")).await);
+            if shown["state"] != "running" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < settled_by,
+                "the task never settled: {shown}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         // The answer fails at once (Ada has no provider): it must have settled before the
         // snapshot, or the snapshots differ by its status (a busy machine takes longer).
         let settled_by = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -258,8 +290,12 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             let call = &call;
             let project = project.clone();
             let conversation = conversation.clone();
+            let task = task.clone();
             async move {
                 [
+                    call(cookie.clone(), "/api/agent/task", format!("task_id={task}"))
+                        .await
+                        .body,
                     call(
                         cookie.clone(),
                         "/api/chat/open",
@@ -350,6 +386,9 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
                 ("key", "symbols:src/main.rs"),
                 ("choice", "pinned"),
                 ("command_line", "cat /etc/passwd"),
+                ("task_id", task.as_str()),
+                ("instructions", "stolen"),
+                ("comment", "stolen"),
             ];
             let form = fields
                 .iter()
@@ -371,6 +410,14 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
                     .map(|(name, value)| ((*name).to_owned(), serde_json::json!(value)))
                     .collect();
                 body.insert("context".into(), serde_json::Value::Null);
+                body.insert("more_budget".into(), serde_json::json!(true));
+                body.insert("max_steps".into(), serde_json::Value::Null);
+                body.insert("max_cost_micros".into(), serde_json::Value::Null);
+                body.insert(
+                    "files".into(),
+                    serde_json::json!([{"path": "src/main.rs", "accepted": [false]}]),
+                );
+                body.insert("hunks".into(), serde_json::json!([["src/main.rs", 0]]));
                 body.insert(
                     "draft".into(),
                     serde_json::json!({

@@ -36,11 +36,20 @@ fn key_or_new(key: Option<String>) -> String {
 #[server(prefix = "/api", endpoint = "agent/tasks")]
 pub async fn list_tasks(project_id: Option<String>) -> Result<Vec<TaskSummary>, AppError> {
     let user = super::request::require_user().await?;
+    let services = super::request::services()?;
     let project = match project_id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => Some(super::projects::project_id(id)?),
+        Some(id) => {
+            let id = super::projects::project_id(id)?;
+            // Another person's project does not exist, even with no task on it.
+            services
+                .project(&user, id)
+                .await
+                .map_err(super::reject_service_error)?;
+            Some(id)
+        }
         None => None,
     };
-    let tasks = super::request::services()?
+    let tasks = services
         .tasks(&user, project)
         .await
         .map_err(super::reject_service_error)?;

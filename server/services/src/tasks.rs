@@ -561,6 +561,12 @@ impl Services {
         new: NewTask,
         meta: &RequestMeta,
     ) -> Result<TaskSummary, Error> {
+        // Another user's project does not exist for them, whatever their plan.
+        let project = self
+            .database
+            .find_project(user.id, new.project_id)
+            .await?
+            .ok_or(Error::NotFound)?;
         self.check_ai_mode(user, ASYNC_MODE)?;
         let instructions = new.instructions.trim().to_owned();
         if instructions.is_empty() {
@@ -569,11 +575,6 @@ impl Services {
         if instructions.len() > MAX_INSTRUCTIONS_BYTES {
             return Err(Error::Invalid("The instructions are too long.".into()));
         }
-        let project = self
-            .database
-            .find_project(user.id, new.project_id)
-            .await?
-            .ok_or(Error::NotFound)?;
         // The models are routed now, so that a user without a provider hears it at once.
         self.agent_targets(user, &new.models).await?;
         let mut base = Base {
@@ -824,8 +825,9 @@ impl Services {
         key: &str,
         meta: &RequestMeta,
     ) -> Result<TaskSummary, Error> {
-        self.check_ai_mode(user, ASYNC_MODE)?;
+        // Another user's task does not exist for them, whatever their plan.
         let task = self.owned_task(user, id).await?;
+        self.check_ai_mode(user, ASYNC_MODE)?;
         if task.state != StoredState::Paused {
             return Err(Error::Conflict("The task is not paused.".into()));
         }
@@ -853,6 +855,8 @@ impl Services {
         key: &str,
         meta: &RequestMeta,
     ) -> Result<TaskSummary, Error> {
+        // Another user's task does not exist for them, whatever their plan.
+        let task = self.owned_task(user, id).await?;
         self.check_ai_mode(user, ASYNC_MODE)?;
         let text = text.trim();
         if text.is_empty() || text.len() > MAX_INSTRUCTIONS_BYTES {
@@ -860,7 +864,6 @@ impl Services {
                 "Write the follow-up (at most 64 KiB).".into(),
             ));
         }
-        let task = self.owned_task(user, id).await?;
         if task.state == StoredState::Running {
             // Durable first, once per key: the loop running the task (here, or on another
             // instance, whose watcher sees the entry) reads it at its next step boundary.
