@@ -280,6 +280,26 @@ async fn a_task_edits_finishes_and_its_change_set_is_applied_as_new_revisions() 
         assert_eq!(changes[0]["path"], "src/lib.rs");
         assert_eq!(changes[0]["hunks"].as_array().unwrap().len(), 2);
 
+        // The browser reads the same JSON into the app's wire types (nothing unknown).
+        let page: app::types::TaskDetail = serde_json::from_value(detail.clone()).unwrap();
+        assert_eq!(page.task.state, "finished");
+        assert_eq!(
+            page.timeline.len(),
+            detail["timeline"].as_array().unwrap().len()
+        );
+        assert!(
+            page.timeline
+                .iter()
+                .all(|item| item.entry != app::types::TaskEntry::Other),
+            "{:?}",
+            page.timeline
+        );
+        let listed: Vec<app::types::TaskSummary> = serde_json::from_value(list.clone()).unwrap();
+        assert_eq!(listed[0], page.task);
+        let files: Vec<app::types::TaskFileChange> =
+            serde_json::from_value(changes.clone()).unwrap();
+        assert_eq!(files[0].hunks.len(), 2);
+
         // Accept the first hunk only: a new revision, by the agent, with that hunk alone.
         let applied = request(
             &router,
