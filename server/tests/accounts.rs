@@ -1100,6 +1100,28 @@ async fn tokens_are_limited_to_their_scopes_never_manage_tokens_and_end_with_the
         assert_eq!(models(writer.clone()).await, StatusCode::FORBIDDEN);
         assert_eq!(models(everything.clone()).await, StatusCode::OK);
 
+        // The tasks' JSON API: reading needs `read`, starting a task `ai` and `write`.
+        let tasks = |method: &'static str, token: String| {
+            let router = router.clone();
+            async move {
+                let request = Request::builder()
+                    .method(method)
+                    .uri("/api/tasks")
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
+                send(&router, request).await.status
+            }
+        };
+        assert_eq!(tasks("GET", reader.clone()).await, StatusCode::OK);
+        assert_eq!(tasks("POST", writer.clone()).await, StatusCode::FORBIDDEN);
+        // With every scope the request reaches the API (whose body check refuses `{}`).
+        assert_eq!(
+            tasks("POST", everything.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
         // A password change revokes every token.
         let changed = post(
             &router,

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-pub use notify::TaskNotifier;
+pub use notify::{TaskNotifier, started_here};
 pub use review::TaskReview;
 
 use crate::api::projects::list_projects;
@@ -231,6 +231,7 @@ pub fn NewTaskForm(
             starting.set(false);
             match outcome {
                 Ok(task) => {
+                    started_here(&task.id);
                     instructions.set(String::new());
                     toaster.show(
                         ToastKind::Success,

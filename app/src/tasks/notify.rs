@@ -14,6 +14,47 @@ const RUNNING_KEY: &str = "async-coder.running-tasks";
 #[cfg(feature = "hydrate")]
 const INTERVAL: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// The ids of the tasks last seen running.
+#[cfg(feature = "hydrate")]
+fn seen_running(storage: Option<&web_sys::Storage>) -> Vec<String> {
+    storage
+        .and_then(|storage| storage.get_item(RUNNING_KEY).ok().flatten())
+        .map(|text| {
+            text.split(',')
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(feature = "hydrate")]
+fn remember(storage: Option<&web_sys::Storage>, running: &[String]) {
+    if let Some(storage) = storage
+        && storage.set_item(RUNNING_KEY, &running.join(",")).is_err()
+    {
+        leptos::logging::warn!("the running tasks could not be remembered");
+    }
+}
+
+/// Counts task `id`, which this tab just started, as seen running: even if it stops before the
+/// next look, the person is told.
+pub fn started_here(id: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let storage = window().session_storage().ok().flatten();
+        let mut running = seen_running(storage.as_ref());
+        if !running.iter().any(|known| known == id) {
+            running.push(id.to_owned());
+            remember(storage.as_ref(), &running);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _unused = id;
+    }
+}
+
 /// What to say of a task that stopped.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub fn stopped_message(task: &crate::types::TaskSummary) -> String {
@@ -58,19 +99,7 @@ pub fn TaskNotifier() -> impl IntoView {
                     }
                     Err(_) => return,
                 };
-                let seen: Vec<String> = storage
-                    .with_value(|storage| {
-                        storage
-                            .as_ref()
-                            .and_then(|storage| storage.get_item(RUNNING_KEY).ok().flatten())
-                    })
-                    .map(|text| {
-                        text.split(',')
-                            .filter(|id| !id.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let seen = storage.with_value(|storage| seen_running(storage.as_ref()));
                 for task in &tasks {
                     if task.is_settled() && seen.contains(&task.id) {
                         let kind = if task.state == "finished" {
@@ -86,17 +115,19 @@ pub fn TaskNotifier() -> impl IntoView {
                         );
                     }
                 }
-                let running: Vec<&str> = tasks
+                // Still running, and started here after the list was read (not in it yet).
+                let mut running: Vec<String> = tasks
                     .iter()
                     .filter(|task| !task.is_settled())
-                    .map(|task| task.id.as_str())
+                    .map(|task| task.id.clone())
                     .collect();
                 storage.with_value(|storage| {
-                    if let Some(storage) = storage
-                        && storage.set_item(RUNNING_KEY, &running.join(",")).is_err()
-                    {
-                        leptos::logging::warn!("the running tasks could not be remembered");
+                    for id in seen_running(storage.as_ref()) {
+                        if !tasks.iter().any(|task| task.id == id) && !running.contains(&id) {
+                            running.push(id);
+                        }
                     }
+                    remember(storage.as_ref(), &running);
                 });
             });
         };
