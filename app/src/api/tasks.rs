@@ -68,19 +68,22 @@ pub async fn get_task(task_id: String) -> Result<TaskDetail, AppError> {
     to_wire(&detail)
 }
 
-/// `POST /api/agent/start` (JSON): starts a task on one of the caller's projects.
+/// `POST /api/agent/start` (JSON): starts a task on one of the caller's projects, asking
+/// `models` in order (the async mode's list, else the caller's default, when empty).
 #[server(prefix = "/api", endpoint = "agent/start", input = Json)]
 pub async fn start_task(
     project_id: String,
     instructions: String,
     max_steps: Option<u64>,
     max_cost_micros: Option<u64>,
+    #[server(default)] models: Vec<String>,
 ) -> Result<TaskSummary, AppError> {
     let user = super::request::require_user().await?;
     let project_id = super::projects::project_id(&project_id)?;
     let new = services::tasks::NewTask {
         project_id,
         instructions,
+        models,
         max_steps,
         max_cost_micros,
         ..services::tasks::NewTask::default()

@@ -586,7 +586,7 @@ pub fn ChatPanel(
             {move || state.setup.get().filter(|setup| !setup.problems.is_empty()).map(|setup| view! {
                 <p class="chat-warning" role="status">{format!("Some providers could not be asked for their models: {}", setup.problems.join("; "))}</p>
             })}
-            {move || is_async().then(|| view! { <crate::tasks::ChatTasks project_id=state.project()/> })}
+            {move || is_async().then(|| view! { <crate::tasks::ChatTasks project_id=state.project() model=state.model/> })}
             <div class="chat-messages" id="chat-messages" aria-live="polite" node_ref=list hidden=is_async>
                 <For
                     each=move || state.messages.get()

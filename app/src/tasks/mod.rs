@@ -176,6 +176,9 @@ pub fn NewTaskForm(
     /// Go to the task's page once it started.
     #[prop(default = true)]
     open_started: bool,
+    /// The model to ask (the chat's choice; empty: the async mode's models, else the default).
+    #[prop(optional, into)]
+    model: Signal<String>,
 ) -> impl IntoView {
     let fixed_project = project_id.clone();
     let chosen = RwSignal::new(project_id.unwrap_or_default());
@@ -226,8 +229,12 @@ pub fn NewTaskForm(
         error.set(None);
         starting.set(true);
         let navigate = navigate.clone();
+        let models: Vec<String> = Some(model.get_untracked())
+            .filter(|model| !model.is_empty())
+            .into_iter()
+            .collect();
         leptos::task::spawn_local(async move {
-            let outcome = start_task(project, text, steps, None).await;
+            let outcome = start_task(project, text, steps, None, models).await;
             starting.set(false);
             match outcome {
                 Ok(task) => {
@@ -945,7 +952,12 @@ fn FollowUpForm(view_state: TaskView, task: Memo<Option<TaskSummary>>) -> impl I
 /// The chat's async mode: a task starts from here on the chat's project, and the project's tasks
 /// follow below with their state, each linking to its page.
 #[component]
-pub fn ChatTasks(project_id: Option<String>) -> impl IntoView {
+pub fn ChatTasks(
+    project_id: Option<String>,
+    /// The model chosen in the chat.
+    #[prop(into)]
+    model: Signal<String>,
+) -> impl IntoView {
     let Some(project_id) = project_id else {
         return view! {
             <p class="chat-empty" id="chat-async-needs-project" role="status">
@@ -992,6 +1004,7 @@ pub fn ChatTasks(project_id: Option<String>) -> impl IntoView {
                 project_id=project_id
                 on_started=Callback::new(move |_| reload())
                 open_started=false
+                model
             />
             {move || {
                 let list = tasks.get();

@@ -81,9 +81,18 @@ pub fn TaskNotifier() -> impl IntoView {
         let storage = StoredValue::new_local(storage);
         let checking = StoredValue::new(false);
         let signed_out = StoredValue::new(false);
+        let ticks = StoredValue::new(0_u32);
         let check = move || {
             let visible = document().visibility_state() == web_sys::VisibilityState::Visible;
             if !visible || checking.get_value() || signed_out.get_value() {
+                return;
+            }
+            // With no task seen running, one look in five (a task started elsewhere is still
+            // noticed within 20 s).
+            let tick = ticks.get_value();
+            ticks.set_value(tick.wrapping_add(1));
+            let idle = storage.with_value(|storage| seen_running(storage.as_ref()).is_empty());
+            if idle && !tick.is_multiple_of(5) {
                 return;
             }
             checking.set_value(true);
