@@ -310,6 +310,7 @@ impl TaskState {
                 self.recent_user.clear();
                 let mut message = llm::Message::assistant(response.text.clone());
                 message.tool_calls = response.tool_calls.clone();
+                message.reasoning = response.reasoning_blocks.clone();
                 self.messages.push(message);
                 self.last_step = *step;
                 self.calls = response.tool_calls.clone();

@@ -24,6 +24,9 @@ pub struct ModelResponse {
     /// gateway to send back once requests turn extended thinking on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasoning_signatures: Vec<String>,
+    /// The reasoning as signed blocks (Anthropic's thinking), sent back with this turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning_blocks: Vec<llm::ReasoningBlock>,
     /// The provider's token counts.
     pub usage: llm::Usage,
     /// What the call cost, in micro-dollars (0 when the price is unknown).
@@ -122,6 +125,7 @@ impl Model for GatewayModel {
             tool_calls: answer.tool_calls,
             reasoning: answer.reasoning,
             reasoning_signatures: answer.reasoning_signatures,
+            reasoning_blocks: answer.reasoning_blocks,
             usage,
             cost_micros: self
                 .catalog

@@ -826,6 +826,10 @@ async fn anthropic_tool_round_trip() {
     let messages = requests[1]["messages"].as_array().unwrap();
     assert_eq!(messages[1]["role"], "assistant");
     let blocks = messages[1]["content"].as_array().unwrap();
+    // The signed thinking block goes back first in its turn, as Anthropic requires.
+    assert_eq!(blocks[0]["type"], "thinking", "{blocks:?}");
+    assert_eq!(blocks[0]["thinking"], "Let me read it.");
+    assert_eq!(blocks[0]["signature"], "sig-test");
     assert!(blocks.iter().any(|block| block["type"] == "tool_use"
         && block["id"] == "toolu_1"
         && block["input"]["path"] == "a.txt"));

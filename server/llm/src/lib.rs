@@ -32,7 +32,8 @@ pub use error::{ErrorKind, ProviderError};
 pub use gateway::{Completion, FailedAttempt, Failure, Gateway, RetryPolicy, StreamItem, Timeouts};
 pub use providers::RemoteModel;
 pub use types::{
-    Answer, Event, Message, ProviderKind, Request, Role, StopReason, Tool, ToolCall, Usage,
+    Answer, Event, Message, ProviderKind, ReasoningBlock, Request, Role, StopReason, Tool,
+    ToolCall, Usage,
 };
 
 /// A provider to call: its wire format, its base URL (checked) and the key saved with it.

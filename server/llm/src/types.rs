@@ -58,6 +58,17 @@ pub struct Message {
     /// The tool's name, for a tool message (Gemini needs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An assistant turn's signed reasoning (Anthropic's thinking blocks), sent back with it:
+    /// Anthropic refuses a tool-use turn whose thinking blocks were dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<ReasoningBlock>,
+}
+
+/// One signed block of a model's reasoning (Anthropic's `thinking` block and its `signature`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasoningBlock {
+    pub text: String,
+    pub signature: String,
 }
 
 impl Message {
@@ -68,6 +79,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+            reasoning: Vec::new(),
         }
     }
 
@@ -95,6 +107,7 @@ impl Message {
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.into()),
             name: Some(name.into()),
+            reasoning: Vec::new(),
         }
     }
 }
@@ -223,9 +236,13 @@ pub struct Answer {
     pub text: String,
     pub reasoning: String,
     pub reasoning_signatures: Vec<String>,
+    /// The reasoning as signed blocks: the text since the previous signature, with its own.
+    pub reasoning_blocks: Vec<ReasoningBlock>,
     pub tool_calls: Vec<ToolCall>,
     pub usage: Option<Usage>,
     pub stop: Option<(StopReason, String)>,
+    /// Where `reasoning` stood at the last signature.
+    signed_reasoning_bytes: usize,
 }
 
 impl Answer {
@@ -235,6 +252,16 @@ impl Answer {
             Event::ReasoningDelta { text } => self.reasoning.push_str(text),
             Event::ReasoningSignature { signature } => {
                 self.reasoning_signatures.push(signature.clone());
+                let text = self
+                    .reasoning
+                    .get(self.signed_reasoning_bytes..)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.signed_reasoning_bytes = self.reasoning.len();
+                self.reasoning_blocks.push(ReasoningBlock {
+                    text,
+                    signature: signature.clone(),
+                });
             }
             Event::ToolCallDelta {
                 index,
@@ -272,5 +299,48 @@ impl Answer {
             answer.push(event);
         }
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signature_closes_the_reasoning_block_before_it() {
+        let mut answer = Answer::default();
+        for event in [
+            Event::ReasoningDelta {
+                text: "First ".into(),
+            },
+            Event::ReasoningDelta {
+                text: "thought.".into(),
+            },
+            Event::ReasoningSignature {
+                signature: "sig-1".into(),
+            },
+            Event::ReasoningDelta {
+                text: "Second.".into(),
+            },
+            Event::ReasoningSignature {
+                signature: "sig-2".into(),
+            },
+        ] {
+            answer.push(&event);
+        }
+        assert_eq!(answer.reasoning, "First thought.Second.");
+        assert_eq!(
+            answer.reasoning_blocks,
+            [
+                ReasoningBlock {
+                    text: "First thought.".into(),
+                    signature: "sig-1".into(),
+                },
+                ReasoningBlock {
+                    text: "Second.".into(),
+                    signature: "sig-2".into(),
+                },
+            ]
+        );
     }
 }

@@ -25,6 +25,14 @@ fn content_blocks(message: &crate::types::Message) -> Vec<Value> {
             "content": message.content,
         })),
         _ => {
+            // Thinking blocks come first in their turn, as they were received.
+            for reasoning in &message.reasoning {
+                blocks.push(json!({
+                    "type": "thinking",
+                    "thinking": reasoning.text,
+                    "signature": reasoning.signature,
+                }));
+            }
             if !message.content.is_empty() {
                 blocks.push(json!({"type": "text", "text": message.content}));
             }
@@ -509,6 +517,10 @@ mod tests {
     #[test]
     fn tool_results_travel_in_user_turns() {
         let mut assistant = Message::assistant("Let me look.");
+        assistant.reasoning.push(crate::types::ReasoningBlock {
+            text: "The file may be small.".into(),
+            signature: "sig-1".into(),
+        });
         assistant.tool_calls.push(ToolCall {
             id: "toolu_1".into(),
             name: "read_file".into(),
@@ -527,8 +539,10 @@ mod tests {
         let body = request_body("claude-sonnet-4-5", &request, true);
         assert_eq!(body["system"], "be brief");
         assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
-        assert_eq!(body["messages"][1]["content"][1]["type"], "tool_use");
-        assert_eq!(body["messages"][1]["content"][1]["input"]["path"], "a.rs");
+        assert_eq!(body["messages"][1]["content"][0]["type"], "thinking");
+        assert_eq!(body["messages"][1]["content"][0]["signature"], "sig-1");
+        assert_eq!(body["messages"][1]["content"][2]["type"], "tool_use");
+        assert_eq!(body["messages"][1]["content"][2]["input"]["path"], "a.rs");
         assert_eq!(body["messages"][2]["role"], "user");
         assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
         assert_eq!(body["stream"], true);
