@@ -35,6 +35,11 @@ pub const JSON_ENDPOINTS: &[&str] = &[
     "/api/chat/edit",
     "/api/chat/modes/save",
     "/api/chat/context/preview",
+    "/api/agent/start",
+    "/api/agent/resume",
+    "/api/agent/follow-up",
+    "/api/agent/apply",
+    "/api/agent/reject",
 ];
 
 /// `/api/` endpoints whose body is not a server function's arguments and is read by their own

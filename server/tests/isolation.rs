@@ -91,19 +91,6 @@ const CALLER_SCOPED: &[&str] = &[
     "/api/chat/default-model",
 ];
 
-/// Server functions whose arguments come as JSON.
-const JSON_ENDPOINTS: &[&str] = &[
-    "/api/chat/send",
-    "/api/chat/edit",
-    "/api/chat/modes/save",
-    "/api/chat/context/preview",
-    "/api/agent/start",
-    "/api/agent/resume",
-    "/api/agent/follow-up",
-    "/api/agent/apply",
-    "/api/agent/reject",
-];
-
 /// Endpoints for administrators only: another user gets 403 whatever they send.
 const ADMIN_ONLY: &[&str] = &[
     "/api/admin/users",
@@ -404,7 +391,7 @@ async fn another_users_objects_are_not_found_through_any_endpoint() {
             } else if path == "/api/projects/import" {
                 // Import names no object of anyone's: it creates B's own project.
                 continue;
-            } else if JSON_ENDPOINTS.contains(&path) {
+            } else if server::request_body::JSON_ENDPOINTS.contains(&path) {
                 let mut body: serde_json::Map<String, serde_json::Value> = fields
                     .iter()
                     .map(|(name, value)| ((*name).to_owned(), serde_json::json!(value)))
