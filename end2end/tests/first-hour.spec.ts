@@ -56,7 +56,7 @@ for (const size of sizes) {
       await noSidewaysOverflow(page, url);
     }
     await signUp(page, "Wide");
-    for (const url of ["/projects", "/chat", "/account", "/settings", "/settings/providers"]) {
+    for (const url of ["/projects", "/chat", "/tasks", "/account", "/settings", "/settings/providers"]) {
       await page.goto(url);
       await hydrated(page);
       await noSidewaysOverflow(page, url);

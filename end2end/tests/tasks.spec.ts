@@ -36,9 +36,14 @@ function chunk(delta: object, finish: string | null) {
   })}\n\n`;
 }
 
-/** A local OpenAI-compatible server that answers every chat completion with the next tool call. */
-function startAgentUpstream(): Promise<{ server: http.Server; requests: any[] }> {
+type AgentUpstream = { server: http.Server; requests: any[]; release: () => void };
+
+/** A local OpenAI-compatible server that answers every chat completion with the next tool call;
+ * the last one (finish) waits until the test calls `release`. */
+function startAgentUpstream(): Promise<AgentUpstream> {
   const requests: any[] = [];
+  let release = () => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
   const server = http.createServer((request, response) => {
     if (request.method === "GET" && request.url === "/v1/models") {
       response.writeHead(200, { "content-type": "application/json" });
@@ -52,6 +57,7 @@ function startAgentUpstream(): Promise<{ server: http.Server; requests: any[] }>
       requests.push(parsed);
       const toolResults = (parsed.messages as { role: string }[]).filter((message) => message.role === "tool").length;
       const call = turn(toolResults);
+      if (call.name === "finish") await released;
       const text = JSON.stringify(call.arguments);
       response.writeHead(200, { "content-type": "text/event-stream" });
       response.write(chunk({ role: "assistant", content: null }, null));
@@ -70,7 +76,7 @@ function startAgentUpstream(): Promise<{ server: http.Server; requests: any[] }>
       response.end("data: [DONE]\n\n");
     });
   });
-  return new Promise((resolve) => server.listen(upstreamPort, "127.0.0.1", () => resolve({ server, requests })));
+  return new Promise((resolve) => server.listen(upstreamPort, "127.0.0.1", () => resolve({ server, requests, release })));
 }
 
 /** Puts the account `email` on the premium plan (the async mode is in it), as the administrator. */
@@ -120,16 +126,21 @@ test("from the chat's async mode to an accepted change set", async ({ page, play
     await page.locator("#start-task").click();
     const row = page.locator("#chat-tasks .task-row").first();
     await expect(row).toContainText("Fix add in src/lib.rs");
+    await expect(row).toHaveAttribute("data-state", "running");
 
-    // The person stays in the workspace and is told when the task stops.
-    const notice = page.locator(".toast", { hasText: "finished" });
-    await expect(notice).toBeVisible({ timeout: 30_000 });
-    await expect(row).toHaveAttribute("data-state", "finished");
-    await notice.getByRole("link", { name: "Open the task" }).click();
-
-    // The task page: state, plan, timeline, cost, summary.
+    // Its page follows it live: the edit is there while the model is still asked for the end.
+    await row.getByRole("link").click();
     await hydrated(page);
-    await expect(page.locator("#task-state")).toHaveAttribute("data-state", "finished");
+    await expect(page.locator("#task-state")).toHaveAttribute("data-state", "running");
+    await expect(page.locator("#task-timeline .timeline-tool[data-tool='edit']")).toContainText("ok", { timeout: 20_000 });
+    await expect(page.locator("#task-review")).toContainText("once the task stops");
+    upstream.release();
+
+    // It ends on the page without a reload, and the person is told in the app.
+    await expect(page.locator("#task-state")).toHaveAttribute("data-state", "finished", { timeout: 20_000 });
+    const notice = page.locator(".toast", { hasText: "finished" });
+    await expect(notice).toBeVisible({ timeout: 20_000 });
+    await expect(notice.getByRole("link", { name: "Open the task" })).toHaveAttribute("href", /\/tasks\//);
     await expect(page.locator("#task-plan")).toContainText("Fix add in src/lib.rs");
     await expect(page.locator("#task-timeline .timeline-tool[data-tool='edit']")).toContainText("ok");
     await expect(page.locator("#task-timeline .timeline-model")).toHaveCount(3);
@@ -147,6 +158,13 @@ test("from the chat's async mode to an accepted change set", async ({ page, play
     await page.locator("#review-apply").click();
     await expect(page.locator("#apply-report")).toContainText("Saved as new revisions: src/lib.rs");
 
+    // On a phone the task page fits the width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, "the task page overflows sideways").toBeLessThanOrEqual(0);
+    await page.screenshot({ path: test.info().outputPath("task-phone.png"), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 720 });
+
     // The project's file now has the fix, as a new version.
     const project = await projectId(page);
     const headers = { origin: baseURL! };
@@ -161,6 +179,7 @@ test("from the chat's async mode to an accepted change set", async ({ page, play
     expect(upstream.requests[0].tools.map((tool: any) => tool.function.name)).toContain("apply_patch");
     expect(JSON.stringify(upstream.requests[2].messages)).toContain("src/lib.rs");
   } finally {
+    upstream.release();
     upstream.server.close();
   }
 });

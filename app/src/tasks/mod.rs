@@ -857,6 +857,11 @@ fn TaskPlan(view_state: TaskView) -> impl IntoView {
 
 #[component]
 fn TaskEvidence(view_state: TaskView) -> impl IntoView {
+    let running = move || {
+        view_state
+            .detail
+            .with(|detail| matches!(detail, Some(Ok(detail)) if detail.task.state == "running"))
+    };
     let commands = move || {
         view_state.detail.with(|detail| match detail {
             Some(Ok(detail)) => detail.commands.clone(),
@@ -867,7 +872,8 @@ fn TaskEvidence(view_state: TaskView) -> impl IntoView {
         {move || {
             let commands = commands();
             if commands.is_empty() {
-                view! { <p class="empty-note">"No commands yet."</p> }.into_any()
+                let note = if running() { "No commands yet." } else { "The agent ran no command." };
+                view! { <p class="empty-note">{note}</p> }.into_any()
             } else {
                 view! {
                     <ul class="task-evidence" id="task-evidence">
