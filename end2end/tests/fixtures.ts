@@ -44,6 +44,8 @@ export async function signUp(page: Page, name: string, email?: string) {
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page.locator("#account-name")).toContainText(name);
+  // The dashboard is a new page load: its buttons work once it has hydrated.
+  await hydrated(page);
 }
 
 /** A zip archive (stored, no compression) of the given files. */

@@ -11,7 +11,10 @@
 //!   finishes it; a follow-up starts a finished task again and cancel ends it;
 //! - isolation: another user cannot see, follow, cancel, review or apply the task (404);
 //! - an instance killed mid-task: another instance claims the run and resumes the task from its
-//!   journal, asking the model only for what was not answered yet;
+//!   journal, asking the model only for what was not answered yet; the same for an instance
+//!   frozen at each step boundary (six tasks at once): no response asked twice, no edit applied
+//!   twice; and a real server process killed with SIGKILL mid-task, resumed by another process
+//!   within the lease and a recovery round;
 //! - cancelling a task no loop runs (paused, or its instance died): the journal ends with the
 //!   cancel, as the row does, once (recovery writes no second one);
 //! - editing a file before accepting: the text is saved as is when the file did not change since
@@ -35,7 +38,10 @@
 
 mod support;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent::Failpoint;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -532,11 +538,19 @@ struct DoomedInstance {
 
 impl DoomedInstance {
     async fn start(url: &str) -> Self {
+        Self::start_with(url, None).await
+    }
+
+    /// An instance whose tasks call `failpoints` at each step boundary.
+    async fn start_with(url: &str, failpoints: Option<agent::FailpointHook>) -> Self {
         let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
         let (kill, killed) = std::sync::mpsc::channel::<()>();
+        // A frozen task blocks its worker for good: a second one drops the instance's other
+        // tasks when it is killed (their transactions rolled back, as a dead process's are).
+        let workers = if failpoints.is_some() { 2 } else { 1 };
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                .worker_threads(workers)
                 .enable_all()
                 .build()
                 .unwrap();
@@ -551,6 +565,9 @@ impl DoomedInstance {
                 let database = db::Database::connect(&url).await.unwrap();
                 let mut services = support::services_with_gateway_over(database.clone());
                 services.runs = Runs::with_instance(database, "doomed", runs_config());
+                if let Some(hook) = failpoints {
+                    services.tasks = Arc::new(services::tasks::LiveTasks::with_failpoints(hook));
+                }
                 services
             })
             .await
@@ -657,6 +674,289 @@ async fn a_task_whose_instance_dies_is_resumed_by_another_from_its_journal() {
             "each edit applied exactly once"
         );
     }
+}
+
+/// Freezes the task for good at `point` of step 2, as `kill -9` at that instant would: the worker
+/// thread running it blocks there, so nothing of it runs again (no journal write, no file
+/// write); the test then kills the rest of the instance. Says so on `reached`.
+fn freeze_at(point: Failpoint, reached: std::sync::mpsc::Sender<()>) -> agent::FailpointHook {
+    let reached = Mutex::new(reached);
+    Arc::new(move |at, step| {
+        if at == point && step == 2 {
+            reached.lock().unwrap().send(()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        }
+        false
+    })
+}
+
+/// One task per boundary of a step (before and after the model call, before and after a tool
+/// is recorded as started, before and after its result is saved), each on an instance frozen at
+/// that boundary of the second step (an edit), all at once; the surviving instance claims each
+/// run once its lease expires and resumes it from the database's journal. Each task asks the
+/// model three times in all (no response asked twice), applies each edit once, has one result
+/// per tool call, and finishes.
+#[tokio::test]
+async fn a_task_killed_at_any_step_boundary_is_resumed_from_its_journal_exactly_once() {
+    for backend in backends() {
+        let database = TestDatabase::migrated(backend).await;
+        let mut survivor = support::services_with_gateway(&database);
+        survivor.runs = Runs::with_instance(database.database.clone(), "survivor", runs_config());
+        let router = support::router_for(survivor.clone());
+        let mut runs = Vec::new();
+        for (index, point) in Failpoint::ALL.into_iter().enumerate() {
+            let upstream = Upstream::start().await.unwrap();
+            let (user, cookie) =
+                premium_user(&survivor, &format!("user{index}@example.com"), &upstream).await;
+            let project = project_with_lib(&survivor, &user).await;
+            upstream.push(fix_add());
+            upstream.push(fix_double());
+            upstream.push(finish());
+            let (reached, frozen) = std::sync::mpsc::channel();
+            let doomed =
+                DoomedInstance::start_with(&database.url, Some(freeze_at(point, reached))).await;
+            let services = doomed.services.clone();
+            let created = doomed
+                .runtime
+                .spawn(async move {
+                    services
+                        .create_task(
+                            &user,
+                            services::tasks::NewTask {
+                                project_id: project,
+                                instructions: "Fix add and double in src/lib.rs.".into(),
+                                models: vec!["local/gpt-4o".into()],
+                                ..services::tasks::NewTask::default()
+                            },
+                            &services::RequestMeta::default(),
+                        )
+                        .await
+                        .unwrap()
+                })
+                .await
+                .unwrap();
+            runs.push((
+                point,
+                upstream,
+                cookie,
+                created.id.to_string(),
+                doomed,
+                frozen,
+            ));
+        }
+        for (point, upstream, _, _, doomed, frozen) in &mut runs {
+            // Polled, not waited on: the upstreams answer on this test's thread.
+            let mut reached = false;
+            for _ in 0..400 {
+                if frozen.try_recv().is_ok() {
+                    reached = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                reached,
+                "{backend:?} {point:?}: the boundary was not reached"
+            );
+            let expected_calls = usize::from(*point != Failpoint::BeforeModelCall) + 1;
+            assert_eq!(
+                upstream.received().len(),
+                expected_calls,
+                "{backend:?} {point:?}"
+            );
+            doomed.kill();
+        }
+
+        let mut resumed = 0;
+        for _ in 0..100 {
+            resumed += survivor.recover_agent_tasks().await.unwrap();
+            if resumed >= runs.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(resumed, runs.len(), "{backend:?}");
+        for (point, upstream, cookie, task, _, _) in &runs {
+            let detail = settled(&router, cookie, task).await;
+            assert_eq!(
+                detail["state"], "finished",
+                "{backend:?} {point:?}: {detail}"
+            );
+            assert_eq!(
+                upstream.received().len(),
+                3,
+                "{backend:?} {point:?}: no model response asked twice"
+            );
+            let types = timeline_types(&detail);
+            assert_eq!(
+                types.iter().filter(|kind| *kind == "tool_done").count(),
+                3,
+                "{backend:?} {point:?}: one result per call: {types:?}"
+            );
+            let changes = body_of(
+                &request(
+                    &router,
+                    "GET",
+                    &format!("/api/tasks/{task}/changes"),
+                    cookie,
+                    Value::Null,
+                )
+                .await,
+            );
+            assert_eq!(
+                changes[0]["current"].as_str().unwrap(),
+                LIB.replace("a - b", "a + b").replace("a * 3", "a * 2"),
+                "{backend:?} {point:?}: each edit applied exactly once"
+            );
+        }
+    }
+}
+
+/// Two real server processes on Postgres: a task started on the first, killed with SIGKILL
+/// while the model is answering its second step, is resumed by the second process once the
+/// lease (3 s) runs out, asking the model only for the step that was not answered, and finishes
+/// with each edit applied once. Prints how long after the kill the task was resumed.
+#[tokio::test]
+async fn a_task_survives_the_kill_9_of_its_server_process() {
+    use services::ExposeSecret;
+    use support::processes::{Children, free_port, server_command, wait_for_status};
+
+    let Some(backend) = backends()
+        .into_iter()
+        .find(|backend| *backend == db::Backend::Postgres)
+    else {
+        eprintln!("NOTE: the kill -9 of a server process runs on Postgres only: skipped");
+        return;
+    };
+    const LEASE: Duration = Duration::from_secs(3);
+    let database = TestDatabase::migrated(backend).await;
+    let folders = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start().await.unwrap();
+    upstream.push(fix_add());
+    // The first process never gets this answer: it dies waiting for it.
+    upstream.push(fix_double().first_byte_delay(Duration::from_secs(60)));
+    upstream.push(fix_double());
+    upstream.push(finish());
+    let key = services::secrets::MasterKey::generate(1).unwrap();
+    let encoded_key = key.encode();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut children = Children::default();
+    let mut ports = Vec::new();
+    for index in 0..2 {
+        let port = free_port();
+        let log = folders.path().join(format!("instance-{index}.log"));
+        let mut command = server_command(
+            &database.url,
+            &folders.path().join(format!("data-{index}")),
+            port,
+            upstream.address(),
+            LEASE,
+            encoded_key.expose_secret(),
+            &log,
+        );
+        children.push(command.spawn().unwrap());
+        wait_for_status(
+            &client,
+            &format!("http://127.0.0.1:{port}/readyz"),
+            std::slice::from_ref(&log),
+        )
+        .await;
+        ports.push(port);
+    }
+    let mut services = Services::new(database.database.clone(), key);
+    services.ai = support::services_with_gateway(&database).ai;
+    let (user, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
+    let project = project_with_lib(&services, &user).await;
+    let call_on = |port: u16, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let base = format!("http://127.0.0.1:{port}");
+        let mut request = client
+            .request(method, format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("origin", &base);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let reply = request.send().await.unwrap();
+            let status = reply.status();
+            let text = reply.text().await.unwrap();
+            assert!(status.is_success(), "{status}: {text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let created = call_on(
+        ports[0],
+        reqwest::Method::POST,
+        "/api/tasks",
+        Some(json!({
+            "project_id": project,
+            "instructions": "Fix add and double in src/lib.rs.",
+            "models": ["local/gpt-4o"],
+        })),
+    )
+    .await;
+    let task = created["id"].as_str().unwrap().to_owned();
+    let waiting = Instant::now();
+    while upstream.received().len() < 2 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the second step was not asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    children.kill(0);
+    let killed_at = Instant::now();
+    while upstream.received().len() < 3 {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "the task was not resumed after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resumed_after = killed_at.elapsed();
+    eprintln!(
+        "a task resumed {resumed_after:?} after the kill -9 of its process (lease {LEASE:?})"
+    );
+    // The lease, a recovery round (every half lease) and slack for a loaded machine.
+    assert!(resumed_after < LEASE * 3, "{resumed_after:?}");
+    let mut detail = Value::Null;
+    for _ in 0..200 {
+        detail = call_on(
+            ports[1],
+            reqwest::Method::GET,
+            &format!("/api/tasks/{task}"),
+            None,
+        )
+        .await;
+        if detail["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(detail["state"], "finished", "{detail}");
+    assert_eq!(
+        upstream.received().len(),
+        4,
+        "no model response asked twice"
+    );
+    let changes = call_on(
+        ports[1],
+        reqwest::Method::GET,
+        &format!("/api/tasks/{task}/changes"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        changes[0]["current"].as_str().unwrap(),
+        LIB.replace("a - b", "a + b").replace("a * 3", "a * 2"),
+        "each edit applied exactly once"
+    );
 }
 
 #[tokio::test]

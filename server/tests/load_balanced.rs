@@ -15,8 +15,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use db::ids::MessageId;
@@ -25,6 +25,7 @@ use db::testing::{TestDatabase, backends};
 use llm::testing::Upstream;
 use services::ExposeSecret;
 use services::secrets::MasterKey;
+use support::processes::{Children, free_port, log_tail, server_command, wait_for_status};
 use support::{pieces, stream_of};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -37,54 +38,6 @@ const LEASE: Duration = Duration::from_secs(3);
 /// How long after the kill every answer of the killed instance must have ended: the lease,
 /// a recovery round (every half lease) and slack for a loaded machine.
 const RECOVERY_BOUND: Duration = Duration::from_secs(9);
-
-/// Every child process of the test, killed (SIGKILL) and reaped when dropped.
-#[derive(Default)]
-struct Children {
-    children: Vec<Option<Child>>,
-}
-
-impl Children {
-    fn push(&mut self, child: Child) -> usize {
-        self.children.push(Some(child));
-        self.children.len() - 1
-    }
-
-    /// Kills child `index` with SIGKILL, as `kill -9` does, and reaps it.
-    fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.children[index].take() {
-            // Already gone is fine: either way it runs no more.
-            child.kill().unwrap_or(());
-            child.wait().map(drop).unwrap_or(());
-        }
-    }
-
-    fn get(&mut self, index: usize) -> &mut Child {
-        self.children[index].as_mut().expect("a running child")
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for index in 0..self.children.len() {
-            self.kill(index);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
 
 fn haproxy_config(front: u16, backends: &[u16]) -> String {
     let mut config = String::from(
@@ -105,20 +58,6 @@ fn haproxy_config(front: u16, backends: &[u16]) -> String {
         ));
     }
     config
-}
-
-async fn wait_for_status(client: &reqwest::Client, url: &str, logs: &[PathBuf]) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(reply) = client.get(url).send().await
-            && reply.status() == reqwest::StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let logs: Vec<String> = logs.iter().map(|path| log_tail(path)).collect();
-    panic!("{url} did not become ready: {logs:#?}");
 }
 
 /// What a reader got of one answer, through the balancer.
@@ -287,31 +226,15 @@ async fn run(backend: db::Backend) {
     for index in 0..INSTANCES {
         let port = free_port();
         let log = folders.path().join(format!("instance-{index}.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-        command
-            .arg("--database-url")
-            .arg(&database.url)
-            .arg("--data-dir")
-            .arg(folders.path().join(format!("data-{index}")))
-            .arg("--site-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--leptos-config")
-            .arg("missing-on-purpose.toml")
-            .arg("--allow-local-endpoint")
-            .arg(upstream.address().to_string())
-            .arg("--trusted-proxies")
-            .arg("127.0.0.1")
-            .arg("--run-lease-seconds")
-            .arg(LEASE.as_secs().to_string())
-            .arg("--run-heartbeat-seconds")
-            .arg("1")
-            .env("ASYNC_CODER_MASTER_KEY", encoded_key.expose_secret())
-            .env_remove("ASYNC_CODER_MASTER_KEY_FILE")
-            .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null());
+        let mut command = server_command(
+            &database.url,
+            &folders.path().join(format!("data-{index}")),
+            port,
+            upstream.address(),
+            LEASE,
+            encoded_key.expose_secret(),
+            &log,
+        );
         let child = children.push(command.spawn().unwrap());
         assert_eq!(child, index);
         wait_for_status(

@@ -3,7 +3,8 @@
 //! for many concurrent tasks against a scripted OpenAI upstream in the same process (each step a
 //! `read` of a small file), with the in-memory journal and budget.
 //!
-//! `cargo run -p agent --release --example agent_bench [tasks] [steps]` (defaults 100 and 20).
+//! `cargo run -p agent --release --example agent_bench [tasks] [steps]` (defaults 100 and 20);
+//! the last line repeats the figures as JSON. `scripts/bench-agent` runs it beside mini-swe-agent.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -148,6 +149,7 @@ async fn main() {
     let cpu = cpu_time().saturating_sub(cpu_before);
     let marks = marks.lock().unwrap();
     let mut overheads = Vec::new();
+    let mut model_calls = Vec::new();
     for index in 0..tasks {
         let task = format!("task-{index}");
         for step in 1..steps {
@@ -164,9 +166,11 @@ async fn main() {
             let total = next - begin;
             let outside = (model_done - begin) + (tool_done - tool_begin);
             overheads.push(total.saturating_sub(outside));
+            model_calls.push(model_done - begin);
         }
     }
     overheads.sort();
+    model_calls.sort();
     let total_steps = tasks as u64 * steps;
     println!(
         "agent loop: {tasks} concurrent tasks x {steps} steps against a scripted upstream in this process"
@@ -177,10 +181,28 @@ async fn main() {
         percentile(&overheads, 0.99),
         overheads.len()
     );
+    let cpu_per_step = cpu / u32::try_from(total_steps.max(1)).unwrap_or(u32::MAX);
+    println!(
+        "  model call (gateway and scripted upstream) p50 {:?}",
+        percentile(&model_calls, 0.5)
+    );
     println!(
         "  process CPU per step (loop, gateway and upstream together): {:?}; wall time {:?} ({:.0} steps/s)",
-        cpu / u32::try_from(total_steps.max(1)).unwrap_or(u32::MAX),
+        cpu_per_step,
         elapsed,
         total_steps as f64 / elapsed.as_secs_f64()
+    );
+    // One line for scripts/bench-agent, which sets these beside mini-swe-agent's.
+    println!(
+        "{}",
+        serde_json::json!({
+            "tasks": tasks,
+            "steps": steps,
+            "loop_p50_us": percentile(&overheads, 0.5).as_secs_f64() * 1e6,
+            "loop_p99_us": percentile(&overheads, 0.99).as_secs_f64() * 1e6,
+            "model_call_p50_us": percentile(&model_calls, 0.5).as_secs_f64() * 1e6,
+            "cpu_per_step_us": cpu_per_step.as_secs_f64() * 1e6,
+            "wall_seconds": elapsed.as_secs_f64(),
+        })
     );
 }

@@ -26,8 +26,8 @@ use std::time::Duration;
 use agent::changeset::{self, FileChange};
 use agent::{
     Agent, AgentConfig, Budget, BudgetKind, CommandOutcome, CommandRunner, CommandStatus, Control,
-    DirectoryWorkspace, Entry, Journal, Model, ModelResponse, Outcome, PauseReason, TaskState,
-    TaskStatus, Workspace,
+    DirectoryWorkspace, Entry, FailpointHook, Journal, Model, ModelResponse, Outcome, PauseReason,
+    TaskState, TaskStatus, Workspace,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -74,12 +74,33 @@ impl RunEvent for TaskRunEvent {
 }
 
 /// The tasks this instance runs now, with their controls.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LiveTasks {
     running: Mutex<HashMap<AgentTaskId, Control>>,
+    /// Called at each step boundary of every task run here: tests stop an instance at one to
+    /// play `kill -9` there. None in the server.
+    failpoints: Option<FailpointHook>,
+}
+
+impl std::fmt::Debug for LiveTasks {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("LiveTasks")
+            .field("running", &self.count())
+            .field("failpoints", &self.failpoints.is_some())
+            .finish()
+    }
 }
 
 impl LiveTasks {
+    /// No task yet, and `hook` called at each step boundary of the tasks run here.
+    pub fn with_failpoints(hook: FailpointHook) -> Self {
+        Self {
+            running: Mutex::default(),
+            failpoints: Some(hook),
+        }
+    }
+
     fn control(&self, task: AgentTaskId) -> Option<Control> {
         self.lock().get(&task).cloned()
     }
@@ -1387,7 +1408,7 @@ impl Services {
             }),
             control: control.clone(),
             config,
-            failpoints: None,
+            failpoints: self.tasks.failpoints.clone(),
         };
         let watcher = {
             let services = self.clone();
