@@ -580,6 +580,33 @@ impl DoomedInstance {
         }
     }
 
+    /// Starts the task "Fix add and double" on this instance, as `user`.
+    async fn start_task(
+        &self,
+        user: AuthenticatedUser,
+        project: ProjectId,
+    ) -> services::tasks::TaskSummary {
+        let services = self.services.clone();
+        self.runtime
+            .spawn(async move {
+                services
+                    .create_task(
+                        &user,
+                        services::tasks::NewTask {
+                            project_id: project,
+                            instructions: "Fix add and double in src/lib.rs.".into(),
+                            models: vec!["local/gpt-4o".into()],
+                            ..services::tasks::NewTask::default()
+                        },
+                        &services::RequestMeta::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+    }
+
     fn kill(&mut self) {
         if let Some(kill) = self.kill.take() {
             kill.send(()).unwrap();
@@ -611,26 +638,7 @@ async fn a_task_whose_instance_dies_is_resumed_by_another_from_its_journal() {
         upstream.push(fix_add());
         upstream.push(fix_double().first_byte_delay(Duration::from_secs(30)));
         let mut doomed = DoomedInstance::start(&database.url).await;
-        let (services, user) = (doomed.services.clone(), ada.clone());
-        let created = doomed
-            .runtime
-            .spawn(async move {
-                services
-                    .create_task(
-                        &user,
-                        services::tasks::NewTask {
-                            project_id: project,
-                            instructions: "Fix add and double in src/lib.rs.".into(),
-                            models: vec!["local/gpt-4o".into()],
-                            ..services::tasks::NewTask::default()
-                        },
-                        &services::RequestMeta::default(),
-                    )
-                    .await
-                    .unwrap()
-            })
-            .await
-            .unwrap();
+        let created = doomed.start_task(ada.clone(), project).await;
         let task = created.id.to_string();
         // Wait for the first edit to be done and the second call to be asked.
         for _ in 0..100 {
@@ -717,26 +725,7 @@ async fn a_task_killed_at_any_step_boundary_is_resumed_from_its_journal_exactly_
             let (reached, frozen) = std::sync::mpsc::channel();
             let doomed =
                 DoomedInstance::start_with(&database.url, Some(freeze_at(point, reached))).await;
-            let services = doomed.services.clone();
-            let created = doomed
-                .runtime
-                .spawn(async move {
-                    services
-                        .create_task(
-                            &user,
-                            services::tasks::NewTask {
-                                project_id: project,
-                                instructions: "Fix add and double in src/lib.rs.".into(),
-                                models: vec!["local/gpt-4o".into()],
-                                ..services::tasks::NewTask::default()
-                            },
-                            &services::RequestMeta::default(),
-                        )
-                        .await
-                        .unwrap()
-                })
-                .await
-                .unwrap();
+            let created = doomed.start_task(user, project).await;
             runs.push((
                 point,
                 upstream,
@@ -821,7 +810,7 @@ async fn a_task_killed_at_any_step_boundary_is_resumed_from_its_journal_exactly_
 #[tokio::test]
 async fn a_task_survives_the_kill_9_of_its_server_process() {
     use services::ExposeSecret;
-    use support::processes::{Children, free_port, server_command, wait_for_status};
+    use support::processes::{Children, ServerSettings};
 
     let Some(backend) = backends()
         .into_iter()
@@ -847,28 +836,15 @@ async fn a_task_survives_the_kill_9_of_its_server_process() {
         .build()
         .unwrap();
     let mut children = Children::default();
-    let mut ports = Vec::new();
-    for index in 0..2 {
-        let port = free_port();
-        let log = folders.path().join(format!("instance-{index}.log"));
-        let mut command = server_command(
-            &database.url,
-            &folders.path().join(format!("data-{index}")),
-            port,
-            upstream.address(),
-            LEASE,
-            encoded_key.expose_secret(),
-            &log,
-        );
-        children.push(command.spawn().unwrap());
-        wait_for_status(
-            &client,
-            &format!("http://127.0.0.1:{port}/readyz"),
-            std::slice::from_ref(&log),
-        )
-        .await;
-        ports.push(port);
+    let (ports, _) = ServerSettings {
+        database_url: &database.url,
+        folder: folders.path(),
+        upstream: upstream.address(),
+        lease: LEASE,
+        master_key: encoded_key.expose_secret(),
     }
+    .start(2, &mut children, &client)
+    .await;
     let mut services = Services::new(database.database.clone(), key);
     services.ai = support::services_with_gateway(&database).ai;
     let (user, cookie) = premium_user(&services, "ada@example.com", &upstream).await;
@@ -1104,26 +1080,7 @@ async fn cancelling_a_task_no_loop_runs_is_written_to_its_journal() {
         // A task whose instance died: running on no live instance.
         upstream.push(fix_add().first_byte_delay(Duration::from_secs(30)));
         let mut doomed = DoomedInstance::start(&database.url).await;
-        let (services, user) = (doomed.services.clone(), ada.clone());
-        let created = doomed
-            .runtime
-            .spawn(async move {
-                services
-                    .create_task(
-                        &user,
-                        services::tasks::NewTask {
-                            project_id: project,
-                            instructions: "Fix add in src/lib.rs.".into(),
-                            models: vec!["local/gpt-4o".into()],
-                            ..services::tasks::NewTask::default()
-                        },
-                        &services::RequestMeta::default(),
-                    )
-                    .await
-                    .unwrap()
-            })
-            .await
-            .unwrap();
+        let created = doomed.start_task(ada.clone(), project).await;
         let orphan = created.id.to_string();
         for _ in 0..100 {
             if upstream.received().len() >= 2 {

@@ -25,7 +25,7 @@ use db::testing::{TestDatabase, backends};
 use llm::testing::Upstream;
 use services::ExposeSecret;
 use services::secrets::MasterKey;
-use support::processes::{Children, free_port, log_tail, server_command, wait_for_status};
+use support::processes::{Children, ServerSettings, free_port, log_tail, wait_for_status};
 use support::{pieces, stream_of};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -221,31 +221,15 @@ async fn run(backend: db::Backend) {
 
     // The instances, one after the other (the first writes the master key's check).
     let mut children = Children::default();
-    let mut ports = Vec::new();
-    let mut logs = Vec::new();
-    for index in 0..INSTANCES {
-        let port = free_port();
-        let log = folders.path().join(format!("instance-{index}.log"));
-        let mut command = server_command(
-            &database.url,
-            &folders.path().join(format!("data-{index}")),
-            port,
-            upstream.address(),
-            LEASE,
-            encoded_key.expose_secret(),
-            &log,
-        );
-        let child = children.push(command.spawn().unwrap());
-        assert_eq!(child, index);
-        wait_for_status(
-            &client,
-            &format!("http://127.0.0.1:{port}/readyz"),
-            std::slice::from_ref(&log),
-        )
-        .await;
-        ports.push(port);
-        logs.push(log);
+    let (ports, logs) = ServerSettings {
+        database_url: &database.url,
+        folder: folders.path(),
+        upstream: upstream.address(),
+        lease: LEASE,
+        master_key: encoded_key.expose_secret(),
     }
+    .start(INSTANCES, &mut children, &client)
+    .await;
 
     let front = free_port();
     let config = folders.path().join("haproxy.cfg");

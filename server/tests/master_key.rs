@@ -17,14 +17,7 @@ use axum::http::{Request, StatusCode};
 use db::testing::{TestDatabase, backends};
 use services::secrets::{MASTER_KEY_CHECK, MASTER_KEY_FILE, MasterKey, verify_master_key};
 use services::{ExposeSecret, RequestMeta};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::processes::free_port;
 
 fn server(database_url: &str, data_dir: &Path, port: u16, key_file: Option<&Path>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_server"));

@@ -67,42 +67,70 @@ pub async fn wait_for_status(client: &reqwest::Client, url: &str, logs: &[PathBu
     panic!("{url} did not become ready: {logs:#?}");
 }
 
-/// The server binary on `127.0.0.1:port` over `database_url`, with its data in `data_dir`, its
-/// log in `log`, `upstream` allowed as a local provider, runs' leases of `lease` renewed every
-/// second, and the master key `master_key` (encoded).
-pub fn server_command(
-    database_url: &str,
-    data_dir: &Path,
-    port: u16,
-    upstream: std::net::SocketAddr,
-    lease: Duration,
-    master_key: &str,
-    log: &Path,
-) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    command
-        .arg("--database-url")
-        .arg(database_url)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--site-addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--leptos-config")
-        .arg("missing-on-purpose.toml")
-        .arg("--allow-local-endpoint")
-        .arg(upstream.to_string())
-        .arg("--trusted-proxies")
-        .arg("127.0.0.1")
-        .arg("--run-lease-seconds")
-        .arg(lease.as_secs().to_string())
-        .arg("--run-heartbeat-seconds")
-        .arg("1")
-        .env("ASYNC_CODER_MASTER_KEY", master_key)
-        .env_remove("ASYNC_CODER_MASTER_KEY_FILE")
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::null());
-    command
+/// How the test's server processes run: over `database_url`, each with its data and log in
+/// `folder`, `upstream` allowed as a local provider, runs' leases of `lease` renewed every second,
+/// and the master key `master_key` (encoded).
+pub struct ServerSettings<'a> {
+    pub database_url: &'a str,
+    pub folder: &'a Path,
+    pub upstream: std::net::SocketAddr,
+    pub lease: Duration,
+    pub master_key: &'a str,
+}
+
+impl ServerSettings<'_> {
+    /// Starts `count` servers one after the other (the first writes the master key's check),
+    /// each ready when this returns: their ports and logs, in order.
+    pub async fn start(
+        &self,
+        count: usize,
+        children: &mut Children,
+        client: &reqwest::Client,
+    ) -> (Vec<u16>, Vec<PathBuf>) {
+        let mut ports = Vec::new();
+        let mut logs = Vec::new();
+        for index in 0..count {
+            let port = free_port();
+            let log = self.folder.join(format!("instance-{index}.log"));
+            children.push(self.command(index, port, &log).spawn().unwrap());
+            wait_for_status(
+                client,
+                &format!("http://127.0.0.1:{port}/readyz"),
+                std::slice::from_ref(&log),
+            )
+            .await;
+            ports.push(port);
+            logs.push(log);
+        }
+        (ports, logs)
+    }
+
+    fn command(&self, index: usize, port: u16, log: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command
+            .arg("--database-url")
+            .arg(self.database_url)
+            .arg("--data-dir")
+            .arg(self.folder.join(format!("data-{index}")))
+            .arg("--site-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--leptos-config")
+            .arg("missing-on-purpose.toml")
+            .arg("--allow-local-endpoint")
+            .arg(self.upstream.to_string())
+            .arg("--trusted-proxies")
+            .arg("127.0.0.1")
+            .arg("--run-lease-seconds")
+            .arg(self.lease.as_secs().to_string())
+            .arg("--run-heartbeat-seconds")
+            .arg("1")
+            .env("ASYNC_CODER_MASTER_KEY", self.master_key)
+            .env_remove("ASYNC_CODER_MASTER_KEY_FILE")
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log).unwrap())
+            .stderr(Stdio::null());
+        command
+    }
 }
