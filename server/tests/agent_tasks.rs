@@ -542,7 +542,7 @@ impl DoomedInstance {
     }
 
     /// An instance whose tasks call `failpoints` at each step boundary.
-    async fn start_with(url: &str, failpoints: Option<agent::FailpointHook>) -> Self {
+    async fn start_with(url: &str, failpoints: Option<services::tasks::TaskFailpointHook>) -> Self {
         let (handle_sender, handle_receiver) = std::sync::mpsc::channel();
         let (kill, killed) = std::sync::mpsc::channel::<()>();
         // A frozen task blocks its worker for good: a second one drops the instance's other
@@ -687,9 +687,12 @@ async fn a_task_whose_instance_dies_is_resumed_by_another_from_its_journal() {
 /// Freezes the task for good at `point` of step 2, as `kill -9` at that instant would: the worker
 /// thread running it blocks there, so nothing of it runs again (no journal write, no file
 /// write); the test then kills the rest of the instance. Says so on `reached`.
-fn freeze_at(point: Failpoint, reached: std::sync::mpsc::Sender<()>) -> agent::FailpointHook {
+fn freeze_at(
+    point: Failpoint,
+    reached: std::sync::mpsc::Sender<()>,
+) -> services::tasks::TaskFailpointHook {
     let reached = Mutex::new(reached);
-    Arc::new(move |at, step| {
+    Arc::new(move |_, at, step| {
         if at == point && step == 2 {
             reached.lock().unwrap().send(()).unwrap();
             loop {

@@ -26,8 +26,8 @@ use std::time::Duration;
 use agent::changeset::{self, FileChange};
 use agent::{
     Agent, AgentConfig, Budget, BudgetKind, CommandOutcome, CommandRunner, CommandStatus, Control,
-    DirectoryWorkspace, Entry, FailpointHook, Journal, Model, ModelResponse, Outcome, PauseReason,
-    TaskState, TaskStatus, Workspace,
+    DirectoryWorkspace, Entry, Failpoint, FailpointHook, Journal, Model, ModelResponse, Outcome,
+    PauseReason, TaskState, TaskStatus, Workspace,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -78,9 +78,12 @@ impl RunEvent for TaskRunEvent {
 pub struct LiveTasks {
     running: Mutex<HashMap<AgentTaskId, Control>>,
     /// Called at each step boundary of every task run here: tests stop an instance at one to
-    /// play `kill -9` there. None in the server.
-    failpoints: Option<FailpointHook>,
+    /// play `kill -9` there, benches time the steps. None in the server.
+    failpoints: Option<TaskFailpointHook>,
 }
+
+/// Called with the task, the boundary and the step; `true` stops the task's loop there.
+pub type TaskFailpointHook = Arc<dyn Fn(AgentTaskId, Failpoint, u64) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for LiveTasks {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +97,7 @@ impl std::fmt::Debug for LiveTasks {
 
 impl LiveTasks {
     /// No task yet, and `hook` called at each step boundary of the tasks run here.
-    pub fn with_failpoints(hook: FailpointHook) -> Self {
+    pub fn with_failpoints(hook: TaskFailpointHook) -> Self {
         Self {
             running: Mutex::default(),
             failpoints: Some(hook),
@@ -1393,23 +1396,26 @@ impl Services {
         });
         let config = AgentConfig::default();
         let runner_root = root.clone();
-        let agent = Agent {
-            task: id.to_string(),
-            workspace: Arc::new(DirectoryWorkspace::new(&root).map_err(agent_error)?),
-            runner: Arc::new(SandboxRunner {
-                services: self.clone(),
-                root: runner_root,
-            }),
-            model,
-            journal,
-            budget: Arc::new(DatabaseBudget {
-                services: self.clone(),
-                user,
-            }),
-            control: control.clone(),
-            config,
-            failpoints: self.tasks.failpoints.clone(),
-        };
+        let agent =
+            Agent {
+                task: id.to_string(),
+                workspace: Arc::new(DirectoryWorkspace::new(&root).map_err(agent_error)?),
+                runner: Arc::new(SandboxRunner {
+                    services: self.clone(),
+                    root: runner_root,
+                }),
+                model,
+                journal,
+                budget: Arc::new(DatabaseBudget {
+                    services: self.clone(),
+                    user,
+                }),
+                control: control.clone(),
+                config,
+                failpoints: self.tasks.failpoints.clone().map(|hook| {
+                    Arc::new(move |point, step| hook(id, point, step)) as FailpointHook
+                }),
+            };
         let watcher = {
             let services = self.clone();
             let control = control.clone();
