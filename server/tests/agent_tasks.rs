@@ -51,7 +51,7 @@ use db::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use db::tables::file_revisions::RevisionSource;
 use db::tables::users::{self, Tier};
 use db::testing::{TestDatabase, backends};
-use db::{Authorship, FileBody, ProjectFields};
+use db::{Authorship, FileBody};
 use llm::testing::{Reply, Upstream, openai};
 use serde_json::{Value, json};
 use services::runs::{FlushConfig, LeaseConfig, Runs, RunsConfig};
@@ -114,39 +114,7 @@ async fn premium_user(
 }
 
 async fn project_with_lib(services: &Services, user: &AuthenticatedUser) -> ProjectId {
-    let now = Utc::now();
-    let project = services
-        .database
-        .create_project(
-            user.id,
-            ProjectFields {
-                name: "calc".into(),
-                description: None,
-                repository_url: None,
-            },
-            now,
-            None,
-        )
-        .await
-        .unwrap();
-    let authorship = Authorship {
-        author: Some(user.id),
-        source: RevisionSource::User,
-    };
-    services
-        .database
-        .create_file(
-            project.id,
-            "src/lib.rs",
-            FileBody::Text(LIB.into()),
-            None,
-            authorship,
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    project.id
+    db::testing::project_with_file(&services.database, user.id, "calc", "src/lib.rs", LIB).await
 }
 
 async fn request(

@@ -7,13 +7,13 @@
 //! the last line repeats the figures as JSON. `scripts/bench-agent` runs it beside mini-swe-agent.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent::timing::{StepMarks, StepTimes, percentile, process_cpu_time};
 use agent::{
     Agent, AgentConfig, BudgetLimits, CommandOutcome, CommandRunner, Control, DirectoryWorkspace,
-    Failpoint, MemoryBudget, MemoryJournal, StuckThresholds,
+    MemoryBudget, MemoryJournal, StuckThresholds,
 };
 use llm::testing::{Reply, Upstream, loopback_policy, openai};
 use llm::{Gateway, ProviderKind, RetryPolicy, Timeouts};
@@ -26,34 +26,6 @@ impl CommandRunner for NoRunner {
         Err(agent::Error::Io("no commands in the bench".into()))
     }
 }
-
-/// CPU time (user + system) of this process so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|both| {
-            both.iter()
-                .filter_map(|field| field.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-fn percentile(sorted: &[Duration], share: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * share).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-type Marks = Arc<Mutex<HashMap<(String, u64, Failpoint), Instant>>>;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -104,8 +76,8 @@ async fn main() {
         ..BudgetLimits::default()
     }));
     let workspace = Arc::new(DirectoryWorkspace::new(directory.path()).unwrap());
-    let marks: Marks = Arc::new(Mutex::new(HashMap::new()));
-    let cpu_before = cpu_time();
+    let marks = Arc::new(StepMarks::default());
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let mut handles = Vec::new();
     for index in 0..tasks {
@@ -133,10 +105,7 @@ async fn main() {
                 ..AgentConfig::default()
             },
             failpoints: Some(Arc::new(move |point, step| {
-                hook_marks
-                    .lock()
-                    .unwrap()
-                    .insert((hook_task.clone(), step, point), Instant::now());
+                hook_marks.mark(&hook_task, step, point);
                 false
             })),
         };
@@ -146,31 +115,12 @@ async fn main() {
         handle.await.unwrap().unwrap();
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
-    let marks = marks.lock().unwrap();
-    let mut overheads = Vec::new();
-    let mut model_calls = Vec::new();
-    for index in 0..tasks {
-        let task = format!("task-{index}");
-        for step in 1..steps {
-            let at = |step: u64, point: Failpoint| marks.get(&(task.clone(), step, point)).copied();
-            let (Some(begin), Some(model_done), Some(tool_begin), Some(tool_done), Some(next)) = (
-                at(step, Failpoint::BeforeModelCall),
-                at(step, Failpoint::AfterModelCall),
-                at(step, Failpoint::AfterToolStart),
-                at(step, Failpoint::BeforeResultSaved),
-                at(step + 1, Failpoint::BeforeModelCall),
-            ) else {
-                continue;
-            };
-            let total = next - begin;
-            let outside = (model_done - begin) + (tool_done - tool_begin);
-            overheads.push(total.saturating_sub(outside));
-            model_calls.push(model_done - begin);
-        }
-    }
-    overheads.sort();
-    model_calls.sort();
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
+    let names: Vec<String> = (0..tasks).map(|index| format!("task-{index}")).collect();
+    let StepTimes {
+        own: overheads,
+        model_calls,
+    } = marks.times(names.iter().map(String::as_str), steps);
     let total_steps = tasks as u64 * steps;
     println!(
         "agent loop: {tasks} concurrent tasks x {steps} steps against a scripted upstream in this process"

@@ -22,6 +22,7 @@ pub mod patch;
 pub mod prompt;
 pub mod runner;
 pub mod stuck;
+pub mod timing;
 pub mod tools;
 pub mod workspace;
 

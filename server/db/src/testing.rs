@@ -155,6 +155,46 @@ fn replace_database_name(url: &str, name: &str) -> String {
     result
 }
 
+/// A project of `owner` named `name` holding one text file at `path`, saved by the owner now.
+pub async fn project_with_file(
+    database: &Database,
+    owner: crate::ids::UserId,
+    name: &str,
+    path: &str,
+    text: &str,
+) -> crate::ids::ProjectId {
+    let now = chrono::Utc::now();
+    let project = database
+        .create_project(
+            owner,
+            crate::ProjectFields {
+                name: name.into(),
+                description: None,
+                repository_url: None,
+            },
+            now,
+            None,
+        )
+        .await
+        .expect("the project is created");
+    database
+        .create_file(
+            project.id,
+            path,
+            crate::FileBody::Text(text.into()),
+            None,
+            crate::Authorship {
+                author: Some(owner),
+                source: crate::tables::file_revisions::RevisionSource::User,
+            },
+            now,
+        )
+        .await
+        .expect("the file is saved")
+        .expect("the path is new");
+    project.id
+}
+
 #[cfg(test)]
 mod tests {
     use super::replace_database_name;

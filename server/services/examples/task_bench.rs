@@ -12,47 +12,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent::Failpoint;
-use chrono::Utc;
-use db::ids::AgentTaskId;
-use db::tables::file_revisions::RevisionSource;
+use agent::timing::{StepMarks, StepTimes, percentile, process_cpu_time};
 use db::testing::TestDatabase;
-use db::{Authorship, FileBody, ProjectFields};
 use llm::testing::{Reply, Upstream, loopback_policy, openai};
 use services::tasks::{LiveTasks, NewTask};
 use services::{RequestMeta, Services};
-
-type Marks = Arc<Mutex<HashMap<(AgentTaskId, u64, Failpoint), Instant>>>;
-
-/// CPU time (user + system) of this process so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|both| {
-            both.iter()
-                .filter_map(|field| field.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
-fn percentile(sorted: &[Duration], share: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * share).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -92,14 +59,11 @@ async fn main() {
         llm::Timeouts::default(),
         llm::RetryPolicy::default(),
     );
-    let marks: Marks = Arc::new(Mutex::new(HashMap::new()));
+    let marks = Arc::new(StepMarks::default());
     let hook_marks = marks.clone();
     services.tasks = Arc::new(LiveTasks::with_failpoints(Arc::new(
         move |task, point, step| {
-            hook_marks
-                .lock()
-                .unwrap()
-                .insert((task, step, point), Instant::now());
+            hook_marks.mark(&task.to_string(), step, point);
             false
         },
     )));
@@ -128,41 +92,13 @@ async fn main() {
         )
         .await
         .unwrap();
-    let now = Utc::now();
-    let project = test
-        .database
-        .create_project(
-            user.id,
-            ProjectFields {
-                name: "bench".into(),
-                description: None,
-                repository_url: None,
-            },
-            now,
-            None,
-        )
-        .await
-        .unwrap();
     let text: String = (1..=1000)
         .map(|line| format!("pub fn line_{line}() -> u32 {{ {line} }}\n"))
         .collect();
-    test.database
-        .create_file(
-            project.id,
-            "src/lib.rs",
-            FileBody::Text(text),
-            None,
-            Authorship {
-                author: Some(user.id),
-                source: RevisionSource::User,
-            },
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let project =
+        db::testing::project_with_file(&test.database, user.id, "bench", "src/lib.rs", &text).await;
 
-    let cpu_before = cpu_time();
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let mut ids = Vec::new();
     for _ in 0..tasks {
@@ -170,7 +106,7 @@ async fn main() {
             .create_task(
                 &user,
                 NewTask {
-                    project_id: project.id,
+                    project_id: project,
                     instructions: "Read src/lib.rs".into(),
                     models: vec!["local/gpt-4o".into()],
                     max_steps: Some(steps),
@@ -193,30 +129,12 @@ async fn main() {
         }
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
-    let marks = marks.lock().unwrap();
-    let mut overheads = Vec::new();
-    let mut model_calls = Vec::new();
-    for task in &ids {
-        for step in 1..steps {
-            let at = |step: u64, point: Failpoint| marks.get(&(*task, step, point)).copied();
-            let (Some(begin), Some(model_done), Some(tool_begin), Some(tool_done), Some(next)) = (
-                at(step, Failpoint::BeforeModelCall),
-                at(step, Failpoint::AfterModelCall),
-                at(step, Failpoint::AfterToolStart),
-                at(step, Failpoint::BeforeResultSaved),
-                at(step + 1, Failpoint::BeforeModelCall),
-            ) else {
-                continue;
-            };
-            let total = next - begin;
-            let outside = (model_done - begin) + (tool_done - tool_begin);
-            overheads.push(total.saturating_sub(outside));
-            model_calls.push(model_done - begin);
-        }
-    }
-    overheads.sort();
-    model_calls.sort();
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
+    let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let StepTimes {
+        own: overheads,
+        model_calls,
+    } = marks.times(names.iter().map(String::as_str), steps);
     let total_steps = upstream.received().len() as u64;
     let cpu_per_step = cpu / u32::try_from(total_steps.max(1)).unwrap_or(u32::MAX);
     println!(
