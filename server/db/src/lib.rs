@@ -112,17 +112,19 @@ impl Database {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // Every connection of the pool: write-ahead log (readers do not block the writer,
+            // nor the writer readers), and a commit that waits for the log to reach the disk
+            // only at checkpoints. A commit survives the process being killed; a power loss
+            // may lose the last ones, never corrupt the file (SQLite's documented guarantee).
+            .map_sqlx_sqlite_opts(|options| {
+                options
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+            });
         let connection = sea_orm::Database::connect(options)
             .await
             .map_err(Error::Connect)?;
-        if backend == Backend::Sqlite {
-            // Readers do not block the writer, and the writer does not block readers.
-            connection
-                .execute_unprepared("PRAGMA journal_mode = WAL;")
-                .await
-                .map_err(Error::Connect)?;
-        }
         Ok(Self {
             connection,
             backend,

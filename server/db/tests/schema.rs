@@ -483,3 +483,36 @@ async fn concurrent_write_transactions_wait_for_each_other() {
         assert_eq!(admins, 1, "{backend:?}: exactly the first account is admin");
     }
 }
+
+/// Every connection of an SQLite pool writes ahead (readers and the writer do not block each
+/// other) and commits without waiting for the disk each time (`synchronous = NORMAL`: a commit
+/// survives the process being killed), not only the first connection.
+#[tokio::test]
+async fn every_sqlite_connection_writes_ahead_and_commits_without_a_sync_each_time() {
+    use db::sea_orm::TransactionTrait;
+    let test = TestDatabase::migrated(Backend::Sqlite).await;
+    let connection = test.database.connection();
+    // Transactions held at once each hold a connection of their own.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let transaction = connection.begin().await.unwrap();
+        let pragma = |sql: &str| Statement::from_string(transaction.get_database_backend(), sql);
+        let mode = transaction
+            .query_one_raw(pragma("PRAGMA journal_mode"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<String>(0)
+            .unwrap();
+        let synchronous = transaction
+            .query_one_raw(pragma("PRAGMA synchronous"))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i32>(0)
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(synchronous, 1, "NORMAL");
+        held.push(transaction);
+    }
+}
