@@ -495,6 +495,10 @@ async fn every_sqlite_connection_writes_ahead_and_commits_without_a_sync_each_ti
     // Transactions held at once each hold a connection of their own.
     let mut held = Vec::new();
     for _ in 0..4 {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "read-only: held only so that each holds a connection of its own"
+        )]
         let transaction = connection.begin().await.unwrap();
         let pragma = |sql: &str| Statement::from_string(transaction.get_database_backend(), sql);
         let mode = transaction
