@@ -1396,26 +1396,28 @@ impl Services {
         });
         let config = AgentConfig::default();
         let runner_root = root.clone();
-        let agent =
-            Agent {
-                task: id.to_string(),
-                workspace: Arc::new(DirectoryWorkspace::new(&root).map_err(agent_error)?),
-                runner: Arc::new(SandboxRunner {
-                    services: self.clone(),
-                    root: runner_root,
-                }),
-                model,
-                journal,
-                budget: Arc::new(DatabaseBudget {
-                    services: self.clone(),
-                    user,
-                }),
-                control: control.clone(),
-                config,
-                failpoints: self.tasks.failpoints.clone().map(|hook| {
-                    Arc::new(move |point, step| hook(id, point, step)) as FailpointHook
-                }),
-            };
+        let failpoints = self
+            .tasks
+            .failpoints
+            .clone()
+            .map(|hook| Arc::new(move |point, step| hook(id, point, step)) as FailpointHook);
+        let agent = Agent {
+            task: id.to_string(),
+            workspace: Arc::new(DirectoryWorkspace::new(&root).map_err(agent_error)?),
+            runner: Arc::new(SandboxRunner {
+                services: self.clone(),
+                root: runner_root,
+            }),
+            model,
+            journal,
+            budget: Arc::new(DatabaseBudget {
+                services: self.clone(),
+                user,
+            }),
+            control: control.clone(),
+            config,
+            failpoints,
+        };
         let watcher = {
             let services = self.clone();
             let control = control.clone();
