@@ -80,17 +80,17 @@ ensure_chromium() {
   fi
 }
 
-# Monaco's files are served from /monaco (public/monaco, copied from npm's monaco-editor; never
-# committed). Copied again when the installed version changes.
+# Monaco's files are served from /monaco (public/monaco, built from npm's monaco-editor by
+# scripts/build-monaco.mjs; never committed). Built again when Monaco, the entry or the build
+# script changed.
 ensure_monaco_assets() {
-  local version
-  version=$(node -p "require('$ROOT/node_modules/monaco-editor/package.json').version")
-  if [ "$(cat "$ROOT/public/monaco/VERSION" 2>/dev/null)" != "$version" ]; then
-    say "Copying Monaco $version into public/monaco"
-    rm -rf "$ROOT/public/monaco"
-    mkdir -p "$ROOT/public/monaco"
-    cp -R "$ROOT/node_modules/monaco-editor/min/vs" "$ROOT/public/monaco/vs"
-    echo "$version" > "$ROOT/public/monaco/VERSION"
+  local stamp
+  stamp=$(cat "$ROOT/node_modules/monaco-editor/package.json" "$ROOT/app/src/editor/monaco-entry.js" \
+    "$ROOT/scripts/build-monaco.mjs" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$ROOT/public/monaco/STAMP" 2>/dev/null)" != "$stamp" ]; then
+    say "Building Monaco into public/monaco (scripts/build-monaco.mjs)"
+    (cd "$ROOT" && node scripts/build-monaco.mjs public/monaco)
+    echo "$stamp" > "$ROOT/public/monaco/STAMP"
   fi
 }
 

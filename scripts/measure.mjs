@@ -88,6 +88,20 @@ if (manifestName) {
 } else {
   console.log("lazily loaded chunks   none (built without --split): every route loads the whole shell");
 }
+// Monaco (scripts/build-monaco.mjs): what a page that opens an editor loads before Monaco runs
+// (the manifest's modules and the stylesheet), on top of the route's WebAssembly.
+const monacoFolder = join(root, "target/site/monaco");
+try {
+  const monaco = JSON.parse(readFileSync(join(monacoFolder, "manifest.json"), "utf8"));
+  let eager = { raw: 0, gzip: 0, brotli: 0 };
+  for (const file of [...monaco.modules, monaco.stylesheet]) {
+    const s = sizes(join(monacoFolder, file));
+    eager = { raw: eager.raw + s.raw, gzip: eager.gzip + s.gzip, brotli: eager.brotli + s.brotli };
+  }
+  console.log(`Monaco ${monaco.version} before it runs  ${monaco.modules.length} modules + stylesheet: raw ${kb(eager.raw)}  gzip ${kb(eager.gzip)}  brotli ${kb(eager.brotli)}`);
+} catch (error) {
+  console.log(`Monaco                 not measured (${error.message})`);
+}
 console.log(`server binary          ${(statSync(join(targetDir, "release/server")).size / 1048576).toFixed(1)} MiB`);
 
 function freePort() {

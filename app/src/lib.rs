@@ -50,7 +50,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     let preloads = page_preloads(&options.site_root);
     #[cfg(not(feature = "ssr"))]
-    let preloads: Vec<(String, &'static str)> = Vec::new();
+    let preloads: Vec<(String, &'static str, Option<&'static str>)> = Vec::new();
     view! {
         <!DOCTYPE html>
         <html
@@ -71,7 +71,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 {preloads
                     .into_iter()
-                    .map(|(href, kind)| view! { <link rel="preload" href=href r#as=kind/> })
+                    .map(|(href, rel, destination)| view! { <link rel=rel href=href r#as=destination/> })
                     .collect_view()}
                 <script src="/sw-register.js" defer></script>
                 <AutoReload options=options.clone()/>
@@ -85,11 +85,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// `<link rel=preload>`s (URL path, `as`) for what the requested page loads right after it is
-/// live: on a workspace page, Monaco's files, which its loader would otherwise fetch one
-/// dependency level at a time once the WebAssembly has run.
+/// `<link>`s (URL path, `rel`, `as`) for what the requested page loads right after it is live:
+/// on a workspace page, Monaco's modules and stylesheet, which would otherwise be asked for only
+/// once the WebAssembly has run.
 #[cfg(feature = "ssr")]
-fn page_preloads(site_root: &str) -> Vec<(String, &'static str)> {
+fn page_preloads(site_root: &str) -> Vec<(String, &'static str, Option<&'static str>)> {
     let Some(request) = use_context::<http::request::Parts>() else {
         return Vec::new();
     };
@@ -98,7 +98,13 @@ fn page_preloads(site_root: &str) -> Vec<(String, &'static str)> {
     }
     editor::monaco_preloads(site_root)
         .iter()
-        .map(|preload| (preload.href.clone(), preload.kind.as_str()))
+        .map(|preload| {
+            (
+                preload.href.clone(),
+                preload.kind.rel(),
+                preload.kind.destination(),
+            )
+        })
         .collect()
 }
 

@@ -1,4 +1,5 @@
-//! The layers every response passes through: metrics, tracing, compression, security headers,
+//! The layers every response passes through: one reactive owner per request
+//! ([`IsolatedOwner`]), metrics, tracing, compression, security headers,
 //! a body size limit (413 however the body was sent), and a panic guard that answers with a
 //! generic error page. The tracing layer's span carries the request's URI with the values of
 //! secret query parameters redacted ([`redact_query`]); no other callback of it writes the URI.
@@ -19,6 +20,7 @@ use tower_http::trace::{MakeSpan, TraceLayer};
 use tracing::Span;
 
 use crate::metrics;
+use crate::request_owner::IsolatedOwner;
 
 /// Largest request body accepted, in bytes, except for an archive upload: room for a file of
 /// the largest size the editor saves, form-encoded.
@@ -65,6 +67,8 @@ pub fn apply(router: Router, limits: BodyLimits) -> Router {
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http().make_span_with(RedactedSpan))
         .layer(middleware::from_fn(metrics::track))
+        // Outermost: every poll of a request sees its own reactive owner, never another's.
+        .layer(tower::util::MapFutureLayer::new(IsolatedOwner::new))
 }
 
 /// How long browsers may keep a response: files under `/pkg/` whose names carry a content hash
@@ -102,11 +106,31 @@ fn cache_policy(path: &str, is_page: bool, success: bool, hashed: bool) -> Optio
         Some("no-store")
     } else if path.starts_with("/api/") || path.starts_with("/v1/") {
         None
-    } else if path.starts_with("/pkg/") && success && hashed {
+    } else if success && ((path.starts_with("/pkg/") && hashed) || is_hashed_monaco_file(path)) {
         Some("public, max-age=31536000, immutable")
     } else {
         Some("no-cache")
     }
+}
+
+/// A file of Monaco's build (`scripts/build-monaco.mjs`) whose name carries esbuild's content
+/// hash (`chunk-U45DGW4R.js`, `json.worker-B6CKNVV6.js`, `codicon-LTRFOK3N.ttf`): its content never
+/// changes under that name. The entry and stylesheet (`editor.js`, `editor.css`) keep their names.
+fn is_hashed_monaco_file(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("/monaco/") else {
+        return false;
+    };
+    let Some((stem, _extension)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let Some((_, hash)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    !name.contains('/')
+        && hash.len() == 8
+        && hash
+            .chars()
+            .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit())
 }
 
 /// The tracing layer's span: `tower_http`'s default one (DEBUG, method, URI, version; no
@@ -355,7 +379,33 @@ mod cache_tests {
         assert_eq!(cache_policy("/", true, true, true), Some("no-store"));
         assert_eq!(cache_policy("/sw.js", false, true, true), Some("no-cache"));
         assert_eq!(
-            cache_policy("/monaco/vs/loader.js", false, true, true),
+            cache_policy("/monaco/chunk-U45DGW4R.js", false, true, false),
+            immutable
+        );
+        assert_eq!(
+            cache_policy("/monaco/json.worker-B6CKNVV6.js", false, true, true),
+            immutable
+        );
+        assert_eq!(
+            cache_policy("/monaco/codicon-LTRFOK3N.ttf", false, true, true),
+            immutable
+        );
+        for unhashed in [
+            "/monaco/editor.js",
+            "/monaco/editor.css",
+            "/monaco/manifest.json",
+            "/monaco/chunk-lower123.js",
+            "/monaco/sub/chunk-U45DGW4R.js",
+            "/other/chunk-U45DGW4R.js",
+        ] {
+            assert_eq!(
+                cache_policy(unhashed, false, true, true),
+                Some("no-cache"),
+                "{unhashed}"
+            );
+        }
+        assert_eq!(
+            cache_policy("/monaco/chunk-U45DGW4R.js", false, false, true),
             Some("no-cache")
         );
         assert_eq!(cache_policy("/api/projects/list", false, true, true), None);

@@ -15,6 +15,7 @@ pub mod openai_api;
 pub mod project_archives;
 pub mod request_body;
 pub mod request_guards;
+mod request_owner;
 pub mod resident_code;
 pub mod run_stream;
 pub mod tasks_api;

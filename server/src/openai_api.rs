@@ -352,7 +352,20 @@ fn translate(body: &CreateChatCompletionRequest) -> Result<Request, String> {
             Some(StopConfiguration::String(stop)) => vec![stop.clone()],
             Some(StopConfiguration::StringArray(stops)) => stops.clone(),
         },
+        thinking_budget: body.reasoning_effort.as_ref().and_then(thinking_budget),
     })
+}
+
+/// A client's `reasoning_effort` as the gateway's thinking budget (sent on to models that
+/// reason: Anthropic's extended thinking, Gemini's budget, OpenAI's effort again).
+fn thinking_budget(effort: &async_openai::types::chat::ReasoningEffort) -> Option<u32> {
+    use async_openai::types::chat::ReasoningEffort;
+    match effort {
+        ReasoningEffort::None => None,
+        ReasoningEffort::Minimal | ReasoningEffort::Low => Some(1024),
+        ReasoningEffort::Medium => Some(4096),
+        ReasoningEffort::High | ReasoningEffort::Xhigh | ReasoningEffort::Max => Some(16_384),
+    }
 }
 
 fn finish_reason(reason: &StopReason) -> &'static str {
@@ -782,6 +795,24 @@ mod tests {
         assert_eq!(request.max_tokens, Some(50));
         assert_eq!(request.stop, vec!["END".to_owned()]);
         assert_eq!(request.tools[0].name, "get_weather");
+        assert_eq!(request.thinking_budget, None);
+    }
+
+    #[test]
+    fn a_reasoning_effort_becomes_a_thinking_budget() {
+        for (effort, budget) in [
+            ("\"low\"", Some(1024)),
+            ("\"medium\"", Some(4096)),
+            ("\"high\"", Some(16_384)),
+            ("\"none\"", None),
+        ] {
+            let text = format!(
+                r#"{{"model":"claude-sonnet-4-5","reasoning_effort":{effort},
+                    "messages":[{{"role":"user","content":"hi"}}]}}"#
+            );
+            let (body, _) = parse_body(text.as_bytes()).unwrap();
+            assert_eq!(translate(&body).unwrap().thinking_budget, budget, "{effort}");
+        }
     }
 
     #[test]

@@ -275,3 +275,69 @@ async fn oversized_bodies_are_refused_before_parsing() {
     let (status, _, _) = send(&router, request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A static file served while a page is rendering on the same thread takes nothing of the
+/// page's response: before each request was given its own reactive owner, leptos_axum's file
+/// fallback found the waiting page's owner still current on the thread, applied the page's
+/// response options to the file and took their headers, so the page (an unknown project here,
+/// 404) went out without its Content-Security-Policy and never hydrated, and the file went out
+/// with the page's policy.
+#[tokio::test(flavor = "current_thread")]
+async fn a_file_served_while_a_page_waits_takes_nothing_of_the_page() {
+    use std::task::Poll;
+    let database = TestDatabase::migrated(Backend::Sqlite).await;
+    let services = support::services_for(&database);
+    let (_user, cookie) = support::sign_up_with(&services, "owners@example.com").await;
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("robots.txt"), "User-agent: *\n").unwrap();
+    let mut state = support::app_state(services);
+    state.leptos_options.site_root = site.path().to_string_lossy().as_ref().into();
+    let router = server::router(state);
+
+    let page_request = support::same_origin_request(
+        "GET",
+        &format!("/projects/{}", uuid::Uuid::now_v7()),
+        &cookie,
+        Vec::new(),
+    );
+    let page = router.clone().oneshot(page_request);
+    tokio::pin!(page);
+    let mut files_served = 0;
+    let response = loop {
+        if let Poll::Ready(response) = futures::poll!(page.as_mut()) {
+            break response.unwrap();
+        }
+        // The page waits (for the database): serve a file on this same thread meanwhile.
+        let (status, headers, body) = send(&router, get_request("/robots.txt")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "User-agent: *\n");
+        let policy = headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            !policy.contains("nonce-"),
+            "the file got the page's policy: {policy}"
+        );
+        assert!(headers.get(header::SET_COOKIE).is_none());
+        files_served += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    };
+    assert!(
+        files_served > 0,
+        "the page never waited: nothing was tested"
+    );
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let policy = response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        policy.contains("nonce-"),
+        "the page lost its own policy: {policy:?}"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("does not exist"));
+}

@@ -1,5 +1,6 @@
-//! Monaco, bound through wasm-bindgen. Monaco's files are served from `/monaco/vs` (copied from
-//! npm's `monaco-editor` at build time) and loaded only when a workspace opens, after hydration.
+//! Monaco, bound through wasm-bindgen. Monaco's files are served from `/monaco` (built from npm's
+//! `monaco-editor` by `scripts/build-monaco.mjs`, entry `monaco-entry.js`) and loaded only when a
+//! page needs an editor, after hydration.
 //! An [`Editor`] exists only in the browser: on the server there is no way to make one, so the
 //! server build carries no editor code paths at all.
 

@@ -1,9 +1,29 @@
 // The small JavaScript side of the Monaco binding (app/src/editor/monaco.rs calls these through
-// wasm-bindgen). Monaco's own files are served from /monaco/vs and loaded on demand, after the
-// page is interactive, with Monaco's AMD loader. Models are keyed by a URI the Rust side chooses.
+// wasm-bindgen). Monaco is served from /monaco, built by scripts/build-monaco.mjs as one ES module
+// (`editor.js`, with the chunks it imports) and a stylesheet, and loaded on demand, once the page
+// is interactive (a workspace page preloads both while the WebAssembly downloads). Models are
+// keyed by a URI the Rust side chooses.
 
 let loading = null;
 const savedVersions = new Map();
+
+/// Resolves once Monaco's stylesheet has loaded (layout measures text with its fonts and sizes).
+function loadStylesheet(href) {
+  const existing = document.querySelector(`link[rel="stylesheet"][href="${href}"]`);
+  if (existing && existing.sheet) {
+    return Promise.resolve();
+  }
+  return new Promise((resolve, reject) => {
+    const link = existing || document.createElement("link");
+    link.addEventListener("load", () => resolve(), { once: true });
+    link.addEventListener("error", () => reject(new Error(`could not load ${href}`)), { once: true });
+    if (!existing) {
+      link.rel = "stylesheet";
+      link.href = href;
+      document.head.appendChild(link);
+    }
+  });
+}
 
 export function loadMonaco(base) {
   if (globalThis.monaco && globalThis.monaco.editor) {
@@ -12,23 +32,14 @@ export function loadMonaco(base) {
   if (loading) {
     return loading;
   }
-  loading = new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = `${base}/vs/loader.js`;
-    script.async = true;
-    script.onload = () => {
-      globalThis.require.config({ paths: { vs: `${base}/vs` } });
-      globalThis.require(["vs/editor/editor.main"], () => resolve(), (error) => {
-        loading = null;
-        reject(error);
-      });
-    };
-    script.onerror = () => {
+  loading = Promise.all([import(`${base}/editor.js`), loadStylesheet(`${base}/editor.css`)])
+    .then(([monaco]) => {
+      globalThis.monaco = monaco;
+    })
+    .catch((error) => {
       loading = null;
-      reject(new Error(`could not load ${script.src}`));
-    };
-    document.head.appendChild(script);
-  });
+      throw error;
+    });
   return loading;
 }
 

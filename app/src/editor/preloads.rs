@@ -1,220 +1,196 @@
-//! The files Monaco loads when a workspace opens, for `<link rel=preload>` in the workspace page's
-//! head (see `page_preloads` in the shell).
+//! The files Monaco needs before it runs, for `<link rel=modulepreload>` / `<link rel=preload>` in
+//! the workspace page's head (see `page_preloads` in the shell).
 //!
-//! Monaco's AMD loader only asks for `editor.main.js` once the page is live, learns its
-//! dependencies from that file's `define(...)`, asks for those, and so on: three or four round
-//! trips after hydration, on top of ~600 KB to download. Preloading the whole graph lets the
-//! browser fetch it while the WebAssembly downloads. The graph is read from the files themselves
-//! (their names carry hashes that change with every Monaco release), once per process.
+//! The editor asks for Monaco only once the page is live (after the WebAssembly has downloaded
+//! and hydrated); preloading its modules and stylesheet lets the browser fetch them meanwhile.
+//! `scripts/build-monaco.mjs` writes the list into `manifest.json` next to the files (their names
+//! carry content hashes that change with every build); it is read once per process.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
+use serde::Deserialize;
+
 use super::MONACO_BASE;
 
-/// What a preload is fetched as (the `as` attribute).
+/// How a file is preloaded: the `rel` attribute and, for `preload`, its `as`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PreloadKind {
-    Script,
+    /// `rel=modulepreload`: an ES module (fetched and parsed as the module import will be).
+    Module,
+    /// `rel=preload as=style`.
     Style,
 }
 
 impl PreloadKind {
-    pub fn as_str(self) -> &'static str {
+    pub fn rel(self) -> &'static str {
         match self {
-            Self::Script => "script",
-            Self::Style => "style",
+            Self::Module => "modulepreload",
+            Self::Style => "preload",
+        }
+    }
+
+    /// The `as` attribute (`None` for a module preload, which has none).
+    pub fn destination(self) -> Option<&'static str> {
+        match self {
+            Self::Module => None,
+            Self::Style => Some("style"),
         }
     }
 }
 
-/// One file to preload: its URL path and what it is fetched as.
+/// One file to preload: its URL path and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preload {
     pub href: String,
     pub kind: PreloadKind,
 }
 
-/// Monaco's entry module, as the loader names it.
-const ENTRY_MODULE: &str = "vs/editor/editor.main";
+/// What `scripts/build-monaco.mjs` writes as `manifest.json` (only the fields read here).
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    stylesheet: String,
+    /// The entry first, then what it imports before it runs.
+    modules: Vec<String>,
+}
 
-/// Reading stops after this many modules: the graph has about twenty; a bound keeps a corrupt or
-/// unexpected Monaco from making every workspace page list hundreds of files.
-const MODULE_LIMIT: usize = 64;
+/// The manifest lists a few files; a bound keeps a corrupt one from making every workspace page
+/// list hundreds.
+const PRELOAD_LIMIT: usize = 16;
 
-/// The `define(...)` header is at the start of each module; no need to read 2 MB to find it.
-const HEADER_BYTES: usize = 4096;
-
-/// The loader, the entry module and every module it depends on (transitively), then the
-/// stylesheet `editor.main.js` inserts. Empty when Monaco's files are not in the site root
-/// (a build without them): the editor then loads as before, only later.
+/// Monaco's modules (entry first) and stylesheet. Empty when Monaco's files are not in the site
+/// root (a build without them) or the manifest cannot be read: the editor then loads as before,
+/// only later.
 pub fn monaco_preloads(site_root: &str) -> &'static [Preload] {
     static PRELOADS: OnceLock<Vec<Preload>> = OnceLock::new();
     PRELOADS.get_or_init(|| {
-        let base = Path::new(site_root).join(MONACO_BASE.trim_start_matches('/'));
-        let modules = module_graph(|module| read_header(&base.join(format!("{module}.js"))));
-        if modules.is_empty() {
-            return Vec::new();
+        let path = Path::new(site_root)
+            .join(MONACO_BASE.trim_start_matches('/'))
+            .join("manifest.json");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => preloads_of_manifest(&text).unwrap_or_else(|error| {
+                tracing::warn!(path = %path.display(), %error, "Monaco's manifest is not valid: no preloads");
+                Vec::new()
+            }),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "Monaco's manifest cannot be read: no preloads");
+                Vec::new()
+            }
         }
-        let mut preloads = vec![Preload {
-            href: format!("{MONACO_BASE}/vs/loader.js"),
-            kind: PreloadKind::Script,
-        }];
-        preloads.extend(modules.iter().map(|module| Preload {
-            href: format!("{MONACO_BASE}/{module}.js"),
-            kind: PreloadKind::Script,
-        }));
-        preloads.push(Preload {
-            href: format!("{MONACO_BASE}/{ENTRY_MODULE}.css"),
-            kind: PreloadKind::Style,
-        });
-        preloads
     })
 }
 
-/// The first bytes of a module file, `None` when it cannot be read.
-fn read_header(path: &Path) -> Option<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    let mut header = Vec::with_capacity(HEADER_BYTES);
-    file.take(HEADER_BYTES as u64)
-        .read_to_end(&mut header)
-        .ok()?;
-    Some(String::from_utf8_lossy(&header).into_owned())
+/// The preloads a manifest asks for: each module, then the stylesheet. A file name that could
+/// leave `/monaco/` or break out of the attribute is an error.
+fn preloads_of_manifest(text: &str) -> Result<Vec<Preload>, String> {
+    let manifest: Manifest = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if manifest.modules.is_empty() {
+        return Err("no modules".into());
+    }
+    let mut preloads = Vec::with_capacity(manifest.modules.len() + 1);
+    for module in manifest.modules.iter().take(PRELOAD_LIMIT) {
+        preloads.push(Preload {
+            href: href_of(module)?,
+            kind: PreloadKind::Module,
+        });
+    }
+    preloads.push(Preload {
+        href: href_of(&manifest.stylesheet)?,
+        kind: PreloadKind::Style,
+    });
+    Ok(preloads)
 }
 
-/// The modules reachable from [`ENTRY_MODULE`], entry first, each once, in the order found;
-/// `header` gives the start of a module's file (`None`: not there, and then not listed).
-fn module_graph(header: impl Fn(&str) -> Option<String>) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    let mut pending = vec![ENTRY_MODULE.to_owned()];
-    while let Some(module) = pending.pop() {
-        if found.contains(&module) || found.len() >= MODULE_LIMIT {
-            continue;
-        }
-        let Some(text) = header(&module) else {
-            continue;
-        };
-        let dependencies = define_dependencies(&text);
-        found.push(module.clone());
-        // Reversed so that the first dependency is visited (and listed) first.
-        for dependency in dependencies.iter().rev() {
-            if let Some(resolved) = resolve(&module, dependency) {
-                pending.push(resolved);
-            }
-        }
+/// `/monaco/<file>` for a plain file name of the build (letters, digits, `-`, `_`, `.`).
+fn href_of(file: &str) -> Result<String, String> {
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && file
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+    if plain {
+        Ok(format!("{MONACO_BASE}/{file}"))
+    } else {
+        Err(format!("{file:?} is not a file name of the build"))
     }
-    found
-}
-
-/// The dependency list of an AMD `define("name", [..], factory)` (or `define([..], factory)`).
-fn define_dependencies(text: &str) -> Vec<String> {
-    let Some(start) = text.find("define(") else {
-        return Vec::new();
-    };
-    let rest = &text[start..];
-    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
-        return Vec::new();
-    };
-    if close < open {
-        return Vec::new();
-    }
-    rest[open + 1..close]
-        .split(',')
-        .map(|item| item.trim().trim_matches(['"', '\'']))
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A dependency's module name, resolved against the module that names it; `None` for the
-/// loader's own pseudo-modules (`require`, `exports`, `module`). A plugin's `!` suffix (as in
-/// `vs/nls.messages-loader!`) names the plugin's module.
-fn resolve(module: &str, dependency: &str) -> Option<String> {
-    if matches!(dependency, "require" | "exports" | "module") {
-        return None;
-    }
-    let dependency = dependency.split('!').next().unwrap_or(dependency);
-    if dependency.is_empty() {
-        return None;
-    }
-    if !dependency.starts_with("./") && !dependency.starts_with("../") {
-        return Some(dependency.to_owned());
-    }
-    let mut parts: Vec<&str> = module.split('/').collect();
-    // The module's own name goes; its folder stays.
-    parts.pop();
-    for part in dependency.split('/') {
-        match part {
-            "." => {}
-            ".." => {
-                // Above Monaco's root: not one of its files.
-                parts.pop()?;
-            }
-            name => parts.push(name),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{define_dependencies, module_graph, resolve};
+    use super::*;
 
     #[test]
-    fn dependencies_are_read_from_the_define_header() {
-        let text = r#"define("vs/editor/editor.main",["exports","../json.worker-Bp7","require","vs/nls.messages-loader!","../editor-Bd"],(function(e){"use strict";const a=[1,2];"#;
+    fn a_manifest_gives_its_modules_in_order_then_the_stylesheet() {
+        let preloads = preloads_of_manifest(
+            r#"{"version":"0.57.0","entry":"editor.js","stylesheet":"editor.css",
+                "modules":["editor.js","chunk-U45DGW4R.js","chunk-OULOODRV.js"],
+                "workers":{"editor":"editor.worker-2EWUC4ZH.js"}}"#,
+        )
+        .unwrap();
         assert_eq!(
-            define_dependencies(text),
-            [
-                "exports",
-                "../json.worker-Bp7",
-                "require",
-                "vs/nls.messages-loader!",
-                "../editor-Bd"
+            preloads,
+            vec![
+                Preload {
+                    href: "/monaco/editor.js".into(),
+                    kind: PreloadKind::Module
+                },
+                Preload {
+                    href: "/monaco/chunk-U45DGW4R.js".into(),
+                    kind: PreloadKind::Module
+                },
+                Preload {
+                    href: "/monaco/chunk-OULOODRV.js".into(),
+                    kind: PreloadKind::Module
+                },
+                Preload {
+                    href: "/monaco/editor.css".into(),
+                    kind: PreloadKind::Style
+                },
             ]
         );
-        assert_eq!(
-            define_dependencies(r#"define("vs/x", ["require", "exports","./y"], (function(){"#),
-            ["require", "exports", "./y"]
-        );
-        assert!(define_dependencies("console.log(1)").is_empty());
+        assert_eq!(PreloadKind::Module.rel(), "modulepreload");
+        assert_eq!(PreloadKind::Module.destination(), None);
+        assert_eq!(PreloadKind::Style.destination(), Some("style"));
     }
 
     #[test]
-    fn names_resolve_against_the_module_that_names_them() {
-        assert_eq!(
-            resolve("vs/editor/editor.main", "../index-D").as_deref(),
-            Some("vs/index-D")
-        );
-        assert_eq!(
-            resolve("vs/index-D", "./basic-languages/monaco.contribution").as_deref(),
-            Some("vs/basic-languages/monaco.contribution")
-        );
-        assert_eq!(
-            resolve("vs/editor/editor.main", "vs/nls.messages-loader!").as_deref(),
-            Some("vs/nls.messages-loader")
-        );
-        assert_eq!(resolve("vs/editor/editor.main", "exports"), None);
-        assert_eq!(resolve("vs/x", "../../outside"), None);
+    fn a_manifest_naming_files_outside_the_build_or_nothing_is_refused() {
+        for text in [
+            r#"{"stylesheet":"editor.css","modules":["../secret.js"]}"#,
+            r#"{"stylesheet":"editor.css","modules":["a\" onload=\"x.js"]}"#,
+            r#"{"stylesheet":"/etc/passwd","modules":["editor.js"]}"#,
+            r#"{"stylesheet":"editor.css","modules":[]}"#,
+            r#"{"modules":["editor.js"]}"#,
+            "not json",
+        ] {
+            assert!(preloads_of_manifest(text).is_err(), "{text}");
+        }
     }
 
     #[test]
-    fn the_graph_lists_each_reachable_module_once_entry_first() {
-        let graph = module_graph(|module| {
-            Some(
-                match module {
-                    "vs/editor/editor.main" => {
-                        r#"define("vs/editor/editor.main",["exports","../a","../b"],"#
-                    }
-                    "vs/a" => r#"define("vs/a",["require","./b","./c"],"#,
-                    "vs/b" => r#"define("vs/b",["exports","./a"],"#,
-                    // vs/c is missing: not listed.
-                    _ => return None,
-                }
-                .to_owned(),
-            )
-        });
-        assert_eq!(graph, ["vs/editor/editor.main", "vs/a", "vs/b"]);
+    fn a_long_module_list_is_cut_at_the_bound() {
+        let modules: Vec<String> = (0..100)
+            .map(|index| format!("\"chunk-{index}.js\""))
+            .collect();
+        let text = format!(
+            r#"{{"stylesheet":"editor.css","modules":[{}]}}"#,
+            modules.join(",")
+        );
+        let preloads = preloads_of_manifest(&text).unwrap();
+        assert_eq!(preloads.len(), PRELOAD_LIMIT + 1);
+    }
+
+    #[test]
+    fn the_built_manifest_when_there_is_one_lists_files_that_exist() {
+        // After `scripts/build-monaco.mjs` (scripts/test runs it before the tests): every file
+        // the manifest names is in the build.
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/monaco");
+        let Ok(text) = std::fs::read_to_string(folder.join("manifest.json")) else {
+            return;
+        };
+        for preload in preloads_of_manifest(&text).unwrap() {
+            let file = preload.href.trim_start_matches("/monaco/");
+            assert!(folder.join(file).is_file(), "{file} is missing");
+        }
     }
 }

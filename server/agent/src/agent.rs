@@ -173,7 +173,14 @@ pub struct AgentConfig {
     pub default_context_window: u64,
     /// The most tokens one response may have.
     pub max_output_tokens: Option<u32>,
+    /// Tokens a model that reasons may think before each step (Anthropic's extended thinking,
+    /// Gemini's thinking budget, OpenAI's reasoning effort); `None` asks for no thinking. Models
+    /// that do not reason never see it (the gateway asks the catalog).
+    pub thinking_budget: Option<u32>,
 }
+
+/// The thinking budget of a step by default: room to plan an edit (a medium effort on OpenAI).
+pub const DEFAULT_THINKING_BUDGET: u32 = 4096;
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -187,6 +194,7 @@ impl Default for AgentConfig {
             compaction_keep_messages: 8,
             default_context_window: 128_000,
             max_output_tokens: None,
+            thinking_budget: Some(DEFAULT_THINKING_BUDGET),
         }
     }
 }
@@ -672,6 +680,7 @@ impl Agent {
                 messages,
                 tools: definitions(),
                 max_tokens: self.config.max_output_tokens,
+                thinking_budget: self.config.thinking_budget,
                 ..llm::Request::default()
             };
             let mut response = match self

@@ -27,8 +27,8 @@ pub mod tools;
 pub mod workspace;
 
 pub use agent::{
-    Agent, AgentConfig, Control, Failpoint, FailpointHook, Outcome, TaskState, TaskStatus,
-    follow_up, resume, start_task,
+    Agent, AgentConfig, Control, DEFAULT_THINKING_BUDGET, Failpoint, FailpointHook, Outcome,
+    TaskState, TaskStatus, follow_up, resume, start_task,
 };
 pub use budget::{Budget, BudgetLimits, MemoryBudget};
 pub use cap::{OutputCap, cap_output};

@@ -667,6 +667,18 @@ async fn provider_fallback_mid_task() {
     assert_eq!(tool_use["id"], "call_1");
     assert_eq!(tool_use["input"]["path"], "a.txt");
     assert!(contains(&body, "     1\ta"));
+    // The turn began on OpenAI, without a thinking block: Anthropic would refuse thinking
+    // switched on in its middle, so the fallback asks without it.
+    assert!(body.get("thinking").is_none(), "{body}");
+    // gpt-4o does not reason: the primary was never sent an effort.
+    assert!(primary_requests_have_no_effort(&harness));
+}
+
+fn primary_requests_have_no_effort(harness: &Harness) -> bool {
+    harness
+        .requests()
+        .iter()
+        .all(|request| request.get("reasoning_effort").is_none())
 }
 
 #[tokio::test]
@@ -823,6 +835,17 @@ async fn anthropic_tool_round_trip() {
     );
     let requests = harness.requests();
     assert_eq!(requests.len(), 2);
+    // Claude Haiku 4.5 reasons: every step asks for extended thinking (the turn began with it).
+    for request in &requests {
+        assert_eq!(
+            request["thinking"],
+            json!({"type": "enabled", "budget_tokens": agent::DEFAULT_THINKING_BUDGET}),
+            "{request}"
+        );
+        assert!(
+            request["max_tokens"].as_u64().unwrap() > u64::from(agent::DEFAULT_THINKING_BUDGET)
+        );
+    }
     let messages = requests[1]["messages"].as_array().unwrap();
     assert_eq!(messages[1]["role"], "assistant");
     let blocks = messages[1]["content"].as_array().unwrap();
@@ -886,6 +909,11 @@ async fn gemini_tool_round_trip_keeps_the_thought_signature() {
         .unwrap();
     assert_eq!(part["functionCall"]["name"], "read");
     assert_eq!(part["thoughtSignature"], gemini::FUNCTION_CALL_SIGNATURE);
+    // Gemini 2.5 Flash reasons: the agent's thinking budget, with its thoughts returned.
+    assert_eq!(
+        requests[0]["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+        agent::DEFAULT_THINKING_BUDGET
+    );
     assert!(contains(&requests[1], "     1\thello"));
     assert!(contents.iter().any(|turn| {
         turn["parts"]

@@ -9,6 +9,16 @@ use crate::types::{ProviderKind, Usage};
 
 const BUILTIN: &str = include_str!("../data/models.toml");
 
+/// Whether the built-in catalog lists `model` of `provider` as a model that reasons: the
+/// providers ask this before they send a thinking budget (a model that does not reason refuses
+/// one). A model the catalog does not list gets none.
+pub fn reasons(provider: ProviderKind, model: &str) -> bool {
+    static BUILTIN_CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    BUILTIN_CATALOG
+        .get_or_init(|| Catalog::builtin().unwrap_or_else(|_| Catalog::empty()))
+        .reasons(provider, model)
+}
+
 /// Prices in micro-dollars per million tokens (so $2.50 per million is 2,500,000).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prices {
@@ -42,6 +52,9 @@ pub struct ModelInfo {
     pub context_window: Option<u64>,
     pub max_output_tokens: Option<u64>,
     pub tools: bool,
+    /// Whether the model reasons before answering and takes a thinking budget.
+    #[serde(default)]
+    pub reasoning: bool,
     /// `None` when the price is unknown (a model the catalog does not list); local servers cost
     /// nothing.
     pub prices: Option<Prices>,
@@ -64,6 +77,8 @@ struct Entry {
     context_window: u64,
     max_output_tokens: u64,
     tools: bool,
+    #[serde(default)]
+    reasoning: bool,
     /// US dollars per million tokens.
     input: f64,
     output: f64,
@@ -109,6 +124,12 @@ impl Catalog {
         Self::parse(BUILTIN)
     }
 
+    /// Whether the catalog lists `model` of `provider` as a model that reasons.
+    pub fn reasons(&self, provider: ProviderKind, model: &str) -> bool {
+        self.find(provider, model)
+            .is_some_and(|info| info.reasoning)
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: File = toml::from_str(text)
             .map_err(|error| format!("the model catalog is invalid: {error}"))?;
@@ -127,6 +148,7 @@ impl Catalog {
                 context_window: Some(entry.context_window),
                 max_output_tokens: Some(entry.max_output_tokens),
                 tools: entry.tools,
+                reasoning: entry.reasoning,
                 prices: Some(prices),
             });
         }
@@ -209,6 +231,7 @@ impl Catalog {
                     context_window: model.context_window,
                     max_output_tokens: None,
                     tools: provider == ProviderKind::OpenAiCompatible,
+                    reasoning: false,
                     prices: (provider == ProviderKind::OpenAiCompatible).then(Prices::default),
                 },
             })

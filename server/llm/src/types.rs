@@ -146,6 +146,11 @@ pub struct Request {
     pub tools: Vec<Tool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Tokens a model that reasons may spend thinking before it answers (Anthropic's extended
+    /// thinking, Gemini's thinking budget, OpenAI's reasoning effort). Sent only to models the
+    /// catalog lists as reasoning ([`crate::catalog::reasons`]); others never see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<u32>,
 }
 
 /// Token counts of one call, normalised across providers (the provider's own figures).

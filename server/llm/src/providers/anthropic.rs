@@ -61,15 +61,24 @@ pub(crate) fn request_body(model: &str, request: &Request, stream: bool) -> Valu
     // Anthropic has two roles; tool results travel in user turns, and consecutive turns of
     // one role are merged.
     let messages = super::two_role_turns(request, "assistant", "content", content_blocks);
+    let thinking = thinking_budget(model, request);
+    let mut max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if let Some(budget) = thinking {
+        // The budget counts within `max_tokens`, and must leave room for the answer.
+        max_tokens = max_tokens.max(budget.saturating_add(DEFAULT_MAX_TOKENS));
+    }
     let mut body = json!({
         "model": model,
-        "max_tokens": request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        "max_tokens": max_tokens,
         "messages": messages,
     });
     if !system.is_empty() {
         body["system"] = json!(system.join("\n\n"));
     }
-    if let Some(temperature) = request.temperature {
+    if let Some(budget) = thinking {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+    } else if let Some(temperature) = request.temperature {
+        // Extended thinking takes no temperature.
         body["temperature"] = json!(temperature);
     }
     if !request.stop.is_empty() {
@@ -94,6 +103,33 @@ pub(crate) fn request_body(model: &str, request: &Request, stream: bool) -> Valu
         body["stream"] = json!(true);
     }
     body
+}
+
+/// Anthropic's smallest thinking budget.
+const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// The thinking budget to send: the request's, at least Anthropic's minimum, for a model that
+/// reasons; none when the request continues an assistant turn (a tool-use loop: everything
+/// since the person's last message) that began without thinking, after a fallback from another
+/// provider, say: Anthropic requires a turn made with thinking to start with a thinking block.
+fn thinking_budget(model: &str, request: &Request) -> Option<u32> {
+    let budget = request.thinking_budget?;
+    if !crate::catalog::reasons(crate::types::ProviderKind::Anthropic, model) {
+        return None;
+    }
+    let turn_start = request
+        .messages
+        .iter()
+        .rposition(|message| message.role == Role::User)
+        .map_or(0, |index| index + 1);
+    let turn_began_without_thinking = request.messages[turn_start..]
+        .iter()
+        .find(|message| message.role == Role::Assistant)
+        .is_some_and(|message| message.reasoning.is_empty());
+    if turn_began_without_thinking {
+        return None;
+    }
+    Some(budget.max(MIN_THINKING_BUDGET))
 }
 
 fn authorize(endpoint: &Endpoint, call: &mut HttpCall) -> Result<(), ProviderError> {
@@ -546,6 +582,75 @@ mod tests {
         assert_eq!(body["messages"][2]["role"], "user");
         assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
         assert_eq!(body["stream"], true);
+    }
+
+    #[test]
+    fn a_thinking_budget_enables_extended_thinking_on_models_that_reason_only() {
+        let request = Request {
+            messages: vec![Message::user("fix the test")],
+            max_tokens: Some(4096),
+            temperature: Some(0.2),
+            thinking_budget: Some(500),
+            ..Request::default()
+        };
+        let body = request_body("claude-sonnet-4-5-20250929", &request, true);
+        // At least Anthropic's minimum, with room left for the answer, and no temperature.
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": MIN_THINKING_BUDGET})
+        );
+        assert_eq!(body["max_tokens"], MIN_THINKING_BUDGET + DEFAULT_MAX_TOKENS);
+        assert!(body.get("temperature").is_none());
+        // A model that does not reason, or one the catalog does not know, never sees it.
+        for model in ["claude-3-5-haiku-20241022", "my-proxy-model"] {
+            let body = request_body(model, &request, true);
+            assert!(body.get("thinking").is_none(), "{model}");
+            assert_eq!(body["max_tokens"], 4096);
+            assert!((body["temperature"].as_f64().unwrap() - 0.2).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn thinking_is_not_switched_on_in_the_middle_of_a_turn_that_began_without_it() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "read".into(),
+            arguments: "{}".into(),
+            signature: None,
+        };
+        let mut without = Message::assistant("");
+        without.tool_calls.push(call.clone());
+        let mut with = without.clone();
+        with.reasoning.push(crate::types::ReasoningBlock {
+            text: "Read it first.".into(),
+            signature: "sig".into(),
+        });
+        let turn = |assistant: Message| Request {
+            messages: vec![
+                Message::user("fix it"),
+                assistant,
+                Message::tool_result("call_1", "read", "text"),
+            ],
+            thinking_budget: Some(2048),
+            ..Request::default()
+        };
+        // The turn began on another provider (no thinking block): thinking stays off.
+        assert!(
+            request_body("claude-opus-4-6", &turn(without.clone()), true)
+                .get("thinking")
+                .is_none()
+        );
+        // The turn began with thinking: it goes on, its block sent back first.
+        let body = request_body("claude-opus-4-6", &turn(with), true);
+        assert_eq!(body["thinking"]["budget_tokens"], 2048);
+        assert_eq!(body["messages"][1]["content"][0]["type"], "thinking");
+        // A new message from the person starts a new turn, with thinking.
+        let mut next = turn(without);
+        next.messages.push(Message::user("now the other one"));
+        assert_eq!(
+            request_body("claude-opus-4-6", &next, true)["thinking"]["budget_tokens"],
+            2048
+        );
     }
 
     #[test]

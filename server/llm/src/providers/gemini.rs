@@ -9,7 +9,7 @@ use super::{Decoder, HttpCall, RemoteModel, join, parse_json, parse_json_bytes, 
 use crate::Endpoint;
 use crate::error::{ErrorKind, ProviderError, mentions_context_length, parse_retry_after};
 use crate::sse::SseEvent;
-use crate::types::{Event, Request, Role, StopReason, Usage};
+use crate::types::{Event, ProviderKind, Request, Role, StopReason, Usage};
 
 /// Gemini reads an OpenAPI subset of JSON schema: drop the keywords it refuses.
 fn schema(value: &Value) -> Value {
@@ -58,7 +58,7 @@ fn parts(message: &crate::types::Message) -> Vec<Value> {
     parts
 }
 
-pub(crate) fn request_body(request: &Request) -> Value {
+pub(crate) fn request_body(model: &str, request: &Request) -> Value {
     let system: Vec<Value> = request
         .messages
         .iter()
@@ -79,6 +79,16 @@ pub(crate) fn request_body(request: &Request) -> Value {
     }
     if !request.stop.is_empty() {
         config.insert("stopSequences".into(), json!(request.stop));
+    }
+    if let Some(budget) = request
+        .thinking_budget
+        .filter(|_| crate::catalog::reasons(ProviderKind::Gemini, model))
+    {
+        // Thought summaries come back as parts marked `thought`, with their signatures.
+        config.insert(
+            "thinkingConfig".into(),
+            json!({"thinkingBudget": budget, "includeThoughts": true}),
+        );
     }
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
@@ -127,7 +137,7 @@ pub(crate) fn chat_call(
     if stream {
         url.query_pairs_mut().append_pair("alt", "sse");
     }
-    let mut call = HttpCall::post_json(url, &request_body(request))?;
+    let mut call = HttpCall::post_json(url, &request_body(model, request))?;
     authorize(endpoint, &mut call)?;
     Ok(call)
 }
@@ -465,6 +475,22 @@ mod tests {
     use crate::types::{Answer, Message, Tool};
 
     #[test]
+    fn a_thinking_budget_reaches_models_that_reason_only() {
+        let request = Request {
+            messages: vec![crate::types::Message::user("fix the test")],
+            thinking_budget: Some(4096),
+            ..Request::default()
+        };
+        let body = request_body("gemini-2.5-pro", &request);
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 4096, "includeThoughts": true})
+        );
+        let body = request_body("gemma-3-27b-it", &request);
+        assert!(body.get("generationConfig").is_none());
+    }
+
+    #[test]
     fn the_request_names_tools_and_system_instruction() {
         let request = Request {
             messages: vec![Message::system("be brief"), Message::user("hi")],
@@ -476,7 +502,7 @@ mod tests {
             }],
             ..Request::default()
         };
-        let body = request_body(&request);
+        let body = request_body("gemini-2.5-flash", &request);
         assert_eq!(body["systemInstruction"]["parts"][0]["text"], "be brief");
         assert_eq!(body["contents"][0]["role"], "user");
         assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
@@ -525,7 +551,7 @@ mod tests {
             ],
             ..Request::default()
         };
-        let body = request_body(&request);
+        let body = request_body("gemini-2.5-flash", &request);
         let model_parts = &body["contents"][1]["parts"];
         assert_eq!(body["contents"][1]["role"], "model");
         assert_eq!(model_parts[0]["text"], "Looking.");

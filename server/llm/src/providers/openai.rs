@@ -100,6 +100,13 @@ pub(crate) fn request_body(
             body.max_tokens = request.max_tokens;
         }
     }
+    if kind == ProviderKind::OpenAi
+        && let Some(budget) = request
+            .thinking_budget
+            .filter(|_| crate::catalog::reasons(kind, model))
+    {
+        body.reasoning_effort = Some(reasoning_effort(budget));
+    }
     if stream {
         body.stream = Some(true);
         body.stream_options = Some(ChatCompletionStreamOptions {
@@ -108,6 +115,16 @@ pub(crate) fn request_body(
         });
     }
     body
+}
+
+/// OpenAI's reasoning models take an effort, not a token budget: the budget's order of size.
+fn reasoning_effort(budget: u32) -> async_openai::types::chat::ReasoningEffort {
+    use async_openai::types::chat::ReasoningEffort;
+    match budget {
+        0..2048 => ReasoningEffort::Low,
+        2048..16384 => ReasoningEffort::Medium,
+        _ => ReasoningEffort::High,
+    }
 }
 
 fn authorize(endpoint: &Endpoint, call: &mut HttpCall) -> Result<(), ProviderError> {
@@ -540,6 +557,29 @@ mod tests {
         }
         let result = decoder.finish(&mut out);
         (out, result)
+    }
+
+    #[test]
+    fn a_thinking_budget_becomes_an_effort_for_openai_reasoning_models_only() {
+        let request = |budget| Request {
+            messages: vec![crate::types::Message::user("fix the test")],
+            thinking_budget: Some(budget),
+            ..Request::default()
+        };
+        let effort = |kind, model: &str, budget| {
+            serde_json::to_value(request_body(kind, model, &request(budget), false)).unwrap()
+                ["reasoning_effort"]
+                .clone()
+        };
+        assert_eq!(effort(ProviderKind::OpenAi, "o4-mini", 1024), "low");
+        assert_eq!(
+            effort(ProviderKind::OpenAi, "gpt-5.4-2026-03-05", 8192),
+            "medium"
+        );
+        assert_eq!(effort(ProviderKind::OpenAi, "gpt-5", 32_000), "high");
+        // Models that do not reason refuse the field; local servers are not sent it.
+        assert!(effort(ProviderKind::OpenAi, "gpt-4o", 8192).is_null());
+        assert!(effort(ProviderKind::OpenAiCompatible, "gpt-5", 8192).is_null());
     }
 
     #[test]
