@@ -82,4 +82,16 @@ test("run a failing Python test, open its location, fix it, run it green", async
   // The output goes to the chat's message.
   await page.locator("#run-to-chat").click();
   await expect(page.locator(".chat-composer textarea")).toHaveValue(/Output of `test: python3 -m unittest -v` \(exit code 0/);
+
+  // ANSI colours are shown as colours, not as escape codes, and a colour goes on to the next line.
+  await page.locator(".run-new-command summary").click();
+  await page.locator("#new-command-name").fill("colours");
+  await page.locator("#new-command-line").fill("printf '\\033[1;31mred\\033[0m plain \\033[32mgreen\\nstill green\\033[0m\\n'");
+  await page.locator("#new-command-save").click();
+  await page.locator("#run-start").click();
+  await expect(page.locator("#run-status")).toContainText("exit code 0", { timeout: 30_000 });
+  await expect(page.locator("#run-output .ansi-red.ansi-bold")).toHaveText("red");
+  await expect(page.locator("#run-output .ansi-green")).toHaveText(["green", "still green"]);
+  await expect(page.locator("#run-output")).not.toContainText("[0m");
+  await expect(page.locator("#run-output .ansi-red")).toHaveCSS("font-weight", "700");
 });

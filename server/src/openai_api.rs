@@ -811,7 +811,11 @@ mod tests {
                     "messages":[{{"role":"user","content":"hi"}}]}}"#
             );
             let (body, _) = parse_body(text.as_bytes()).unwrap();
-            assert_eq!(translate(&body).unwrap().thinking_budget, budget, "{effort}");
+            assert_eq!(
+                translate(&body).unwrap().thinking_budget,
+                budget,
+                "{effort}"
+            );
         }
     }
 

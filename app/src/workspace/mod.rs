@@ -2,6 +2,7 @@
 //! open, project search and file history. Everything loads in the browser after hydration; the
 //! server sends the frame only.
 
+mod ansi;
 mod assist;
 mod panels;
 mod run;

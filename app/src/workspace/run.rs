@@ -7,17 +7,48 @@
 
 use leptos::prelude::*;
 
+use super::ansi::{Style, styled_runs};
 use super::state::Workspace;
 use crate::api::runner::{load_project_runner, save_project_command, start_run, stop_run};
 use crate::components::{Button, ButtonVariant, ToastKind, use_toaster};
 use crate::types::{CommandRunEvent, CommandRunOutcome, TreeFile};
 
-/// One line of output, split into text and locations.
+/// One line of output, split into styled text and locations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputLine {
     pub number: usize,
     pub stderr: bool,
-    pub parts: Vec<Part>,
+    pub parts: Vec<StyledPart>,
+}
+
+/// A piece of an output line with its ANSI style, as CSS classes (empty: plain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StyledPart {
+    pub classes: String,
+    pub part: Part,
+}
+
+/// A line as shown: its ANSI colours (starting in `style`, which it leaves as the line ends)
+/// and the locations each coloured piece names.
+pub fn styled_line(line: &str, style: &mut Style, files: &[TreeFile]) -> Vec<StyledPart> {
+    let runs = styled_runs(line, style);
+    if runs.is_empty() {
+        return vec![StyledPart {
+            classes: String::new(),
+            part: Part::Text(String::new()),
+        }];
+    }
+    runs.into_iter()
+        .flat_map(|(style, text)| {
+            let classes = style.classes();
+            split_locations(&text, files)
+                .into_iter()
+                .map(move |part| StyledPart {
+                    classes: classes.clone(),
+                    part,
+                })
+        })
+        .collect()
 }
 
 /// A piece of an output line.
@@ -195,8 +226,10 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
     let lines = RwSignal::new(Vec::<OutputLine>::new());
     let shown = RwSignal::new(Shown::default());
     let follower = StoredValue::new_local(None::<follow::Follower>);
-    // The partial last line of each stream, and every line's raw text (for "send to chat").
+    // The partial last line of each stream, each stream's ANSI style where its last line ended,
+    // and every line's text without escapes (for "send to chat").
     let partial = StoredValue::new([String::new(), String::new()]);
+    let styles = StoredValue::new([Style::default(); 2]);
     let raw_lines = StoredValue::new(Vec::<String>::new());
 
     let apply_event = move |event: CommandRunEvent| match event {
@@ -216,7 +249,6 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
         }),
         CommandRunEvent::Output { stream, text } => {
             let stderr = stream == "stderr";
-            let text = strip_ansi(&text);
             let files = workspace.tree.with_untracked(|tree| tree.files.clone());
             let mut complete = Vec::new();
             partial.update_value(|partial| {
@@ -227,13 +259,14 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
                     pending.replace_range(..=end, "");
                 }
             });
-            push_lines(lines, raw_lines, complete, stderr, &files);
+            push_lines(lines, raw_lines, styles, complete, stderr, &files);
         }
         CommandRunEvent::Omitted { stream, bytes } => {
             let files = Vec::new();
             push_lines(
                 lines,
                 raw_lines,
+                styles,
                 vec![format!("… {bytes} bytes of {stream} left out …")],
                 stream == "stderr",
                 &files,
@@ -241,7 +274,7 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
             shown.update(|shown| shown.omitted += bytes);
         }
         CommandRunEvent::Finished(outcome) => {
-            flush_partial(lines, raw_lines, partial, workspace);
+            flush_partial(lines, raw_lines, styles, partial, workspace);
             shown.update(|shown| {
                 shown.running = false;
                 shown.outcome = Some(outcome);
@@ -249,7 +282,7 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
             refresh.update(|count| *count += 1);
         }
         CommandRunEvent::Failed { message } => {
-            flush_partial(lines, raw_lines, partial, workspace);
+            flush_partial(lines, raw_lines, styles, partial, workspace);
             shown.update(|shown| {
                 shown.running = false;
                 shown.failure = Some(message);
@@ -263,6 +296,7 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
         lines.set(Vec::new());
         raw_lines.set_value(Vec::new());
         partial.set_value([String::new(), String::new()]);
+        styles.set_value([Style::default(); 2]);
         shown.set(Shown {
             run_id: Some(run_id.clone()),
             running: true,
@@ -517,12 +551,12 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
                         {line
                             .parts
                             .into_iter()
-                            .map(|part| match part {
-                                Part::Text(text) => view! { <span>{text}</span> }.into_any(),
+                            .map(|StyledPart { classes, part }| match part {
+                                Part::Text(text) => view! { <span class=classes>{text}</span> }.into_any(),
                                 Part::Location { text, file_id, line } => view! {
                                     <a
                                         href="#"
-                                        class="run-location"
+                                        class=format!("run-location {classes}")
                                         on:click=move |event| {
                                             event.prevent_default();
                                             super::open_in_tab(workspace, file_id.clone(), Some((line, 1)));
@@ -552,6 +586,7 @@ pub fn RunPanel(workspace: Workspace, to_chat: Callback<String>) -> impl IntoVie
 fn push_lines(
     lines: RwSignal<Vec<OutputLine>>,
     raw_lines: StoredValue<Vec<String>>,
+    styles: StoredValue<[Style; 2]>,
     complete: Vec<String>,
     stderr: bool,
     files: &[TreeFile],
@@ -562,12 +597,16 @@ fn push_lines(
     lines.update(|lines| {
         for text in complete {
             let number = lines.len();
+            let mut parts = Vec::new();
+            styles.update_value(|styles| {
+                parts = styled_line(&text, &mut styles[usize::from(stderr)], files);
+            });
             lines.push(OutputLine {
                 number,
                 stderr,
-                parts: split_locations(&text, files),
+                parts,
             });
-            raw_lines.update_value(|raw| raw.push(text));
+            raw_lines.update_value(|raw| raw.push(strip_ansi(&text)));
         }
     });
 }
@@ -575,6 +614,7 @@ fn push_lines(
 fn flush_partial(
     lines: RwSignal<Vec<OutputLine>>,
     raw_lines: StoredValue<Vec<String>>,
+    styles: StoredValue<[Style; 2]>,
     partial: StoredValue<[String; 2]>,
     workspace: Workspace,
 ) {
@@ -583,7 +623,7 @@ fn flush_partial(
     partial.set_value([String::new(), String::new()]);
     for (index, rest) in rests.into_iter().enumerate() {
         if !rest.is_empty() {
-            push_lines(lines, raw_lines, vec![rest], index == 1, &files);
+            push_lines(lines, raw_lines, styles, vec![rest], index == 1, &files);
         }
     }
 }
@@ -750,6 +790,52 @@ mod tests {
     #[test]
     fn colours_are_removed_and_endings_described() {
         assert_eq!(strip_ansi("\u{1b}[31mFAILED\u{1b}[0m\r"), "FAILED");
+    }
+
+    #[test]
+    fn a_coloured_line_keeps_its_colours_and_its_locations() {
+        let files = vec![file("f1", "src/main.rs")];
+        let mut style = Style::default();
+        let parts = styled_line(
+            "\u{1b}[1;31merror\u{1b}[0m: at src/main.rs:4:2 \u{1b}[33mhere",
+            &mut style,
+            &files,
+        );
+        assert_eq!(
+            parts,
+            vec![
+                StyledPart {
+                    classes: "ansi-red ansi-bold".into(),
+                    part: Part::Text("error".into())
+                },
+                StyledPart {
+                    classes: String::new(),
+                    part: Part::Text(": at ".into())
+                },
+                StyledPart {
+                    classes: String::new(),
+                    part: Part::Location {
+                        text: "src/main.rs:4".into(),
+                        file_id: "f1".into(),
+                        line: 4
+                    }
+                },
+                StyledPart {
+                    classes: String::new(),
+                    part: Part::Text(":2 ".into())
+                },
+                StyledPart {
+                    classes: "ansi-yellow".into(),
+                    part: Part::Text("here".into())
+                },
+            ]
+        );
+        // The yellow goes on into the next line; an empty line is one empty piece.
+        assert_eq!(styled_line("", &mut style, &files).len(), 1);
+        assert_eq!(
+            styled_line("more", &mut style, &files)[0].classes,
+            "ansi-yellow"
+        );
         let outcome = CommandRunOutcome {
             exit_code: Some(1),
             signal: None,

@@ -783,6 +783,16 @@ impl Job {
         // a fix saved within a second of the last run would not be seen. No cache, no stale one.
         spec.env
             .push(("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()));
+        // The Run panel renders ANSI colours: ask for them as a terminal would get them (the
+        // output is no terminal, so most tools would leave them out). "Send to chat" strips them.
+        for (name, value) in [
+            ("CLICOLOR_FORCE", "1"),
+            ("FORCE_COLOR", "1"),
+            ("CARGO_TERM_COLOR", "always"),
+            ("PY_COLORS", "1"),
+        ] {
+            spec.env.push((name.to_owned(), value.to_owned()));
+        }
         spec.limits.timeout = timeout;
         spec.limits.cpu_seconds = timeout.as_secs().max(1);
         spec.limits.output_head_bytes = OUTPUT_HEAD_BYTES;
