@@ -1002,6 +1002,6 @@ pub fn describe_command(outcome: &CommandOutcome, cap: OutputCap) -> String {
     format!(
         "{status} after {} ms\n{}",
         outcome.duration_milliseconds,
-        cap_output(&outcome.output, cap)
+        cap_output(&crate::cap::strip_terminal_codes(&outcome.output), cap)
     )
 }

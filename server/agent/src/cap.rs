@@ -37,6 +37,35 @@ fn ceil_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
+/// `text` without terminal escape sequences (colours, cursor movement) and carriage returns: a
+/// command's output as the model should read it, without tokens spent on codes it cannot see.
+pub fn strip_terminal_codes(text: &str) -> String {
+    if !text.contains(['\u{1b}', '\r']) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut characters = text.chars().peekable();
+    while let Some(character) = characters.next() {
+        match character {
+            '\u{1b}' => {
+                if characters.next_if_eq(&'[').is_some() {
+                    // Parameters and intermediates, then one final byte in @..~.
+                    for next in characters.by_ref() {
+                        if ('@'..='~').contains(&next) {
+                            break;
+                        }
+                    }
+                } else {
+                    characters.next();
+                }
+            }
+            '\r' => {}
+            _ => out.push(character),
+        }
+    }
+    out
+}
+
 /// `text` whole when it fits `cap`, otherwise its head and tail with a marker between them
 /// saying how many lines and bytes were left out.
 pub fn cap_output(text: &str, cap: OutputCap) -> String {
@@ -99,6 +128,15 @@ mod tests {
     #[test]
     fn short_text_is_kept_whole() {
         assert_eq!(cap_output("a\nb\n", OutputCap::default()), "a\nb\n");
+    }
+
+    #[test]
+    fn terminal_codes_are_left_out_of_what_the_model_reads() {
+        assert_eq!(
+            strip_terminal_codes("\u{1b}[1;31merror\u{1b}[0m: x\r\n\u{1b}[2Kdone\u{1b}c\n"),
+            "error: x\ndone\n"
+        );
+        assert_eq!(strip_terminal_codes("plain\n"), "plain\n");
     }
 
     #[test]
