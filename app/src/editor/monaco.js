@@ -169,24 +169,13 @@ export function createDiff(element, original, modified, language, dark, editable
   return diff;
 }
 
-/// Disposes a diff editor once the current frame's events have run: when its dialog has just
-/// closed, the browser still delivers a scroll event to its hidden lists, and Monaco throws on
-/// one that reaches a disposed list ("InstantiationService has been disposed"). A hidden page
-/// runs no animation frames: the timer disposes it then.
 export function disposeDiff(diff) {
-  let disposed = false;
-  const dispose = () => {
-    if (disposed) return;
-    disposed = true;
-    const models = diff.getModel();
-    diff.dispose();
-    if (models) {
-      models.original.dispose();
-      models.modified.dispose();
-    }
-  };
-  requestAnimationFrame(() => setTimeout(dispose, 0));
-  setTimeout(dispose, 1000);
+  const models = diff.getModel();
+  diff.dispose();
+  if (models) {
+    models.original.dispose();
+    models.modified.dispose();
+  }
 }
 
 /// The text on the right side of a diff (what the person may have edited).
