@@ -8,8 +8,10 @@
 //   fetched on first use;
 // - `editor.css`, every stylesheet those modules import, and the codicon font it names;
 // - one worker file per language service (`<label>.worker-<hash>.js`, classic scripts);
-// - `manifest.json`: the entry, the stylesheet and the files the entry needs before it runs
-//   (the server preloads these on a workspace page: app/src/editor/preloads.rs).
+// - `early-<hash>.js`, the early editor (app/src/editor/early.js), which a workspace page runs
+//   before its WebAssembly to show the file open last time;
+// - `manifest.json`: the entry, the stylesheet, the files the entry needs before it runs (the
+//   server preloads these on a workspace page: app/src/editor/preloads.rs) and the early editor.
 // Files with a hash in their names never change content: the server marks them immutable.
 import { build } from "esbuild";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +21,7 @@ import { fileURLToPath } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const output = path.resolve(process.argv[2] ?? path.join(root, "public", "monaco"));
 const entry = path.join(root, "app", "src", "editor", "monaco-entry.js");
+const earlyEditorEntry = path.join(root, "app", "src", "editor", "early.js");
 
 const workerEntries = {
   editor: "monaco-editor/editor/editor.worker.js",
@@ -99,12 +102,27 @@ if (!stylesheet) {
   throw new Error("esbuild reported no stylesheet for the entry");
 }
 
+// The early editor imports `editor.js` by URL at run time (never bundled into it).
+const early = await build({
+  ...common,
+  entryPoints: { early: earlyEditorEntry },
+  format: "esm",
+  outdir: output,
+  entryNames: "[name]-[hash]",
+  metafile: true,
+});
+const earlyFiles = Object.keys(early.metafile.outputs).filter((file) => file.endsWith(".js"));
+if (earlyFiles.length !== 1) {
+  throw new Error(`the early editor built into ${earlyFiles.length} files, not one`);
+}
+
 const manifest = {
   version: JSON.parse(readFileSync(path.join(root, "node_modules", "monaco-editor", "package.json"), "utf8")).version,
   entry: relative(entryFile),
   stylesheet: relative(stylesheet),
   modules: eager.map(relative),
   workers,
+  early: relative(earlyFiles[0]),
 };
 writeFileSync(path.join(output, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
 

@@ -35,3 +35,13 @@ pub fn stylesheet_href(output_name: &str, pkg_dir: &str, hash_files: bool) -> St
         _ => format!("/{pkg_dir}/{output_name}.css"),
     }
 }
+
+/// The app's script and WebAssembly (`/pkg/async-coder.<hash>.js`, `….wasm`) when the built files
+/// carry hashed names; `None` otherwise.
+pub fn script_and_wasm_hrefs(output_name: &str, pkg_dir: &str) -> Option<(String, String)> {
+    let (_, js, wasm) = hashes().as_ref()?;
+    Some((
+        format!("/{pkg_dir}/{output_name}.{js}.js"),
+        format!("/{pkg_dir}/{output_name}.{wasm}.wasm"),
+    ))
+}

@@ -12,6 +12,8 @@ pub mod chat;
 pub mod components;
 pub mod editor;
 pub mod error;
+#[cfg(feature = "ssr")]
+pub mod hydration;
 pub mod markdown;
 pub mod pages;
 pub mod preferences;
@@ -51,6 +53,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let preloads = page_preloads(&options.site_root);
     #[cfg(not(feature = "ssr"))]
     let preloads: Vec<(String, &'static str, Option<&'static str>)> = Vec::new();
+    // Leptos' hydration scripts, or on a workspace page the early editor's first (hydration.rs).
+    #[cfg(feature = "ssr")]
+    let hydration_scripts = view! { <hydration::PageHydrationScripts options=options.clone()/> };
+    #[cfg(not(feature = "ssr"))]
+    let hydration_scripts = view! { <HydrationScripts options=options.clone()/> };
     view! {
         <!DOCTYPE html>
         <html
@@ -74,8 +81,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     .map(|(href, rel, destination)| view! { <link rel=rel href=href r#as=destination/> })
                     .collect_view()}
                 <script src="/sw-register.js" defer></script>
-                <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <AutoReload options/>
+                {hydration_scripts}
                 <MetaTags/>
             </head>
             <body>
@@ -96,7 +103,8 @@ fn page_preloads(site_root: &str) -> Vec<(String, &'static str, Option<&'static 
     if !workspace::is_workspace_path(request.uri.path()) {
         return Vec::new();
     }
-    editor::monaco_preloads(site_root)
+    editor::monaco_build(site_root)
+        .preloads
         .iter()
         .map(|preload| {
             (

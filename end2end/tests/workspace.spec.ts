@@ -88,6 +88,58 @@ test("create a project, folders and files, type, save with the keyboard, reload 
   await expect(page.locator("#path-dialog")).toContainText("a path cannot contain '..'");
 });
 
+test.describe(() => {
+  // The service worker would serve the WebAssembly from its cache, past the route holding it.
+  test.use({ serviceWorkers: "block" });
+
+test("coming back to a project, the file open last time is on screen before the app runs, and what is typed then is kept", async ({ page }) => {
+  await signUp(page, "Early");
+  await createProject(page, "Early editor");
+  await newEntry(page, "file", "notes.md");
+  await editorReady(page);
+  await typeInEditor(page, "# Saved before the reload");
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+
+  // The app's WebAssembly is held back: what shows the file now is the early editor alone.
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.reload();
+  await expect(page.locator("#monaco-host .view-lines")).toContainText("Saved before the reload");
+  await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
+  // It can be edited at once; a save pressed now happens once the app runs.
+  await page.locator("#monaco-host .view-lines").click();
+  await page.keyboard.press(`${command}+End`);
+  await page.keyboard.type(" and after");
+  await page.keyboard.press(`${command}+s`);
+  await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
+
+  const saved = page.waitForResponse((response) => response.url().includes("/api/files/save"));
+  release();
+  await hydrated(page);
+  expect((await saved).status()).toBe(200);
+  // The app adopted that editor: one editor, the text typed before it ran, saved.
+  await expect(page.locator(".tab[data-path='notes.md']")).toHaveClass(/active/);
+  await expect(page.locator("#monaco-host .monaco-editor")).toHaveCount(1);
+  await expect.poll(() => editorText(page)).toBe("# Saved before the reload and after");
+  await expect(page.locator("#status-save")).toHaveText("Saved");
+  await expect(page.locator("html")).not.toHaveAttribute("data-early-editor", "");
+  await page.unroute(/\/pkg\/.*\.wasm$/);
+  await page.reload();
+  await hydrated(page);
+  await expect.poll(() => editorText(page)).toBe("# Saved before the reload and after");
+  // Typing after the adoption is tracked as before.
+  await typeInEditor(page, "!");
+  await expect(page.locator(".tab[data-path='notes.md'] .tab-dirty")).toBeVisible();
+});
+});
+
 test("the same file saved in two pages is a conflict the user resolves", async ({ page, context }) => {
   await signUp(page, "Mo");
   await createProject(page, "Shared");

@@ -10,7 +10,7 @@ pub const MONACO_BASE: &str = "/monaco";
 #[cfg(feature = "ssr")]
 mod preloads;
 #[cfg(feature = "ssr")]
-pub use preloads::{Preload, PreloadKind, monaco_preloads};
+pub use preloads::{MonacoBuild, Preload, PreloadKind, monaco_build};
 
 #[cfg(feature = "hydrate")]
 mod binding {

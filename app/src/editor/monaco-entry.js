@@ -14,6 +14,7 @@
 // fetched the first time a file of that language opens. The JSON, CSS, HTML and TypeScript
 // language services run in workers built next to this bundle (see `MonacoEnvironment` below).
 
+import { editor } from "monaco-editor/editor/editor.api.js";
 import "monaco-editor/languages/definitions/register.all.js";
 import "monaco-editor/languages/features/css/register.js";
 import "monaco-editor/languages/features/html/register.js";
@@ -106,3 +107,17 @@ globalThis.MonacoEnvironment = {
 };
 
 export * from "monaco-editor/editor/editor.api.js";
+
+/// The workspace's code editor, with the options both the early editor (early.js) and the app
+/// (monaco.js) create it with: one place for them.
+export function createCodeEditor(element, { fontSize, dark }) {
+  return editor.create(element, {
+    model: null,
+    automaticLayout: true,
+    fontSize,
+    theme: dark ? "vs-dark" : "vs",
+    minimap: { enabled: false },
+    scrollBeyondLastLine: false,
+    tabSize: 4,
+  });
+}

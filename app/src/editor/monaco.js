@@ -1,11 +1,17 @@
 // The small JavaScript side of the Monaco binding (app/src/editor/monaco.rs calls these through
 // wasm-bindgen). Monaco is served from /monaco, built by scripts/build-monaco.mjs as one ES module
 // (`editor.js`, with the chunks it imports) and a stylesheet, and loaded on demand, once the page
-// is interactive (a workspace page preloads both while the WebAssembly downloads). Models are
-// keyed by a URI the Rust side chooses.
+// is interactive (a workspace page preloads both while the WebAssembly downloads), unless the
+// early editor (early.js) has loaded it already, with the file open last time. Models are keyed
+// by a URI the Rust side chooses.
 
 let loading = null;
 const savedVersions = new Map();
+// Models the early editor loaded, until the app first shows them with the text it loaded itself.
+const earlyModels = new Set();
+// The adopted early editor and the app's save, until the app first shows its file (its tab is
+// back then: a save pressed before that happens at that moment).
+let adoption = null;
 
 /// Resolves once Monaco's stylesheet has loaded (layout measures text with its fonts and sizes).
 function loadStylesheet(href) {
@@ -26,15 +32,15 @@ function loadStylesheet(href) {
 }
 
 export function loadMonaco(base) {
-  if (globalThis.monaco && globalThis.monaco.editor) {
-    return Promise.resolve();
-  }
   if (loading) {
     return loading;
   }
-  loading = Promise.all([import(`${base}/editor.js`), loadStylesheet(`${base}/editor.css`)])
-    .then(([monaco]) => {
+  // The early editor, if one is being started, is awaited: it is adopted, not made twice.
+  const early = Promise.resolve(globalThis.__asyncCoderEarlyEditor).catch(() => null);
+  loading = Promise.all([import(`${base}/editor.js`), loadStylesheet(`${base}/editor.css`), early])
+    .then(([monaco, , started]) => {
       globalThis.monaco = monaco;
+      globalThis.__asyncCoderEarlyEditorReady = started || null;
     })
     .catch((error) => {
       loading = null;
@@ -51,18 +57,30 @@ export function setTheme(dark) {
   globalThis.monaco.editor.setTheme(themeName(dark));
 }
 
+/// The workspace's editor in `element`: the early editor (early.js) when it was started in this
+/// very element, adopted with what was typed and pressed meanwhile, else a new one.
 export function createEditor(element, fontSize, dark, onSave, onChange, onCursor) {
   const monaco = globalThis.monaco;
-  const editor = monaco.editor.create(element, {
-    model: null,
-    automaticLayout: true,
-    fontSize,
-    theme: themeName(dark),
-    minimap: { enabled: false },
-    scrollBeyondLastLine: false,
-    tabSize: 4,
-  });
-  editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSave());
+  const early = globalThis.__asyncCoderEarlyEditorReady;
+  globalThis.__asyncCoderEarlyEditorReady = null;
+  let editor;
+  if (early && early.element === element && element.isConnected) {
+    editor = early.editor;
+    editor.updateOptions({ fontSize });
+    monaco.editor.setTheme(themeName(dark));
+    savedVersions.set(early.uri, early.savedVersion);
+    earlyModels.add(early.uri);
+    adoption = { early, onSave };
+  } else {
+    if (early) {
+      // Its element is gone (the page was rendered anew): the model stays, the editor goes.
+      early.editor.dispose();
+      savedVersions.set(early.uri, early.savedVersion);
+      earlyModels.add(early.uri);
+    }
+    editor = monaco.createCodeEditor(element, { fontSize, dark });
+    editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSave());
+  }
   editor.onDidChangeModelContent(() => {
     const model = editor.getModel();
     if (model) {
@@ -81,10 +99,26 @@ function modelFor(uri) {
 
 /// Shows the model of `uri` in the editor, creating it with `value` when it does not exist yet.
 export function showModel(editor, uri, value, language) {
+  // The early editor's mark kept Monaco's host shown until the app had a tab to show: it has.
+  document.documentElement.removeAttribute("data-early-editor");
   let model = modelFor(uri);
   if (!model) {
     model = globalThis.monaco.editor.createModel(value, language || undefined, globalThis.monaco.Uri.parse(uri));
     savedVersions.set(uri, model.getAlternativeVersionId());
+  } else if (earlyModels.delete(uri)) {
+    if (!isDirty(uri) && model.getValue() !== value) {
+      // Saved elsewhere between the early editor's load and the app's: the app's text is newer.
+      model.setValue(value);
+      savedVersions.set(uri, model.getAlternativeVersionId());
+    }
+    if (adoption && adoption.early.uri === uri) {
+      const { early, onSave } = adoption;
+      adoption = null;
+      early.onSave = () => onSave();
+      if (early.savePressed) {
+        queueMicrotask(() => onSave());
+      }
+    }
   }
   if (editor.getModel() !== model) {
     editor.setModel(model);

@@ -1,5 +1,6 @@
 //! The files Monaco needs before it runs, for `<link rel=modulepreload>` / `<link rel=preload>` in
-//! the workspace page's head (see `page_preloads` in the shell).
+//! the workspace page's head (see `page_preloads` in the shell), and the early editor's script
+//! (`early.js`, run before the WebAssembly: see `hydration.rs`).
 //!
 //! The editor asks for Monaco only once the page is live (after the WebAssembly has downloaded
 //! and hydrated); preloading its modules and stylesheet lets the browser fetch them meanwhile.
@@ -52,37 +53,49 @@ struct Manifest {
     stylesheet: String,
     /// The entry first, then what it imports before it runs.
     modules: Vec<String>,
+    /// The early editor's script (absent from builds made before it existed).
+    #[serde(default)]
+    early: Option<String>,
+}
+
+/// What a workspace page needs of Monaco's build.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MonacoBuild {
+    /// Monaco's modules (entry first) and stylesheet.
+    pub preloads: Vec<Preload>,
+    /// The early editor's script (`/monaco/early-<hash>.js`).
+    pub early_editor: Option<String>,
 }
 
 /// The manifest lists a few files; a bound keeps a corrupt one from making every workspace page
 /// list hundreds.
 const PRELOAD_LIMIT: usize = 16;
 
-/// Monaco's modules (entry first) and stylesheet. Empty when Monaco's files are not in the site
-/// root (a build without them) or the manifest cannot be read: the editor then loads as before,
-/// only later.
-pub fn monaco_preloads(site_root: &str) -> &'static [Preload] {
-    static PRELOADS: OnceLock<Vec<Preload>> = OnceLock::new();
-    PRELOADS.get_or_init(|| {
+/// Monaco's build as its manifest describes it, read once per process. Empty when Monaco's files
+/// are not in the site root (a build without them) or the manifest cannot be read: the editor
+/// then loads as it would without preloads, once the page is live.
+pub fn monaco_build(site_root: &str) -> &'static MonacoBuild {
+    static BUILD: OnceLock<MonacoBuild> = OnceLock::new();
+    BUILD.get_or_init(|| {
         let path = Path::new(site_root)
             .join(MONACO_BASE.trim_start_matches('/'))
             .join("manifest.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => preloads_of_manifest(&text).unwrap_or_else(|error| {
+            Ok(text) => build_of_manifest(&text).unwrap_or_else(|error| {
                 tracing::warn!(path = %path.display(), %error, "Monaco's manifest is not valid: no preloads");
-                Vec::new()
+                MonacoBuild::default()
             }),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "Monaco's manifest cannot be read: no preloads");
-                Vec::new()
+                MonacoBuild::default()
             }
         }
     })
 }
 
-/// The preloads a manifest asks for: each module, then the stylesheet. A file name that could
-/// leave `/monaco/` or break out of the attribute is an error.
-fn preloads_of_manifest(text: &str) -> Result<Vec<Preload>, String> {
+/// The preloads a manifest asks for (each module, then the stylesheet) and its early editor. A
+/// file name that could leave `/monaco/` or break out of the attribute is an error.
+fn build_of_manifest(text: &str) -> Result<MonacoBuild, String> {
     let manifest: Manifest = serde_json::from_str(text).map_err(|error| error.to_string())?;
     if manifest.modules.is_empty() {
         return Err("no modules".into());
@@ -98,7 +111,11 @@ fn preloads_of_manifest(text: &str) -> Result<Vec<Preload>, String> {
         href: href_of(&manifest.stylesheet)?,
         kind: PreloadKind::Style,
     });
-    Ok(preloads)
+    let early_editor = manifest.early.as_deref().map(href_of).transpose()?;
+    Ok(MonacoBuild {
+        preloads,
+        early_editor,
+    })
 }
 
 /// `/monaco/<file>` for a plain file name of the build (letters, digits, `-`, `_`, `.`).
@@ -121,14 +138,18 @@ mod tests {
 
     #[test]
     fn a_manifest_gives_its_modules_in_order_then_the_stylesheet() {
-        let preloads = preloads_of_manifest(
+        let build = build_of_manifest(
             r#"{"version":"0.57.0","entry":"editor.js","stylesheet":"editor.css",
                 "modules":["editor.js","chunk-U45DGW4R.js","chunk-OULOODRV.js"],
-                "workers":{"editor":"editor.worker-2EWUC4ZH.js"}}"#,
+                "workers":{"editor":"editor.worker-2EWUC4ZH.js"},"early":"early-VOTYQKIX.js"}"#,
         )
         .unwrap();
         assert_eq!(
-            preloads,
+            build.early_editor.as_deref(),
+            Some("/monaco/early-VOTYQKIX.js")
+        );
+        assert_eq!(
+            build.preloads,
             vec![
                 Preload {
                     href: "/monaco/editor.js".into(),
@@ -161,9 +182,10 @@ mod tests {
             r#"{"stylesheet":"/etc/passwd","modules":["editor.js"]}"#,
             r#"{"stylesheet":"editor.css","modules":[]}"#,
             r#"{"modules":["editor.js"]}"#,
+            r#"{"stylesheet":"editor.css","modules":["editor.js"],"early":"../early.js"}"#,
             "not json",
         ] {
-            assert!(preloads_of_manifest(text).is_err(), "{text}");
+            assert!(build_of_manifest(text).is_err(), "{text}");
         }
     }
 
@@ -176,8 +198,9 @@ mod tests {
             r#"{{"stylesheet":"editor.css","modules":[{}]}}"#,
             modules.join(",")
         );
-        let preloads = preloads_of_manifest(&text).unwrap();
-        assert_eq!(preloads.len(), PRELOAD_LIMIT + 1);
+        let build = build_of_manifest(&text).unwrap();
+        assert_eq!(build.preloads.len(), PRELOAD_LIMIT + 1);
+        assert_eq!(build.early_editor, None);
     }
 
     #[test]
@@ -188,8 +211,15 @@ mod tests {
         let Ok(text) = std::fs::read_to_string(folder.join("manifest.json")) else {
             return;
         };
-        for preload in preloads_of_manifest(&text).unwrap() {
-            let file = preload.href.trim_start_matches("/monaco/");
+        let build = build_of_manifest(&text).unwrap();
+        let early = build.early_editor.iter().cloned();
+        for href in build
+            .preloads
+            .iter()
+            .map(|preload| preload.href.clone())
+            .chain(early)
+        {
+            let file = href.trim_start_matches("/monaco/");
             assert!(folder.join(file).is_file(), "{file} is missing");
         }
     }

@@ -676,6 +676,11 @@ fn start_editor(workspace: Workspace) {
         let uri = tab.uri();
         let cursor = editor.show(&uri, &tab.loaded_text, tab.language.as_deref());
         workspace.cursor.set(cursor);
+        // The early editor's model may hold what was typed before the app ran.
+        let dirty = models::is_dirty(&uri);
+        if dirty != tab.dirty {
+            workspace.update_tab(&tab.file_id, |tab| tab.dirty = dirty);
+        }
         if let Some((file_id, line, column)) = workspace.pending_reveal.get()
             && file_id == tab.file_id
         {
