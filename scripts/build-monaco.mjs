@@ -3,7 +3,8 @@
 // script changed). Usage: node scripts/build-monaco.mjs [output folder]
 //
 // Output:
-// - `editor.js`, the entry (app/src/editor/monaco-entry.js): an ES module exporting Monaco's API;
+// - `editor.js`, the entry (app/src/editor/monaco-entry.js, with the binding app/src/editor/binding.js):
+//   an ES module exporting Monaco's API;
 //   it statically imports a few `chunk-<hash>.js` files, and every language's grammar is a chunk
 //   fetched on first use;
 // - `editor.css`, every stylesheet those modules import, and the codicon font it names;

@@ -85,7 +85,7 @@ ensure_chromium() {
 # script changed.
 ensure_monaco_assets() {
   local stamp
-  stamp=$(cat "$ROOT/node_modules/monaco-editor/package.json" "$ROOT/app/src/editor/monaco-entry.js" "$ROOT/app/src/editor/early.js" \
+  stamp=$(cat "$ROOT/node_modules/monaco-editor/package.json" "$ROOT/app/src/editor/monaco-entry.js" "$ROOT/app/src/editor/binding.js" "$ROOT/app/src/editor/early.js" \
     "$ROOT/scripts/build-monaco.mjs" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$ROOT/public/monaco/STAMP" 2>/dev/null)" != "$stamp" ]; then
     say "Building Monaco into public/monaco (scripts/build-monaco.mjs)"

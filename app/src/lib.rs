@@ -80,7 +80,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     .into_iter()
                     .map(|(href, rel, destination)| view! { <link rel=rel href=href r#as=destination/> })
                     .collect_view()}
-                <script src="/sw-register.js" defer></script>
+                // Inline (with the response's nonce): a file of its own cost every page a request.
+                <script nonce=leptos::nonce::use_nonce()>{include_str!("sw-register.js")}</script>
                 <AutoReload options/>
                 {hydration_scripts}
                 <MetaTags/>

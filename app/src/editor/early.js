@@ -83,7 +83,6 @@ async function start() {
   if (!element || document.documentElement.dataset.hydrated === "true") {
     return null;
   }
-  globalThis.monaco = monaco;
   const root = document.documentElement;
   const uri = monaco.Uri.parse(`inmemory://file/${file.id}`);
   const model =

@@ -14,7 +14,8 @@
 // fetched the first time a file of that language opens. The JSON, CSS, HTML and TypeScript
 // language services run in workers built next to this bundle (see `MonacoEnvironment` below).
 
-import { editor } from "monaco-editor/editor/editor.api.js";
+import * as api from "monaco-editor/editor/editor.api.js";
+import * as binding from "./binding.js";
 import "monaco-editor/languages/definitions/register.all.js";
 import "monaco-editor/languages/features/css/register.js";
 import "monaco-editor/languages/features/html/register.js";
@@ -107,17 +108,8 @@ globalThis.MonacoEnvironment = {
 };
 
 export * from "monaco-editor/editor/editor.api.js";
+export { createCodeEditor } from "./binding.js";
 
-/// The workspace's code editor, with the options both the early editor (early.js) and the app
-/// (monaco.js) create it with: one place for them.
-export function createCodeEditor(element, { fontSize, dark }) {
-  return editor.create(element, {
-    model: null,
-    automaticLayout: true,
-    fontSize,
-    theme: dark ? "vs-dark" : "vs",
-    minimap: { enabled: false },
-    scrollBeyondLastLine: false,
-    tabSize: 4,
-  });
-}
+// What the app's WebAssembly calls (app/src/editor/mod.rs, through monaco.js) and binding.js uses.
+globalThis.monaco = api;
+globalThis.asyncCoderEditor = binding;

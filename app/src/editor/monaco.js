@@ -1,246 +1,43 @@
-// The small JavaScript side of the Monaco binding (app/src/editor/monaco.rs calls these through
-// wasm-bindgen). Monaco is served from /monaco, built by scripts/build-monaco.mjs as one ES module
-// (`editor.js`, with the chunks it imports) and a stylesheet, and loaded on demand, once the page
-// is interactive (a workspace page preloads both while the WebAssembly downloads), unless the
-// early editor (early.js) has loaded it already, with the file open last time. Models are keyed
-// by a URI the Rust side chooses.
+// The part of the Monaco binding that wasm-bindgen puts in front of every page (its snippets are
+// imported by the app's script, whatever the page): the loader, and one forwarder per function
+// of binding.js, which is bundled into Monaco's entry module and so downloaded only by pages
+// with an editor. The forwarders reach it as `globalThis.asyncCoderEditor` once Monaco is loaded.
 
 let loading = null;
-const savedVersions = new Map();
-// Models the early editor loaded, until the app first shows them with the text it loaded itself.
-const earlyModels = new Set();
-// The adopted early editor and the app's save, until the app first shows its file (its tab is
-// back then: a save pressed before that happens at that moment).
-let adoption = null;
 
-/// Resolves once Monaco's stylesheet has loaded (layout measures text with its fonts and sizes).
-function loadStylesheet(href) {
-  const existing = document.querySelector(`link[rel="stylesheet"][href="${href}"]`);
-  if (existing && existing.sheet) {
-    return Promise.resolve();
-  }
-  return new Promise((resolve, reject) => {
-    const link = existing || document.createElement("link");
-    link.addEventListener("load", () => resolve(), { once: true });
-    link.addEventListener("error", () => reject(new Error(`could not load ${href}`)), { once: true });
-    if (!existing) {
-      link.rel = "stylesheet";
-      link.href = href;
-      document.head.appendChild(link);
-    }
-  });
-}
-
+/// Loads Monaco (its entry module, with binding.js, and its stylesheet), once per page.
 export function loadMonaco(base) {
-  if (loading) {
-    return loading;
+  if (!loading) {
+    loading = import(`${base}/editor.js`)
+      .then(() => globalThis.asyncCoderEditor.whenReady(base))
+      .catch((error) => {
+        loading = null;
+        throw error;
+      });
   }
-  // The early editor, if one is being started, is awaited: it is adopted, not made twice.
-  const early = Promise.resolve(globalThis.__asyncCoderEarlyEditor).catch(() => null);
-  loading = Promise.all([import(`${base}/editor.js`), loadStylesheet(`${base}/editor.css`), early])
-    .then(([monaco, , started]) => {
-      globalThis.monaco = monaco;
-      globalThis.__asyncCoderEarlyEditorReady = started || null;
-    })
-    .catch((error) => {
-      loading = null;
-      throw error;
-    });
   return loading;
 }
 
-function themeName(dark) {
-  return dark ? "vs-dark" : "vs";
-}
+const binding = () => globalThis.asyncCoderEditor;
+const forward = (name) => (...args) => binding()[name](...args);
 
-export function setTheme(dark) {
-  globalThis.monaco.editor.setTheme(themeName(dark));
-}
-
-/// The workspace's editor in `element`: the early editor (early.js) when it was started in this
-/// very element, adopted with what was typed and pressed meanwhile, else a new one.
-export function createEditor(element, fontSize, dark, onSave, onChange, onCursor) {
-  const monaco = globalThis.monaco;
-  const early = globalThis.__asyncCoderEarlyEditorReady;
-  globalThis.__asyncCoderEarlyEditorReady = null;
-  let editor;
-  if (early && early.element === element && element.isConnected) {
-    editor = early.editor;
-    editor.updateOptions({ fontSize });
-    monaco.editor.setTheme(themeName(dark));
-    savedVersions.set(early.uri, early.savedVersion);
-    earlyModels.add(early.uri);
-    adoption = { early, onSave };
-  } else {
-    if (early) {
-      // Its element is gone (the page was rendered anew): the model stays, the editor goes.
-      early.editor.dispose();
-      savedVersions.set(early.uri, early.savedVersion);
-      earlyModels.add(early.uri);
-    }
-    editor = monaco.createCodeEditor(element, { fontSize, dark });
-    editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, () => onSave());
-  }
-  editor.onDidChangeModelContent(() => {
-    const model = editor.getModel();
-    if (model) {
-      onChange(model.uri.toString());
-    }
-  });
-  editor.onDidChangeCursorPosition((event) => {
-    onCursor(event.position.lineNumber, event.position.column);
-  });
-  return editor;
-}
-
-function modelFor(uri) {
-  return globalThis.monaco.editor.getModel(globalThis.monaco.Uri.parse(uri));
-}
-
-/// Shows the model of `uri` in the editor, creating it with `value` when it does not exist yet.
-export function showModel(editor, uri, value, language) {
-  // The early editor's mark kept Monaco's host shown until the app had a tab to show: it has.
-  document.documentElement.removeAttribute("data-early-editor");
-  let model = modelFor(uri);
-  if (!model) {
-    model = globalThis.monaco.editor.createModel(value, language || undefined, globalThis.monaco.Uri.parse(uri));
-    savedVersions.set(uri, model.getAlternativeVersionId());
-  } else if (earlyModels.delete(uri)) {
-    if (!isDirty(uri) && model.getValue() !== value) {
-      // Saved elsewhere between the early editor's load and the app's: the app's text is newer.
-      model.setValue(value);
-      savedVersions.set(uri, model.getAlternativeVersionId());
-    }
-    if (adoption && adoption.early.uri === uri) {
-      const { early, onSave } = adoption;
-      adoption = null;
-      early.onSave = () => onSave();
-      if (early.savePressed) {
-        queueMicrotask(() => onSave());
-      }
-    }
-  }
-  if (editor.getModel() !== model) {
-    editor.setModel(model);
-  }
-  const position = editor.getPosition();
-  return position ? [position.lineNumber, position.column] : [1, 1];
-}
-
-export function hasModel(uri) {
-  return modelFor(uri) !== null;
-}
-
-export function modelValue(uri) {
-  const model = modelFor(uri);
-  return model ? model.getValue() : null;
-}
-
-/// Replaces the model's text (taking the other side of a conflict, restoring a revision) as one
-/// undoable edit.
-export function replaceModelValue(uri, value) {
-  const model = modelFor(uri);
-  if (model) {
-    model.pushEditOperations([], [{ range: model.getFullModelRange(), text: value }], () => null);
-  }
-}
-
-/// The model's version now: pass it back to markSaved once a save of this text succeeded.
-export function modelVersion(uri) {
-  const model = modelFor(uri);
-  return model ? model.getAlternativeVersionId() : -1;
-}
-
-export function markSaved(uri, version) {
-  savedVersions.set(uri, version);
-}
-
-export function isDirty(uri) {
-  const model = modelFor(uri);
-  return model ? model.getAlternativeVersionId() !== savedVersions.get(uri) : false;
-}
-
-export function disposeModel(uri) {
-  const model = modelFor(uri);
-  if (model) {
-    model.dispose();
-  }
-  savedVersions.delete(uri);
-}
-
-export function reveal(editor, line, column) {
-  editor.revealLineInCenter(line);
-  editor.setPosition({ lineNumber: line, column });
-  editor.focus();
-}
-
-export function focusEditor(editor) {
-  editor.focus();
-}
-
-export function setFontSize(editor, fontSize) {
-  editor.updateOptions({ fontSize });
-}
-
-export function disposeEditor(editor) {
-  editor.dispose();
-}
-
-/// A diff: `original` on the left, `modified` on the right (editable when `editable`).
-export function createDiff(element, original, modified, language, dark, editable) {
-  const monaco = globalThis.monaco;
-  const diff = monaco.editor.createDiffEditor(element, {
-    automaticLayout: true,
-    readOnly: !editable,
-    originalEditable: false,
-    theme: themeName(dark),
-    renderSideBySide: element.clientWidth > 700,
-  });
-  diff.setModel({
-    original: monaco.editor.createModel(original, language || undefined),
-    modified: monaco.editor.createModel(modified, language || undefined),
-  });
-  return diff;
-}
-
-export function disposeDiff(diff) {
-  const models = diff.getModel();
-  diff.dispose();
-  if (models) {
-    models.original.dispose();
-    models.modified.dispose();
-  }
-}
-
-/// The text on the right side of a diff (what the person may have edited).
-export function diffModifiedValue(diff) {
-  const models = diff.getModel();
-  return models ? models.modified.getValue() : "";
-}
-
-/// The editor's selection: `[startLine, endLine, text]`, or `undefined` when nothing is selected.
-export function selectionOf(editor) {
-  const selection = editor.getSelection();
-  const model = editor.getModel();
-  if (!selection || !model || selection.isEmpty()) {
-    return undefined;
-  }
-  return [selection.startLineNumber, selection.endLineNumber, model.getValueInRange(selection)];
-}
-
-/// Highlights the code blocks under `root` that were not highlighted yet (Monaco's colorizer,
-/// when Monaco is loaded).
-export function colorizeCode(root, dark) {
-  const monaco = globalThis.monaco;
-  if (!monaco || !root) {
-    return;
-  }
-  for (const block of root.querySelectorAll(".code-block[data-lang] code:not([data-colorized])")) {
-    const language = block.closest(".code-block").dataset.lang;
-    // The colorizer turns line breaks into <br> and spaces into no-break spaces: keep the text.
-    block.dataset.source = block.textContent;
-    block.setAttribute("data-colorized", "");
-    block.setAttribute("data-lang", language);
-    monaco.editor.colorizeElement(block, { theme: themeName(dark) }).catch(() => {});
-  }
-}
+export const setTheme = forward("setTheme");
+export const createEditor = forward("createEditor");
+export const showModel = forward("showModel");
+export const replaceModelValue = forward("replaceModelValue");
+export const modelVersion = forward("modelVersion");
+export const markSaved = forward("markSaved");
+export const reveal = forward("reveal");
+export const focusEditor = forward("focusEditor");
+export const setFontSize = forward("setFontSize");
+export const disposeEditor = forward("disposeEditor");
+export const createDiff = forward("createDiff");
+export const disposeDiff = forward("disposeDiff");
+export const diffModifiedValue = forward("diffModifiedValue");
+export const selectionOf = forward("selectionOf");
+// These may be asked before Monaco is loaded: no model exists then.
+export const hasModel = (uri) => (binding() ? binding().hasModel(uri) : false);
+export const modelValue = (uri) => (binding() ? binding().modelValue(uri) : null);
+export const isDirty = (uri) => (binding() ? binding().isDirty(uri) : false);
+export const disposeModel = (uri) => binding()?.disposeModel(uri);
+export const colorizeCode = (root, dark) => binding()?.colorizeCode(root, dark);
