@@ -140,14 +140,12 @@ fn set_content_security_policy() {
     }
 }
 
-/// The application: providers, routes and the toast region.
-#[component]
-pub fn App() -> impl IntoView {
-    provide_meta_context();
-    provide_toaster();
-    preferences::provide_preferences();
-    components::provide_session();
-    // Effects run only in the browser, after hydration: the end-to-end tests wait for this mark.
+/// Marks the page hydrated (`<html data-hydrated="true">`, what the end-to-end tests wait for).
+/// Called by every route's view after it has made its page: effects run only in the browser,
+/// after the view they belong to has hydrated, in the order they were made, so the mark comes
+/// after the page's own effects (what it restores from local storage, say). Not in [`App`]: a
+/// lazily loaded route hydrates once its chunk has arrived, after the app's own effects ran.
+pub fn mark_hydrated() {
     Effect::new(move |_| {
         if let Some(root) = document().document_element()
             && let Err(error) = root.set_attribute("data-hydrated", "true")
@@ -155,7 +153,15 @@ pub fn App() -> impl IntoView {
             leptos::logging::error!("could not mark the page hydrated: {error:?}");
         }
     });
+}
 
+/// The application: providers, routes and the toast region.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_toaster();
+    preferences::provide_preferences();
+    components::provide_session();
     view! {
         <Title text="Async Coder"/>
         <Router>

@@ -92,6 +92,80 @@ test.describe(() => {
   // The service worker would serve the WebAssembly from its cache, past the route holding it.
   test.use({ serviceWorkers: "block" });
 
+test("a first visit to a project opens its README, shown before the app runs and adopted by it", async ({ page }) => {
+  await signUp(page, "Reader");
+  await page.goto("/projects");
+  await hydrated(page);
+  await page.locator("#import-project").click();
+  await page.locator("#import-file").setInputFiles({
+    name: "reader.zip",
+    mimeType: "application/zip",
+    buffer: zipOf({
+      "docs/README.md": Buffer.from("# Not this one\n"),
+      "Readme.md": Buffer.from("# Reader\n\nStart with src/lib.rs.\n"),
+      "src/lib.rs": Buffer.from("pub fn start() {}\n"),
+    }),
+  });
+  await page.locator("#import-name").fill("Reader");
+  await page.locator("#import-submit").click();
+  await page.getByRole("link", { name: "Reader" }).click();
+  // Opened by the app, in this browser's first visit: the README at the root, alone.
+  await expect(page.locator(".tab[data-path='Readme.md']")).toHaveClass(/active/);
+  await expect(page.locator(".tab")).toHaveCount(1);
+  await expect.poll(() => editorText(page)).toBe("# Reader\n\nStart with src/lib.rs.\n");
+
+  // A browser that has never had the project open, the app's WebAssembly held back: the early
+  // editor finds the README by itself.
+  await page.evaluate(() => localStorage.clear());
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.reload();
+  await expect(page.locator("#monaco-host .view-lines")).toContainText("Start with src/lib.rs.");
+  await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
+  release();
+  await hydrated(page);
+  await expect(page.locator(".tab[data-path='Readme.md']")).toHaveClass(/active/);
+  await expect(page.locator("#monaco-host .monaco-editor")).toHaveCount(1);
+  await expect(page.locator("html")).not.toHaveAttribute("data-early-editor", "");
+  await page.unroute(/\/pkg\/.*\.wasm$/);
+
+  // Once the tabs are closed, that is what the project comes back to: no README forced on it.
+  await page.locator(".tab[data-path='Readme.md'] .tab-close").click();
+  await expect(page.locator(".tab")).toHaveCount(0);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.locator(".workspace")).toHaveAttribute("data-restored", "true");
+  await expect(page.locator(".tab")).toHaveCount(0);
+});
+
+test("a page is marked hydrated only once its own lazily loaded code has run", async ({ page }) => {
+  await signUp(page, "Lazy");
+  await createProject(page, "Lazy route");
+  await page.evaluate(() => localStorage.setItem("async-coder:chat-open", "1"));
+  // Every WebAssembly file but the app's main one (the first asked for) arrives late: the
+  // workspace's own chunk among them, so the app runs well before the page's code does.
+  let main: string | null = null;
+  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
+    const url = route.request().url();
+    main ??= url;
+    if (url !== main) await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await route.continue();
+  });
+  await page.reload();
+  await hydrated(page);
+  // What the page restores as it starts (the chat column left open) is there with the mark,
+  // not a moment later: a click made now reaches the page's own code.
+  expect(await page.locator(".workspace-chat.hidden").count()).toBe(0);
+  expect(await page.locator("#toggle-chat").getAttribute("aria-pressed")).toBe("true");
+  await page.unroute(/\/pkg\/.*\.wasm$/);
+});
+
 test("coming back to a project, the file open last time is on screen before the app runs, and what is typed then is kept", async ({ page }) => {
   await signUp(page, "Early");
   await createProject(page, "Early editor");
@@ -228,6 +302,7 @@ test("import a zip, find files with quick open and search, export it again", asy
   await page.locator("#import-submit").click();
   await page.getByRole("link", { name: "Imported" }).click();
   await expect(page.locator(".workspace-project")).toHaveText("Imported");
+  await expect(page.locator(".tab[data-path='README.md']")).toHaveClass(/active/);
 
   // Quick open: a fuzzy name opens the file.
   await page.locator(".file-tree").click();

@@ -1,8 +1,9 @@
 // The early editor: on a workspace page, the file the person had open there last time (as this
-// browser remembers it, app/src/workspace/state.rs) is shown in Monaco before the WebAssembly
-// has downloaded, and can be read, scrolled and edited at once. When the app starts it adopts
-// this editor (`createEditor` in monaco.js): the same editor and model, so nothing typed meanwhile
-// is lost, and a Ctrl/Cmd+S pressed meanwhile saves then.
+// browser remembers it, app/src/workspace/state.rs), or on a first visit the project's README,
+// is shown in Monaco before the WebAssembly has downloaded, and can be read, scrolled and edited
+// at once. When the app starts it adopts this editor (`createEditor` in binding.js): the same
+// editor and model, so nothing typed meanwhile is lost, and a Ctrl/Cmd+S pressed meanwhile saves
+// then.
 //
 // The page's hydration waits for this (a bounded time, see `hydration.rs`), so that Monaco's
 // modules have the connection to themselves instead of sharing it with the WebAssembly.
@@ -13,14 +14,45 @@
 
 const STORAGE_PREFIX = "async-coder.workspace.";
 
-/// The file id the person had active in this project, or `null`.
+/// The file id the person had active in this project, `null` when none was, `undefined` when
+/// this browser has never had the project open (nothing stored, or nothing it can read).
 function rememberedFile(projectId) {
   try {
-    const state = JSON.parse(localStorage.getItem(STORAGE_PREFIX + projectId) || "null");
-    return state && typeof state.active === "string" && state.active ? state.active : null;
+    const state = JSON.parse(localStorage.getItem(STORAGE_PREFIX + projectId) ?? "null");
+    if (state === null || typeof state !== "object") {
+      return undefined;
+    }
+    return typeof state.active === "string" && state.active ? state.active : null;
   } catch {
+    return undefined;
+  }
+}
+
+// The names a project's README goes by, in order of preference, compared ignoring case: the
+// same rule as `first_visit_file` in app/src/workspace/state.rs, which the app applies as it
+// restores the tabs (and must, to adopt the editor made here).
+const README_NAMES = ["readme.md", "readme.markdown", "readme", "readme.txt", "readme.rst", "readme.adoc"];
+
+/// The id of the file a first visit opens (the project's README at its root), or `null`.
+async function firstVisitFile(projectId) {
+  const response = await fetch("/api/files/tree", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ project_id: projectId }),
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
     return null;
   }
+  const tree = await response.json();
+  const files = Array.isArray(tree?.files) ? tree.files : [];
+  for (const name of README_NAMES) {
+    const file = files.find((file) => !file.binary && typeof file.path === "string" && file.path.toLowerCase() === name);
+    if (file) {
+      return file.id;
+    }
+  }
+  return null;
 }
 
 /// The file's text through the app's own server function (`open_file`); `null` when it cannot be
@@ -62,8 +94,8 @@ function prefersDark(root) {
 async function start() {
   const match = /^\/projects\/([^/]+)\/?$/.exec(location.pathname);
   const projectId = match ? decodeURIComponent(match[1]) : null;
-  const fileId = projectId ? rememberedFile(projectId) : null;
-  if (!fileId) {
+  const remembered = projectId ? rememberedFile(projectId) : null;
+  if (remembered === null) {
     return null;
   }
   const monacoBase = new URL(".", import.meta.url);
@@ -73,7 +105,8 @@ async function start() {
   ]);
   // Without a file to show, the page's hydration need not wait for Monaco.
   monacoLoaded.catch(() => {});
-  const file = await openFile(projectId, fileId);
+  const fileId = remembered ?? (await firstVisitFile(projectId));
+  const file = fileId ? await openFile(projectId, fileId) : null;
   if (!file) {
     return null;
   }

@@ -31,6 +31,7 @@ pub fn ErrorPage(errors: ArcRwSignal<Errors>) -> impl IntoView {
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         response.set_status(status);
     }
+    crate::mark_hydrated();
 
     view! {
         <Title text="Something went wrong · Async Coder"/>

@@ -42,6 +42,7 @@ const MODES: [Mode; 7] = [
 /// The public front page: what Async Coder is, for someone who has never seen it.
 #[component]
 pub fn LandingPage() -> impl IntoView {
+    crate::mark_hydrated();
     view! {
         <Title text="Async Coder: a self-hosted AI coding workspace"/>
         <Meta

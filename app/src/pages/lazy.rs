@@ -43,7 +43,9 @@ macro_rules! lazy_page {
             }
 
             fn view(_route: Self) -> AnyView {
-                view! { <$page/> }.into_any()
+                let page = view! { <$page/> }.into_any();
+                crate::mark_hydrated();
+                page
             }
         }
     };

@@ -10,6 +10,7 @@ pub fn NotFoundPage() -> impl IntoView {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
+    crate::mark_hydrated();
     view! {
         <Title text="Page not found · Async Coder"/>
         <AppLayout>

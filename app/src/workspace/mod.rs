@@ -34,7 +34,7 @@ use crate::types::SaveResult;
 pub use state::fuzzy_score;
 #[cfg(feature = "hydrate")]
 pub use state::prefers_dark;
-use state::{SaveState, Tab, Workspace, use_workspace};
+use state::{Remembered, SaveState, Tab, Workspace, use_workspace};
 use tree::{FileTree, target_folder};
 
 /// What the path dialog creates or changes.
@@ -270,6 +270,8 @@ pub fn WorkspacePage() -> impl IntoView {
                 class="workspace"
                 class:hidden=move || failed()
                 data-pane=move || pane.get().name()
+                // Once the tabs this browser remembers (or a first visit's README) are back.
+                data-restored=move || workspace.restored.get().to_string()
             >
                 <aside class="workspace-side" aria-label="Project">
                     <div class="workspace-side-header">
@@ -434,7 +436,17 @@ enum Side {
 
 /// Reopens the remembered tabs (those whose files still exist) and expansion.
 async fn restore(workspace: Workspace) {
-    let remembered = workspace.remembered();
+    // A browser that has never had this project open starts with its README, if it has one.
+    let remembered = workspace.remembered().unwrap_or_else(|| {
+        let readme = workspace
+            .tree
+            .with_untracked(|tree| state::first_visit_file(tree).map(|file| file.id.clone()));
+        Remembered {
+            tabs: readme.iter().cloned().collect(),
+            active: readme,
+            expanded: Vec::new(),
+        }
+    });
     let (folders, files): (std::collections::BTreeSet<String>, Vec<String>) =
         workspace.tree.with_untracked(|tree| {
             (

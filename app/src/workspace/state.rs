@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::editor::{Editor, model_uri};
-use crate::types::{OpenedFile, ProjectSummary, TreeListing};
+use crate::types::{OpenedFile, ProjectSummary, TreeFile, TreeListing};
 
 /// Where a tab's text stands with the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +68,27 @@ impl Tab {
             SaveState::Idle => "Saved",
         }
     }
+}
+
+/// The names a project's README goes by, in order of preference (compared ignoring case).
+const README_NAMES: [&str; 6] = [
+    "README.md",
+    "README.markdown",
+    "README",
+    "README.txt",
+    "README.rst",
+    "README.adoc",
+];
+
+/// The file a project opens with in a browser that has never had it open: its README at the
+/// root, if it has one (the first of [`README_NAMES`] present). `app/src/editor/early.js`
+/// applies the same rule before the app runs, so that the app adopts what it showed.
+pub fn first_visit_file(tree: &TreeListing) -> Option<&TreeFile> {
+    README_NAMES.iter().find_map(|name| {
+        tree.files
+            .iter()
+            .find(|file| !file.binary && file.path.eq_ignore_ascii_case(name))
+    })
 }
 
 /// What is remembered across reloads.
@@ -153,14 +174,14 @@ impl Workspace {
         format!("async-coder.workspace.{}", self.project_id())
     }
 
-    pub fn remembered(&self) -> Remembered {
+    /// What this browser remembers of the project; `None` when it has never had it open here.
+    pub fn remembered(&self) -> Option<Remembered> {
         window()
             .local_storage()
             .ok()
             .flatten()
             .and_then(|storage| storage.get_item(&self.storage_key()).ok().flatten())
             .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default()
     }
 
     pub fn remember(&self) {
@@ -246,6 +267,56 @@ pub fn fuzzy_score(query: &str, path: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tree_of(files: &[(&str, bool)]) -> TreeListing {
+        TreeListing {
+            folders: Vec::new(),
+            files: files
+                .iter()
+                .enumerate()
+                .map(|(index, (path, binary))| TreeFile {
+                    id: format!("id-{index}"),
+                    path: (*path).to_owned(),
+                    version: 1,
+                    size_bytes: 10,
+                    binary: *binary,
+                })
+                .collect(),
+        }
+    }
+
+    /// Files (path, binary) and the path a first visit opens.
+    type FirstVisitCase = (&'static [(&'static str, bool)], Option<&'static str>);
+
+    #[test]
+    fn a_first_visit_opens_the_readme_at_the_root() {
+        let cases: [FirstVisitCase; 7] = [
+            (
+                &[("src/main.rs", false), ("README.md", false)],
+                Some("README.md"),
+            ),
+            (&[("readme.md", false)], Some("readme.md")),
+            (
+                &[("README", false), ("README.md", false)],
+                Some("README.md"),
+            ),
+            (
+                &[("README.txt", false), ("README.rst", false)],
+                Some("README.txt"),
+            ),
+            (&[("docs/README.md", false), ("src/lib.rs", false)], None),
+            (&[("README.md", true)], None),
+            (&[("READMEs.md", false), ("NOT_README.md", false)], None),
+        ];
+        for (files, expected) in cases {
+            let tree = tree_of(files);
+            assert_eq!(
+                first_visit_file(&tree).map(|file| file.path.as_str()),
+                expected,
+                "{files:?}"
+            );
+        }
+    }
 
     #[test]
     fn fuzzy_matching_prefers_names_and_runs() {
