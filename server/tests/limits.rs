@@ -44,7 +44,7 @@ async fn fifty_concurrent_ai_requests_with_room_for_ten_admit_exactly_ten() {
                         provider: "openai".into(),
                         model: "gpt-4o".into(),
                         mode: "chat".into(),
-                        outcome: "ok",
+                        outcome: db::UsageOutcome::Ok,
                         ..db::NewUsage::default()
                     },
                     Utc::now(),

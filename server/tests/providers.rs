@@ -11,6 +11,20 @@ use db::testing::{TestDatabase, backends};
 
 const CANARY: &str = "sk-canary-7f3a9c2e51d04b8f";
 
+/// The settings page offers the kinds the gateway knows, under the gateway's names (the one list,
+/// `llm::ProviderKind::ALL`).
+#[test]
+fn the_page_names_provider_kinds_as_the_gateway_does() {
+    for choice in app::types::ProviderChoice::ALL {
+        let kind: llm::ProviderKind = choice.as_str().parse().expect("a kind the gateway knows");
+        assert_eq!(kind.name(), choice.as_str());
+    }
+    assert_eq!(
+        app::types::ProviderChoice::ALL.len(),
+        llm::ProviderKind::ALL.len()
+    );
+}
+
 /// The router, with an administrator having allowed one local server (127.0.0.1:11434).
 fn router_for(database: &TestDatabase) -> Router {
     let mut services = support::services_for(database);

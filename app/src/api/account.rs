@@ -9,13 +9,10 @@ use crate::types::Profile;
 #[server(prefix = "/api", endpoint = "account/profile")]
 pub async fn load_profile() -> Result<Profile, AppError> {
     let user = super::request::require_user().await?;
-    let services = super::request::services()?;
-    let account = services
-        .database
-        .find_user(user.id)
+    let account = super::request::services()?
+        .profile(&user)
         .await
-        .map_err(AppError::internal)?
-        .ok_or_else(|| super::reject(AppError::Unauthorized))?;
+        .map_err(super::reject_service_error)?;
     Ok(Profile {
         email: account.email,
         name: account.name,

@@ -67,7 +67,7 @@ fn bare_summary(conversation: db::tables::conversations::Model) -> ConversationS
 }
 
 #[cfg(feature = "ssr")]
-fn tokens_of(usage: services::chat::UsageNote) -> TokenCounts {
+fn tokens_of(usage: services::Usage) -> TokenCounts {
     TokenCounts {
         input: usage.input_tokens,
         output: usage.output_tokens,
@@ -291,24 +291,12 @@ pub async fn open_conversation(id: String) -> Result<ConversationView, AppError>
     let user = super::request::require_user().await?;
     let id = conversation_id(&id)?;
     let services = super::request::services()?;
-    let (conversation, messages) = services
-        .conversation(&user, id)
+    let (entry, messages) = services
+        .conversation_with_totals(&user, id)
         .await
         .map_err(super::reject_service_error)?;
-    let totals = services
-        .database
-        .conversation_totals(&[id])
-        .await
-        .map_err(|error| super::reject_service_error(error.into()))?
-        .into_iter()
-        .next()
-        .map(|(_, totals)| totals)
-        .unwrap_or_default();
     Ok(ConversationView {
-        conversation: summary_of(db::ConversationEntry {
-            conversation,
-            totals,
-        }),
+        conversation: summary_of(entry),
         messages: messages.into_iter().map(message_of).collect(),
     })
 }
@@ -408,12 +396,9 @@ pub async fn send_message(
         .await
         .map_err(super::reject_service_error)?;
     let title = services
-        .database
-        .find_conversation(user.id, id)
+        .conversation_title(&user, id)
         .await
-        .map_err(|error| super::reject_service_error(error.into()))?
-        .map(|conversation| conversation.title)
-        .unwrap_or_default();
+        .map_err(super::reject_service_error)?;
     Ok(SentMessage {
         question: message_of(sent.question),
         answer: message_of(sent.answer),

@@ -22,7 +22,7 @@ pub use queries::{
     Authorship, ChangeEntry, ConversationEntry, ConversationTotals, FileBody, FileEntry,
     ModeFields, NewAuditEntry, NewCredential, NewMessage, NewUsage, NewUser, ProjectFields,
     RateLimitState, Reservation, RevisionEntry, RunLease, RunListener, RunNotice, RunSignal,
-    SaveOutcome, Tree, TreeConflict, UsageTotals,
+    SaveOutcome, Tree, TreeConflict, UsageOutcome, UsageTotals,
 };
 pub use sea_orm;
 

@@ -33,7 +33,7 @@ pub use gateway::{Completion, FailedAttempt, Failure, Gateway, RetryPolicy, Stre
 pub use providers::RemoteModel;
 pub use types::{
     Answer, Event, Message, ProviderKind, ReasoningBlock, Request, Role, StopReason, Tool,
-    ToolCall, Usage,
+    ToolCall, UnknownProviderKind, Usage,
 };
 
 /// A provider to call: its wire format, its base URL (checked) and the key saved with it.

@@ -16,6 +16,15 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::OpenAiCompatible,
+    ];
+
+    /// The kind's name: in stored credentials, usage rows, routing prefixes (`openai/gpt-4o`)
+    /// and on the wire. The one list of these names; [`FromStr`](std::str::FromStr) reads it.
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::OpenAi => "openai",
@@ -33,6 +42,28 @@ impl ProviderKind {
             ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
             ProviderKind::OpenAiCompatible => None,
         }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// A provider kind name that is none of [`ProviderKind::ALL`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider kind {0:?} (known: openai, anthropic, gemini, openai_compatible)")]
+pub struct UnknownProviderKind(pub String);
+
+impl std::str::FromStr for ProviderKind {
+    type Err = UnknownProviderKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| UnknownProviderKind(name.to_owned()))
     }
 }
 
@@ -168,6 +199,31 @@ pub struct Usage {
 impl Usage {
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens
+    }
+}
+
+/// Two calls' figures together (an answer continued after a restart, say); saturating.
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            cache_read_tokens: self
+                .cache_read_tokens
+                .saturating_add(other.cache_read_tokens),
+            cache_write_tokens: self
+                .cache_write_tokens
+                .saturating_add(other.cache_write_tokens),
+            reasoning_tokens: self.reasoning_tokens.saturating_add(other.reasoning_tokens),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        *self = *self + other;
     }
 }
 
@@ -310,6 +366,55 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_provider_kind_name_reads_back_as_its_kind_and_is_its_serde_name() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(kind.name().parse::<ProviderKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.name());
+            assert_eq!(
+                serde_json::to_value(kind).expect("a kind serialises"),
+                serde_json::Value::String(kind.name().to_owned())
+            );
+        }
+        for unknown in ["", "OpenAI", "openai ", "ollama", "openai-compatible"] {
+            assert_eq!(
+                unknown.parse::<ProviderKind>(),
+                Err(UnknownProviderKind(unknown.to_owned()))
+            );
+        }
+    }
+
+    #[test]
+    fn usages_add_field_by_field_without_overflowing() {
+        let first = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 3,
+            cache_write_tokens: 2,
+            reasoning_tokens: 1,
+        };
+        let second = Usage {
+            input_tokens: 1,
+            output_tokens: 2,
+            cache_read_tokens: 3,
+            cache_write_tokens: 4,
+            reasoning_tokens: u64::MAX,
+        };
+        let mut total = first;
+        total += second;
+        assert_eq!(
+            total,
+            Usage {
+                input_tokens: 11,
+                output_tokens: 7,
+                cache_read_tokens: 6,
+                cache_write_tokens: 6,
+                reasoning_tokens: u64::MAX,
+            }
+        );
+        assert_eq!(first + Usage::default(), first);
+    }
 
     #[test]
     fn each_signature_closes_the_reasoning_block_before_it() {

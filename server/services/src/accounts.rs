@@ -275,6 +275,14 @@ impl Services {
         .await
     }
 
+    /// The signed-in person's account as stored.
+    pub async fn profile(&self, user: &AuthenticatedUser) -> Result<users::Model, Error> {
+        self.database
+            .find_user(user.id)
+            .await?
+            .ok_or(Error::Unauthorized)
+    }
+
     /// Changes name and avatar URL (empty for none; otherwise an https:// address).
     pub async fn update_profile(
         &self,

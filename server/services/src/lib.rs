@@ -30,6 +30,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 pub use accounts::{AuthenticatedUser, SessionToken};
+pub use llm::Usage;
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// The errors of the use cases. Their `Display` is safe to show a person, except `Internal`,

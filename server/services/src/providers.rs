@@ -45,13 +45,28 @@ pub struct SaveCredential {
     pub base_url: Option<String>,
 }
 
-pub fn provider_name(provider: ProviderKind) -> &'static str {
-    match provider {
-        ProviderKind::OpenAi => "openai",
-        ProviderKind::Anthropic => "anthropic",
-        ProviderKind::Gemini => "gemini",
-        ProviderKind::OpenAiCompatible => "openai_compatible",
+/// The gateway's kind for a stored credential's kind (the same names: tested below).
+pub(crate) fn llm_kind(kind: ProviderKind) -> llm::ProviderKind {
+    match kind {
+        ProviderKind::OpenAi => llm::ProviderKind::OpenAi,
+        ProviderKind::Anthropic => llm::ProviderKind::Anthropic,
+        ProviderKind::Gemini => llm::ProviderKind::Gemini,
+        ProviderKind::OpenAiCompatible => llm::ProviderKind::OpenAiCompatible,
     }
+}
+
+/// The stored credential kind for a gateway's kind.
+pub(crate) fn stored_kind(kind: llm::ProviderKind) -> ProviderKind {
+    match kind {
+        llm::ProviderKind::OpenAi => ProviderKind::OpenAi,
+        llm::ProviderKind::Anthropic => ProviderKind::Anthropic,
+        llm::ProviderKind::Gemini => ProviderKind::Gemini,
+        llm::ProviderKind::OpenAiCompatible => ProviderKind::OpenAiCompatible,
+    }
+}
+
+pub fn provider_name(provider: ProviderKind) -> &'static str {
+    llm_kind(provider).name()
 }
 
 /// What the ciphertext is bound to.
@@ -277,6 +292,17 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_kinds_are_named_as_the_gateway_names_them() {
+        use db::sea_orm::{ActiveEnum, Iterable};
+        for kind in ProviderKind::iter() {
+            assert_eq!(kind.to_value(), llm_kind(kind).name());
+            assert_eq!(provider_name(kind), llm_kind(kind).name());
+            assert_eq!(stored_kind(llm_kind(kind)), kind);
+        }
+        assert_eq!(ProviderKind::iter().count(), llm::ProviderKind::ALL.len());
+    }
 
     #[test]
     fn inputs_are_checked() {

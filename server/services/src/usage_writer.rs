@@ -224,7 +224,7 @@ mod tests {
             mode: "chat".to_owned(),
             input_tokens,
             output_tokens: 1,
-            outcome: "ok",
+            outcome: db::UsageOutcome::Ok,
             ..NewUsage::default()
         }
     }

@@ -27,5 +27,5 @@ pub use plan_counters::Reservation;
 pub use projects::ProjectFields;
 pub use rate_limits::RateLimitState;
 pub use runs::{Heartbeat, RunLease, RunListener, RunNotice, RunSignal};
-pub use usage::{NewUsage, UsageTotals};
+pub use usage::{NewUsage, UsageOutcome, UsageTotals};
 pub use users::NewUser;

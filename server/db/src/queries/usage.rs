@@ -8,6 +8,44 @@ use crate::ids::{ApiUsageId, ConversationId, MessageId, ProviderCredentialId, Us
 use crate::tables::{api_usage, provider_credentials};
 use crate::{Database, Error};
 
+/// How a recorded provider call ended: the `outcome` column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UsageOutcome {
+    /// The answer came whole.
+    #[default]
+    Ok,
+    /// The stream ended before the provider said it was done.
+    Incomplete,
+    /// The provider refused or failed.
+    Error,
+    /// The person (or a shutdown) stopped it.
+    Cancelled,
+    /// A fallback attempt that failed and was followed by the next model: its tokens count,
+    /// it is not counted as a request.
+    FailedOver,
+}
+
+impl UsageOutcome {
+    pub const ALL: [UsageOutcome; 5] = [
+        UsageOutcome::Ok,
+        UsageOutcome::Incomplete,
+        UsageOutcome::Error,
+        UsageOutcome::Cancelled,
+        UsageOutcome::FailedOver,
+    ];
+
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageOutcome::Ok => "ok",
+            UsageOutcome::Incomplete => "incomplete",
+            UsageOutcome::Error => "error",
+            UsageOutcome::Cancelled => "cancelled",
+            UsageOutcome::FailedOver => "failed_over",
+        }
+    }
+}
+
 /// One provider call to record.
 #[derive(Clone, Debug, Default)]
 pub struct NewUsage {
@@ -24,7 +62,7 @@ pub struct NewUsage {
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
     pub cost_micros: u64,
-    pub outcome: &'static str,
+    pub outcome: UsageOutcome,
     pub error_kind: Option<&'static str>,
 }
 
@@ -71,7 +109,7 @@ fn active(usage: NewUsage, now: DateTime<Utc>) -> api_usage::ActiveModel {
         reasoning_tokens: Set(signed(usage.reasoning_tokens)),
         cost_micros: Set(signed(usage.cost_micros)),
         created_at: Set(now),
-        outcome: Set(usage.outcome.to_owned()),
+        outcome: Set(usage.outcome.name().to_owned()),
         error_kind: Set(usage.error_kind.map(str::to_owned)),
     }
 }
@@ -107,9 +145,10 @@ impl Database {
             // Fallback attempts that failed over count their tokens, not as requests.
             // (Postgres sums BIGINT into NUMERIC: cast back.)
             .column_as(
-                Expr::cust(
-                    "CAST(COALESCE(SUM(CASE WHEN outcome <> 'failed_over' THEN 1 ELSE 0 END), 0) AS BIGINT)",
-                ),
+                Expr::cust(format!(
+                    "CAST(COALESCE(SUM(CASE WHEN outcome <> '{}' THEN 1 ELSE 0 END), 0) AS BIGINT)",
+                    UsageOutcome::FailedOver.name()
+                )),
                 "requests",
             )
             .column_as(

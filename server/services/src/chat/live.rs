@@ -41,7 +41,7 @@ pub enum AnswerEvent {
     Finished {
         status: MessageStatus,
         reason: Option<String>,
-        usage: Option<super::UsageNote>,
+        usage: Option<llm::Usage>,
         cost_micros: Option<u64>,
         /// What the answer was asked with.
         system_prompt: Option<String>,

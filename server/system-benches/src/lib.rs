@@ -2,8 +2,6 @@
 //! polling, server function calls as our pages make them, percentiles, and resident memory read
 //! from /proc.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;

@@ -13,9 +13,6 @@
 
 #![allow(clippy::print_stdout, clippy::expect_used)]
 
-#[path = "bench_support/mod.rs"]
-mod bench_support;
-
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,7 +33,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use bench_support::{
+use system_benches::{
     CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
     percentile, save_local_provider, server_function, sign_up_first_account, snippet, sorted,
     tree_cpu, tree_rss_kib, wait_until_ready,

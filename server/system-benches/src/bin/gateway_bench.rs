@@ -23,9 +23,6 @@
 
 #![allow(clippy::print_stdout, clippy::expect_used)]
 
-#[path = "bench_support/mod.rs"]
-mod bench_support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,7 +42,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use bench_support::{
+use system_benches::{
     CpuSample, Machine, Process, Scratch, chunk_event, clock_ticks_per_second, free_port,
     percentile, process_tree, save_local_provider, server_function, sign_up_first_account, snippet,
     sorted, threads_cpu_ns, tree_anonymous_kib, tree_cpu, tree_rss_kib, wait_until_ready,

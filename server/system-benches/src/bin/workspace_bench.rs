@@ -4,7 +4,7 @@
 //! functions, database). Prints median and p95 per operation, on SQLite and (when it answers)
 //! Postgres.
 //!
-//! Run: `scripts/bench-workspace` (or `cargo run --release -p server --example workspace_bench`).
+//! Run: `scripts/bench-workspace` (or `cargo run --release -p system-benches --bin workspace_bench`).
 
 #![allow(
     clippy::expect_used,
