@@ -27,16 +27,18 @@ use llm::{ErrorKind, ProviderError, Usage};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+pub(crate) use crate::project_context::check_context;
+pub use crate::project_context::{
+    ContextInput, ContextPolicy, CurrentFile, MAX_CONTEXT_CHARS, Selection,
+};
 use live::AnswerEvent;
-pub use modes::{ContextPolicy, Mode, ModeInput, Output};
+pub use modes::{Mode, ModeInput, Output};
 pub use prompt::{estimate_tokens, system_prompt};
 
 /// The title of a conversation until its first message names it.
 pub const NEW_TITLE: &str = "New conversation";
 /// The longest message a user may send, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
-/// The largest file or selection a message may carry, in characters.
-pub const MAX_CONTEXT_CHARS: usize = 1_000_000;
 /// The kind of the runs that generate answers; their subject is the answer's message id.
 pub const ANSWER_RUN_KIND: &str = "chat_answer";
 
@@ -155,29 +157,6 @@ impl From<messages::Model> for ChatMessage {
     }
 }
 
-/// What the browser sends along with a message.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ContextInput {
-    pub current_file: Option<CurrentFile>,
-}
-
-/// The file open in the editor, as the editor holds it (saved or not).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CurrentFile {
-    pub path: String,
-    pub language: Option<String>,
-    pub content: String,
-    pub selection: Option<Selection>,
-}
-
-/// Selected lines (1-based, inclusive) and their text.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub start_line: u32,
-    pub end_line: u32,
-    pub text: String,
-}
-
 /// The two messages a send stored.
 #[derive(Clone, Debug)]
 pub struct Sent {
@@ -231,24 +210,6 @@ fn check_text(text: &str) -> Result<String, Error> {
         )));
     }
     Ok(text)
-}
-
-pub(crate) fn check_context(input: &ContextInput) -> Result<(), Error> {
-    if let Some(file) = &input.current_file {
-        if file.path.len() > 1024 {
-            return Err(Error::Invalid("That file path is too long.".into()));
-        }
-        let selection = file
-            .selection
-            .as_ref()
-            .map_or(0, |selection| selection.text.len());
-        if file.content.len() > MAX_CONTEXT_CHARS || selection > MAX_CONTEXT_CHARS {
-            return Err(Error::Invalid(
-                "The current file is too large to send with a message.".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A title from the first message: its first line, at most 60 characters.

@@ -5,6 +5,7 @@ use chrono::Utc;
 use db::ids::ModeId;
 use serde::{Deserialize, Serialize};
 
+use crate::project_context::ContextPolicy;
 use crate::{AuthenticatedUser, Error, Services};
 
 const BUILTIN_MODES: &str = include_str!("../../data/modes.toml");
@@ -43,41 +44,6 @@ impl Output {
             "review" => Some(Output::Review),
             "agent" => Some(Output::Agent),
             _ => None,
-        }
-    }
-}
-
-/// Which context a mode sends, and at most how many tokens of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContextPolicy {
-    pub current_file: bool,
-    pub selection: bool,
-    pub max_tokens: u32,
-    /// The repo map: the project's files ranked for the request, with their definitions.
-    #[serde(default = "yes")]
-    pub repo_map: bool,
-    /// Places that errors, logs and test output in the message point at.
-    #[serde(default = "yes")]
-    pub errors: bool,
-    /// The last change of recently changed files.
-    #[serde(default = "yes")]
-    pub recent_changes: bool,
-    /// Dependency manifests (Cargo.toml, package.json, ...).
-    #[serde(default = "yes")]
-    pub manifests: bool,
-}
-
-impl Default for ContextPolicy {
-    fn default() -> Self {
-        Self {
-            current_file: true,
-            selection: true,
-            max_tokens: 8000,
-            repo_map: true,
-            errors: true,
-            recent_changes: true,
-            manifests: true,
         }
     }
 }

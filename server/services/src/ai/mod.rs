@@ -3,6 +3,9 @@
 //! was saved with), every call is recorded in `api_usage` with its cost (failed ones included),
 //! and a key the provider refuses with 401 is marked invalid.
 
+mod metering;
+mod routing;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +26,8 @@ use crate::finish::FinishWhenDropped;
 use crate::providers::{llm_kind, stored_kind};
 use crate::usage_writer::UsageWriter;
 use crate::{AuthenticatedUser, Error, Services};
+use metering::outcome_of;
+use routing::route_model;
 
 /// How long a provider's model list is reused.
 const MODEL_LIST_TTL: Duration = Duration::from_secs(300);
@@ -292,113 +297,7 @@ fn no_provider() -> Error {
     )
 }
 
-fn start_of_day(now: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
-        .single()
-        .unwrap_or(now)
-}
-
-fn start_of_month(now: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now)
-}
-
-/// How a call ended, for its usage row.
-fn outcome_of(error: &ProviderError) -> UsageOutcome {
-    if error.kind == ErrorKind::Incomplete {
-        UsageOutcome::Incomplete
-    } else {
-        UsageOutcome::Error
-    }
-}
-
 impl Services {
-    /// Whether the user's plan includes `mode` (before anything is routed or reserved).
-    pub fn check_ai_mode(&self, user: &AuthenticatedUser, mode: &str) -> Result<(), Error> {
-        self.tiers.check_mode(Some(user.tier), mode)
-    }
-
-    /// Reserves one AI request of the user's plan for today, and checks this month's tokens,
-    /// before the provider is called: one conditional update in the database decides, so
-    /// concurrent calls (on any number of server instances) never pass the limit together. A
-    /// counter that does not exist yet is seeded from `api_usage`. Tokens are added to the
-    /// month's counter as calls are recorded (the usage writer does it with their rows).
-    pub async fn reserve_ai_request(&self, user: &AuthenticatedUser) -> Result<(), Error> {
-        let limits = self.tiers.limits(Some(user.tier));
-        let now = Utc::now();
-        if let Some(limit) = limits.requests_per_day {
-            let counter = crate::policy::requests_counter(now);
-            let mut outcome = self
-                .database
-                .reserve_on_plan_counter(user.id, &counter, 1, limit)
-                .await?;
-            if outcome == db::Reservation::Missing {
-                self.flush_usage().await;
-                let today = self
-                    .database
-                    .usage_since(user.id, start_of_day(now))
-                    .await?;
-                self.database
-                    .seed_plan_counter(user.id, &counter, today.requests)
-                    .await?;
-                outcome = self
-                    .database
-                    .reserve_on_plan_counter(user.id, &counter, 1, limit)
-                    .await?;
-            }
-            if outcome != db::Reservation::Reserved {
-                return Err(self.tiers.daily_requests_used_up(Some(user.tier)));
-            }
-        }
-        if let Some(limit) = limits.tokens_per_month {
-            let counter = crate::policy::tokens_counter(now);
-            let used = match self.database.plan_counter(user.id, &counter).await? {
-                Some(used) => used,
-                None => {
-                    self.flush_usage().await;
-                    let month = self
-                        .database
-                        .usage_since(user.id, start_of_month(now))
-                        .await?;
-                    self.database
-                        .seed_plan_counter(user.id, &counter, month.tokens)
-                        .await?;
-                    self.database
-                        .plan_counter(user.id, &counter)
-                        .await?
-                        .unwrap_or(month.tokens)
-                }
-            };
-            if used >= limit {
-                if limits.requests_per_day.is_some() {
-                    self.database
-                        .release_on_plan_counter(user.id, &crate::policy::requests_counter(now), 1)
-                        .await?;
-                }
-                return Err(self.tiers.monthly_tokens_used_up(Some(user.tier)));
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues a usage row for the writer task, which inserts rows in batches.
-    fn write_usage(&self, row: db::NewUsage, at: DateTime<Utc>) {
-        self.ai
-            .writer
-            .get_or_init(|| UsageWriter::start(self.database.clone()))
-            .push(row, at);
-    }
-
-    /// Returns once every usage row queued before this call is in the database (or its write
-    /// failed and was logged). Called before usage is read, and by the server before it closes
-    /// the database at shutdown.
-    pub async fn flush_usage(&self) {
-        if let Some(writer) = self.ai.writer.get() {
-            writer.flush().await;
-        }
-    }
-
     fn endpoint_of(
         &self,
         user: &AuthenticatedUser,
@@ -507,90 +406,6 @@ impl Services {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&credential)
             .is_some_and(|list| list.models.iter().any(|entry| entry.id == model))
-    }
-
-    /// Records one call (in the background: the answer does not wait for it).
-    fn record(
-        &self,
-        user: &AuthenticatedUser,
-        provider: ProviderKind,
-        model: &str,
-        tag: &CallTag,
-        usage: Option<Usage>,
-        (outcome, error_kind): (UsageOutcome, Option<ErrorKind>),
-    ) {
-        let usage = usage.unwrap_or_default();
-        let cost = self.ai.catalog.cost_micros(provider, model, &usage);
-        if cost.is_none() && usage.total_tokens() > 0 {
-            tracing::warn!(
-                provider = provider.name(),
-                model,
-                "no price known for this model; its cost is recorded as 0"
-            );
-        }
-        let row = db::NewUsage {
-            user_id: user.id,
-            provider: provider.name().to_owned(),
-            model: model.to_owned(),
-            mode: tag.mode.clone(),
-            conversation_id: tag.origin.map(|(conversation, _)| conversation),
-            message_id: tag.origin.map(|(_, message)| message),
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cache_read_tokens: usage.cache_read_tokens,
-            cache_write_tokens: usage.cache_write_tokens,
-            reasoning_tokens: usage.reasoning_tokens,
-            cost_micros: cost.unwrap_or(0),
-            outcome,
-            error_kind: error_kind.map(ErrorKind::name),
-        };
-        self.write_usage(row, Utc::now());
-    }
-
-    /// After a failure: a refused key is marked invalid.
-    fn note_failure(
-        &self,
-        user: &AuthenticatedUser,
-        credential: ProviderCredentialId,
-        error: &ProviderError,
-    ) {
-        if !error.marks_key_invalid() {
-            return;
-        }
-        let database = self.database.clone();
-        let user_id = user.id;
-        tokio::spawn(async move {
-            if let Err(error) = database
-                .set_credential_status(user_id, credential, CredentialStatus::Invalid, Utc::now())
-                .await
-            {
-                tracing::error!(%error, "marking a provider key invalid failed");
-            }
-        });
-    }
-
-    fn record_failed_attempts(
-        &self,
-        user: &AuthenticatedUser,
-        routed: &[Routed],
-        tag: &CallTag,
-        failed: &[FailedAttempt],
-    ) {
-        for attempt in failed {
-            if let Some(route) = routed.get(attempt.target) {
-                self.note_failure(user, route.credential, &attempt.error);
-            }
-            if attempt.usage.is_some_and(|usage| usage.total_tokens() > 0) {
-                self.record(
-                    user,
-                    attempt.provider,
-                    &attempt.model,
-                    tag,
-                    attempt.usage,
-                    (UsageOutcome::FailedOver, Some(attempt.kind)),
-                );
-            }
-        }
     }
 
     /// The targets an agent task asks, in order: `models`, or the user's default model, or the
@@ -859,27 +674,6 @@ impl Services {
         Ok(choices)
     }
 
-    /// The user's calls, tokens and cost today and this month, and the latest `recent` calls.
-    pub async fn usage_report(
-        &self,
-        user: &AuthenticatedUser,
-        recent: u64,
-    ) -> Result<UsageReport, Error> {
-        self.flush_usage().await;
-        let now = Utc::now();
-        Ok(UsageReport {
-            today: self
-                .database
-                .usage_since(user.id, start_of_day(now))
-                .await?,
-            this_month: self
-                .database
-                .usage_since(user.id, start_of_month(now))
-                .await?,
-            recent: self.database.recent_usage(user.id, recent).await?,
-        })
-    }
-
     /// Tests a saved key with a cheap call (its provider's model list) and stores the result.
     pub async fn test_credential(
         &self,
@@ -924,178 +718,5 @@ impl Services {
             }
             Err(other) => Err(other),
         }
-    }
-}
-
-/// Which of the user's credentials answers the model `name`, and under which model name (a pure
-/// function, table-tested below):
-/// - `openai/…`, `anthropic/…`, `gemini/…`: that provider's credential (`default`, else the
-///   first), the rest of the name being the model;
-/// - `<label>/…`: the credential of that label (a local server's, say);
-/// - a name the catalog knows: its provider's credential;
-/// - else a local server: the only one, or the one whose model list (as last read,
-///   `local_lists`) has the name.
-///
-/// `None` when nothing answers it, or the model name left is empty.
-fn route_model<'credentials>(
-    name: &str,
-    credentials: &'credentials [provider_credentials::Model],
-    catalog: &llm::Catalog,
-    local_lists: impl Fn(ProviderCredentialId, &str) -> bool,
-) -> Option<(&'credentials provider_credentials::Model, String)> {
-    let mut chosen: Option<(&provider_credentials::Model, String)> = None;
-    if let Some((prefix, rest)) = name.split_once('/') {
-        // A cloud provider's name routes to that provider; any other prefix (a local
-        // server's included) is a credential's label.
-        let by_provider = match prefix.parse::<ProviderKind>() {
-            Ok(ProviderKind::OpenAiCompatible) | Err(_) => None,
-            Ok(kind) => Some(stored_kind(kind)),
-        };
-        chosen = match by_provider {
-            Some(kind) => preferred(credentials, kind),
-            None => credentials
-                .iter()
-                .find(|credential| credential.label == prefix),
-        }
-        .map(|credential| (credential, rest.to_owned()));
-    }
-    if chosen.is_none() {
-        chosen = match catalog.provider_of(name) {
-            Some(ProviderKind::OpenAiCompatible) | None => None,
-            Some(kind) => preferred(credentials, stored_kind(kind)),
-        }
-        .map(|credential| (credential, name.to_owned()));
-    }
-    if chosen.is_none() {
-        let locals: Vec<&provider_credentials::Model> = credentials
-            .iter()
-            .filter(|credential| credential.provider == StoredKind::OpenAiCompatible)
-            .collect();
-        chosen = match locals.as_slice() {
-            [only] => Some((*only, name.to_owned())),
-            [] => None,
-            several => several
-                .iter()
-                .find(|credential| local_lists(credential.id, name))
-                .map(|credential| (*credential, name.to_owned())),
-        };
-    }
-    chosen.filter(|(_, model)| !model.is_empty())
-}
-
-/// The credential of a provider kind to use: the one labelled `default`, else the first.
-fn preferred(
-    credentials: &[provider_credentials::Model],
-    kind: StoredKind,
-) -> Option<&provider_credentials::Model> {
-    let mut of_kind = credentials
-        .iter()
-        .filter(|credential| credential.provider == kind);
-    let all: Vec<&provider_credentials::Model> = of_kind.by_ref().collect();
-    all.iter()
-        .find(|credential| credential.label == "default")
-        .or_else(|| all.first())
-        .copied()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Utc;
-
-    fn credential(provider: StoredKind, label: &str) -> provider_credentials::Model {
-        provider_credentials::Model {
-            id: ProviderCredentialId::new(),
-            user_id: db::ids::UserId::new(),
-            provider,
-            label: label.to_owned(),
-            base_url: None,
-            encrypted_key: None,
-            key_last_four: None,
-            status: CredentialStatus::Valid,
-            last_verified_at: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
-
-    fn catalog() -> llm::Catalog {
-        let entry = |id: &str, provider: &str| {
-            format!(
-                "[[models]]\nid = \"{id}\"\nprovider = \"{provider}\"\nname = \"{id}\"\n\
-                 context_window = 1000\nmax_output_tokens = 100\ntools = true\nreasoning = false\n\
-                 input = 1.0\noutput = 2.0\ncache_read = 0.1\ncache_write = 0\n"
-            )
-        };
-        llm::Catalog::parse(&format!(
-            "checked = \"today\"\nsource = \"a test\"\n{}{}",
-            entry("gpt-test", "openai"),
-            entry("claude-test", "anthropic")
-        ))
-        .expect("the test catalog parses")
-    }
-
-    /// A model name, the credentials, and the (label, model) it routes to.
-    type RouteCase<'a> = (
-        &'a str,
-        &'a [provider_credentials::Model],
-        Option<(&'a str, &'a str)>,
-    );
-
-    #[test]
-    fn each_model_name_routes_to_the_credential_that_answers_it() {
-        let openai_first = credential(StoredKind::OpenAi, "work");
-        let openai_default = credential(StoredKind::OpenAi, "default");
-        let anthropic = credential(StoredKind::Anthropic, "default");
-        let ollama = credential(StoredKind::OpenAiCompatible, "ollama");
-        let vllm = credential(StoredKind::OpenAiCompatible, "vllm");
-        let everything = vec![
-            openai_first.clone(),
-            openai_default.clone(),
-            anthropic.clone(),
-            ollama.clone(),
-            vllm.clone(),
-        ];
-        let one_local = vec![anthropic.clone(), ollama.clone()];
-        // vLLM's list (as last read) has "qwen3-coder"; Ollama's none of these.
-        let lists = |credential: ProviderCredentialId, model: &str| {
-            credential == vllm.id && model == "qwen3-coder"
-        };
-        let catalog = catalog();
-        let cases: [RouteCase; 12] = [
-            // A provider's prefix: its `default` credential, the rest is the model.
-            ("openai/gpt-anything", &everything, Some(("default", "gpt-anything"))),
-            ("anthropic/claude-x", &everything, Some(("default", "claude-x"))),
-            // A label's prefix.
-            ("work/gpt-test", &everything, Some(("work", "gpt-test"))),
-            ("ollama/llama3", &everything, Some(("ollama", "llama3"))),
-            // A local server's kind name is no routing prefix.
-            ("openai_compatible/llama3", &everything, None),
-            // Known to the catalog: its provider.
-            ("gpt-test", &everything, Some(("default", "gpt-test"))),
-            ("claude-test", &one_local, Some(("default", "claude-test"))),
-            // Unknown: the only local server, or the one listing it.
-            ("llama3", &one_local, Some(("ollama", "llama3"))),
-            ("qwen3-coder", &everything, Some(("vllm", "qwen3-coder"))),
-            ("mystery", &everything, None),
-            // A provider with no credential, an empty model name.
-            ("gemini/gemini-x", &everything, None),
-            ("ollama/", &everything, None),
-        ];
-        for (name, credentials, expected) in cases {
-            let routed = route_model(name, credentials, &catalog, lists)
-                .map(|(credential, model)| (credential.label.as_str(), model));
-            assert_eq!(
-                routed,
-                expected.map(|(label, model)| (label, model.to_owned())),
-                "{name}"
-            );
-        }
-        // The first credential of a kind when none is labelled `default`.
-        let no_default = vec![openai_first.clone()];
-        assert_eq!(
-            route_model("gpt-test", &no_default, &catalog, lists).map(|(credential, _)| credential.id),
-            Some(openai_first.id)
-        );
     }
 }
