@@ -212,7 +212,7 @@ try {
       open: ".tree-row[data-path='main.rs']",
     })],
   ];
-  const kb = (bytes) => `${(bytes / 1000).toFixed(0)} KB`;
+  const kb = (bytes) => `${(bytes / 1000).toFixed(1)} KB`;
   const ms = (value) => (value === null ? "" : `${Math.round(value)} ms`);
   console.log(`${"page".padEnd(38)}transferred   LCP        hydrated   editor ready   (9 Mbit/s, 60 ms, cold cache)`);
   for (const [name, figures] of rows) {

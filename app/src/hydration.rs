@@ -9,8 +9,10 @@
 //! time; the app then adopts the very editor (`createEditor` in `editor/monaco.js`).
 //!
 //! The workspace page gives up Leptos' preloads of the WebAssembly and of the route's chunks
-//! (they would start at once and share the link again); its chunks are fetched when the route
-//! hydrates instead.
+//! (they would start at once and share the link again). When the early editor is done, it asks
+//! for all of them at once (`<link rel=preload>` made then): the main file, the splitter's
+//! loader and the route's chunks (from the splitter's manifest), rather than the chunks only
+//! once the main file has run (a waterfall: 113 small files after 224 KB).
 
 use leptos::prelude::*;
 
@@ -18,17 +20,26 @@ use leptos::prelude::*;
 /// stay dead for Monaco's sake.
 pub const EARLY_EDITOR_WAIT_MILLISECONDS: u32 = 4000;
 
+/// The workspace route's name in the WebAssembly splitter's manifest (a prefix: a hash follows),
+/// from its type in `pages/lazy.rs`.
+const WORKSPACE_ROUTE_LOADER: &str = "__workspace_route_view_";
+
 /// The page's hydration scripts (see the module's documentation).
 #[component]
 pub fn PageHydrationScripts(options: LeptosOptions) -> impl IntoView {
     match workspace_scripts(&options) {
         Some(scripts) => {
             let nonce = leptos::nonce::use_nonce();
+            let modules: Vec<&str> = std::iter::once(scripts.script.as_str())
+                .chain(scripts.split_loader.as_deref())
+                .collect();
             let hydration = format!(
-                "{}({:?}, {:?}, {EARLY_EDITOR_WAIT_MILLISECONDS});",
+                "{}({:?}, {:?}, {}, {}, {EARLY_EDITOR_WAIT_MILLISECONDS});",
                 include_str!("hydration.js").trim_end(),
                 scripts.script,
                 scripts.wasm,
+                json_list(&modules),
+                json_list(&scripts.chunks),
             );
             view! {
                 <script type="module" src=scripts.early_editor></script>
@@ -40,12 +51,22 @@ pub fn PageHydrationScripts(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// A list of paths as a JavaScript array literal (JSON).
+fn json_list<T: AsRef<str>>(items: &[T]) -> String {
+    serde_json::to_string(&items.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
+        .unwrap_or_else(|_| "[]".to_owned())
+}
+
 /// What a workspace page loads instead of Leptos' scripts.
 #[derive(Debug, PartialEq, Eq)]
 struct WorkspaceScripts {
     early_editor: String,
     script: String,
     wasm: String,
+    /// The WebAssembly splitter's loader, when the build lists it.
+    split_loader: Option<String>,
+    /// The workspace route's WebAssembly chunks, asked for with the main file.
+    chunks: Vec<String>,
 }
 
 /// The workspace page's scripts, when this request is for one and the build has what they need
@@ -65,5 +86,11 @@ fn workspace_scripts(options: &LeptosOptions) -> Option<WorkspaceScripts> {
         early_editor,
         script,
         wasm,
+        split_loader: crate::assets::split_loader_href(&options.site_pkg_dir),
+        chunks: crate::assets::route_chunk_hrefs(
+            &options.site_root,
+            &options.site_pkg_dir,
+            WORKSPACE_ROUTE_LOADER,
+        ),
     })
 }

@@ -25,11 +25,12 @@ async function newEntry(page: Page, kind: "file" | "folder", path: string) {
   await expect(page.locator("#path-dialog")).not.toBeVisible();
 }
 
-/** The text of the editor's current model, read from Monaco itself. */
+/** The text of the editor's current model, read from Monaco itself ("" until Monaco has loaded
+ * and made an editor: callers poll). */
 async function editorText(page: Page): Promise<string> {
   return page.evaluate(() => {
-    const editor = (globalThis as any).monaco.editor.getEditors()[0];
-    return editor.getModel()?.getValue() ?? "";
+    const editor = (globalThis as any).monaco?.editor.getEditors()[0];
+    return editor?.getModel()?.getValue() ?? "";
   });
 }
 
@@ -131,6 +132,16 @@ test("a first visit to a project opens its README, shown before the app runs and
   release();
   await hydrated(page);
   await expect(page.locator(".tab[data-path='Readme.md']")).toHaveClass(/active/);
+  // The route's WebAssembly chunks were asked for with the main file, by the preloads made when
+  // the early editor was done, and those very responses were used (one entry each, no refetch).
+  const chunkInitiators = await page.evaluate(() =>
+    performance
+      .getEntriesByType("resource")
+      .filter((entry) => /\/pkg\/(split_|chunk_)[^/]*\.wasm$/.test(entry.name))
+      .map((entry) => (entry as PerformanceResourceTiming).initiatorType),
+  );
+  expect(chunkInitiators.length).toBeGreaterThan(10);
+  expect(chunkInitiators.filter((initiator) => initiator !== "link")).toEqual([]);
   await expect(page.locator("#monaco-host .monaco-editor")).toHaveCount(1);
   await expect(page.locator("html")).not.toHaveAttribute("data-early-editor", "");
   await page.unroute(/\/pkg\/.*\.wasm$/);
