@@ -40,6 +40,23 @@ async function typeInEditor(page: Page, text: string) {
   await page.keyboard.type(text);
 }
 
+/** The app's WebAssembly files (the main one and the lazily loaded chunks). */
+const WEBASSEMBLY = /\/pkg\/.*\.wasm$/;
+
+/** Holds every request for the app's WebAssembly until the returned function is called (the
+ * page stays as the server and the early editor made it); `page.unroute(WEBASSEMBLY)` after. */
+async function holdWebAssembly(page: Page): Promise<() => void> {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  await page.route(WEBASSEMBLY, async (route) => {
+    await held;
+    await route.continue();
+  });
+  return release;
+}
+
 async function editorReady(page: Page) {
   await expect(page.locator("#monaco-host .monaco-editor")).toBeVisible();
 }
@@ -118,14 +135,7 @@ test("a first visit to a project opens its README, shown before the app runs and
   // A browser that has never had the project open, the app's WebAssembly held back: the early
   // editor finds the README by itself.
   await page.evaluate(() => localStorage.clear());
-  let release: () => void = () => {};
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWebAssembly(page);
   await page.reload();
   await expect(page.locator("#monaco-host .view-lines")).toContainText("Start with src/lib.rs.");
   await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
@@ -144,7 +154,7 @@ test("a first visit to a project opens its README, shown before the app runs and
   expect(chunkInitiators.filter((initiator) => initiator !== "link")).toEqual([]);
   await expect(page.locator("#monaco-host .monaco-editor")).toHaveCount(1);
   await expect(page.locator("html")).not.toHaveAttribute("data-early-editor", "");
-  await page.unroute(/\/pkg\/.*\.wasm$/);
+  await page.unroute(WEBASSEMBLY);
 
   // Once the tabs are closed, that is what the project comes back to: no README forced on it.
   await page.locator(".tab[data-path='Readme.md'] .tab-close").click();
@@ -162,7 +172,7 @@ test("a page is marked hydrated only once its own lazily loaded code has run", a
   // Every WebAssembly file but the app's main one (the first asked for) arrives late: the
   // workspace's own chunk among them, so the app runs well before the page's code does.
   let main: string | null = null;
-  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
+  await page.route(WEBASSEMBLY, async (route) => {
     const url = route.request().url();
     main ??= url;
     if (url !== main) await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -174,7 +184,7 @@ test("a page is marked hydrated only once its own lazily loaded code has run", a
   // not a moment later: a click made now reaches the page's own code.
   expect(await page.locator(".workspace-chat.hidden").count()).toBe(0);
   expect(await page.locator("#toggle-chat").getAttribute("aria-pressed")).toBe("true");
-  await page.unroute(/\/pkg\/.*\.wasm$/);
+  await page.unroute(WEBASSEMBLY);
 });
 
 test("coming back to a project, the file open last time is on screen before the app runs, and what is typed then is kept", async ({ page }) => {
@@ -187,14 +197,7 @@ test("coming back to a project, the file open last time is on screen before the 
   await expect(page.locator("#status-save")).toHaveText("Saved");
 
   // The app's WebAssembly is held back: what shows the file now is the early editor alone.
-  let release: () => void = () => {};
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
-    await held;
-    await route.continue();
-  });
+  const release = await holdWebAssembly(page);
   await page.reload();
   await expect(page.locator("#monaco-host .view-lines")).toContainText("Saved before the reload");
   await expect(page.locator("html")).not.toHaveAttribute("data-hydrated", "true");
@@ -215,7 +218,7 @@ test("coming back to a project, the file open last time is on screen before the 
   await expect.poll(() => editorText(page)).toBe("# Saved before the reload and after");
   await expect(page.locator("#status-save")).toHaveText("Saved");
   await expect(page.locator("html")).not.toHaveAttribute("data-early-editor", "");
-  await page.unroute(/\/pkg\/.*\.wasm$/);
+  await page.unroute(WEBASSEMBLY);
   await page.reload();
   await hydrated(page);
   await expect.poll(() => editorText(page)).toBe("# Saved before the reload and after");
