@@ -159,9 +159,13 @@ test("from the chat's async mode to an accepted change set", async ({ page, play
     await expect(page.locator("#apply-report")).toContainText("Saved as new revisions: src/lib.rs");
 
     // On a phone the task page fits the width.
+    // (Polled: Monaco's diff editor lays itself out again a frame after the viewport changes.)
     await page.setViewportSize({ width: 390, height: 844 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow, "the task page overflows sideways").toBeLessThanOrEqual(0);
+    await expect
+      .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), {
+        message: "the task page overflows sideways",
+      })
+      .toBeLessThanOrEqual(0);
     await page.screenshot({ path: test.info().outputPath("task-phone.png"), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 720 });
 
