@@ -1542,11 +1542,16 @@ async fn rejected_hunks_go_back_to_the_agent_which_edits_again() {
         let task = create_task(&router, &cookie, project).await;
         assert_eq!(settled(&router, &cookie, &task).await["state"], "finished");
 
-        upstream.push(call(
-            "call-4",
-            "edit",
-            &json!({"path": "src/lib.rs", "old_text": "a * 2", "new_text": "a << 1"}),
-        ));
+        // The first answer after the rejection waits, so that the reply sees the task running
+        // (with an immediate answer the loop may finish before the reply is read).
+        upstream.push(
+            call(
+                "call-4",
+                "edit",
+                &json!({"path": "src/lib.rs", "old_text": "a * 2", "new_text": "a << 1"}),
+            )
+            .first_byte_delay(Duration::from_secs(2)),
+        );
         upstream.push(call("call-5", "finish", &json!({"summary": "Shifted."})));
         let rejected = request(
             &router,
@@ -1607,7 +1612,9 @@ async fn a_follow_up_after_finish_starts_the_task_again() {
         assert_eq!(first["state"], "finished", "{backend:?}: {first}");
         assert_eq!(first["summary"], "Fixed add.");
 
-        upstream.push(fix_double());
+        // The first answer after the follow-up waits, so that the reply sees the task running
+        // (with an immediate answer the loop may finish before the reply is read).
+        upstream.push(fix_double().first_byte_delay(Duration::from_secs(2)));
         upstream.push(finish());
         let reply = request(
             &router,
