@@ -239,6 +239,12 @@ pub struct Config {
     )]
     pub sandbox_toolchains: Vec<PathBuf>,
 
+    /// Let a project's `setup` command use the host's network (to download its dependencies:
+    /// `pip install`, `npm ci`, `cargo fetch`). Off by default; the commands themselves never
+    /// have it. With it, a setup also reaches what listens on this machine's loopback.
+    #[arg(long, env = "ASYNC_CODER_SANDBOX_SETUP_NETWORK")]
+    pub sandbox_setup_network: bool,
+
     /// The longest a project command may run, in seconds, whatever a tier allows.
     #[arg(
         long,
@@ -403,6 +409,7 @@ impl Config {
             ..sandbox::Policy::default()
         };
         settings.toolchains = self.sandbox_toolchains.clone();
+        settings.setup_network = self.sandbox_setup_network;
         settings.max_timeout = std::time::Duration::from_secs(self.runner_max_timeout.max(1));
         settings
     }
@@ -526,9 +533,18 @@ mod tests {
             "1234",
             "--sandbox-toolchain",
             "/opt/rust,/opt/node",
+            "--sandbox-setup-network",
         ])
         .unwrap();
         let runner = config.runner_settings();
+        assert!(runner.setup_network);
+        assert!(
+            !Config::try_parse_from(["server"])
+                .unwrap()
+                .runner_settings()
+                .setup_network,
+            "a setup has no network unless the administrator says so"
+        );
         assert_eq!(runner.identity.uid, 1234);
         assert_eq!(runner.identity.gid, 65534);
         assert_eq!(runner.worktrees, PathBuf::from("/srv/data/worktrees"));

@@ -27,12 +27,16 @@ fn services_with_runner(
     with_runner(support::services_for(database), worktrees)
 }
 
-fn with_runner(
+fn with_runner(services: services::Services, worktrees: &std::path::Path) -> services::Services {
+    with_runner_settings(services, RunnerSettings::new(worktrees.to_path_buf()))
+}
+
+fn with_runner_settings(
     mut services: services::Services,
-    worktrees: &std::path::Path,
+    settings: RunnerSettings,
 ) -> services::Services {
     let runner = Runner::probe(
-        RunnerSettings::new(worktrees.to_path_buf()),
+        settings,
         std::path::PathBuf::from(env!("CARGO_BIN_EXE_server")),
     );
     let status = runner.status();
@@ -87,7 +91,14 @@ fn outcome_of(events: &[(i64, CommandRunEvent)]) -> services::runner::RunOutcome
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited() {
-    let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+    for backend in backends() {
+        failing_then_passing(backend).await;
+    }
+}
+
+/// The whole of a person's use of Run on one database backend.
+async fn failing_then_passing(backend: db::Backend) {
+    let database = TestDatabase::migrated(backend).await;
     let folder = tempfile::tempdir().unwrap();
     // The sandbox uid must be able to search every folder above the worktrees.
     std::fs::set_permissions(
@@ -284,6 +295,72 @@ async fn a_failing_test_then_a_passing_one_streamed_limited_stopped_and_audited(
             .unwrap(),
         Some(0)
     );
+}
+
+/// Connects to the port given on the loopback and says whether it could, as `<who> connected`
+/// or `<who> failed` (`python3 connect.py <who> <port>`).
+const CONNECT_PY: &str = "import socket, sys\nwho, port = sys.argv[1], int(sys.argv[2])\ntry:\n    socket.create_connection(('127.0.0.1', port), 2).close()\n    print(who, 'connected')\nexcept OSError:\n    print(who, 'failed')\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_has_the_network_only_where_the_administrator_allows_it_and_a_command_never() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for allowed in [false, true] {
+        let database = TestDatabase::migrated(db::Backend::Sqlite).await;
+        let folder = worktrees_folder();
+        let mut settings = RunnerSettings::new(folder.path().join("worktrees"));
+        settings.setup_network = allowed;
+        let services = with_runner_settings(support::services_for(&database), settings);
+        let (_admin, _) = support::sign_up_with(&services, "admin@example.com").await;
+        let (ada, _) = support::sign_up_with(&services, "ada@example.com").await;
+        let meta = services::RequestMeta::default();
+        let project = services
+            .create_project(
+                &ada,
+                services::projects::ProjectInput {
+                    name: "downloads".into(),
+                    description: String::new(),
+                    repository_url: String::new(),
+                },
+                &meta,
+            )
+            .await
+            .unwrap()
+            .id;
+        services
+            .create_file(&ada, project, "connect.py", CONNECT_PY.into())
+            .await
+            .unwrap();
+        for (name, who) in [("setup", "setup"), ("test", "command")] {
+            services
+                .save_project_command(
+                    &ada,
+                    project,
+                    name,
+                    &format!("python3 connect.py {who} {port}"),
+                    &meta,
+                )
+                .await
+                .unwrap();
+        }
+        let run = services
+            .start_command_run(&ada, project, StartRun::Named("test".into()), &meta)
+            .await
+            .unwrap();
+        let events = events_of(&services, &ada, run).await;
+        let output = output_of(&events);
+        let setup = if allowed {
+            "setup connected"
+        } else {
+            "setup failed"
+        };
+        assert!(output.contains(setup), "allowed {allowed}: {output}");
+        assert!(
+            output.contains("command failed"),
+            "allowed {allowed}: {output}"
+        );
+        assert_eq!(outcome_of(&events).exit_code, Some(0), "{output}");
+    }
 }
 
 /// A folder for worktrees that the sandbox uid can search.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::landlock_rules::{Place, Rules};
-use crate::spec::{HOME_IN_WORKTREE, Identity, Isolation, TMP_IN_WORKTREE};
+use crate::spec::{HOME_IN_WORKTREE, Identity, Isolation, Network, TMP_IN_WORKTREE};
 use crate::sys;
 
 /// The first argument that makes a binary act as the sandbox helper.
@@ -50,6 +50,8 @@ pub(crate) struct HelperConfig {
     pub toolchains: Vec<PathBuf>,
     pub program: String,
     pub args: Vec<String>,
+    /// The network the command may use.
+    pub network: Network,
 }
 
 /// Whether this process was started as the sandbox helper.
@@ -143,7 +145,7 @@ fn run_helper() -> Result<std::convert::Infallible, String> {
         .map_err(|error| format!("closing descriptors: {error}"))?;
 
     let filter = if config.seccomp {
-        Some(crate::seccomp::program()?)
+        Some(crate::seccomp::program(config.network)?)
     } else {
         None
     };
@@ -200,6 +202,7 @@ fn apply_landlock(
         read_only,
         read_write,
         devices: vec![Place::Path(Path::new("/dev"))],
+        network: config.network,
     };
     crate::landlock_rules::restrict(&rules)
 }
@@ -211,13 +214,15 @@ fn apply_landlock(
 /// init exits, the kernel kills whatever is left in it. Returns whether the worktree was bound
 /// again at its path (it was under `/tmp`, which the private tmp hides).
 fn enter_namespaces(config: &HelperConfig) -> Result<bool, String> {
-    let flags = libc::CLONE_NEWUSER
+    let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNET
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWCGROUP;
+    if config.network == Network::Off {
+        flags |= libc::CLONE_NEWNET;
+    }
     sys::unshare(flags).map_err(|error| format!("unshare: {error}"))?;
     let Identity { uid, gid } = config.identity;
     let write = |file: &str, text: String| {

@@ -7,6 +7,8 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
+use crate::spec::Network;
+
 /// The newest ABI these rules are written for; older kernels get what they support (reported by
 /// the probe; the policy decides whether that is enough).
 const TARGET_ABI: ABI = ABI::V6;
@@ -20,7 +22,7 @@ pub enum Place<'a> {
 }
 
 /// What the ruleset allows; everything else on the file system is denied, and TCP bind and
-/// connect are denied from ABI 4.
+/// connect are denied from ABI 4 unless the command has the host's network.
 pub struct Rules<'a> {
     /// Read and execute.
     pub read_only: Vec<Place<'a>>,
@@ -28,6 +30,8 @@ pub struct Rules<'a> {
     pub read_write: Vec<Place<'a>>,
     /// Read and write existing files and use device ioctls (`/dev`).
     pub devices: Vec<Place<'a>>,
+    /// The network the command may use: TCP is left unrestricted with [`Network::Host`].
+    pub network: Network,
 }
 
 fn rule<'a>(
@@ -53,12 +57,16 @@ pub fn restrict(rules: &Rules<'_>) -> Result<(), String> {
     let read = AccessFs::from_read(TARGET_ABI);
     let all = AccessFs::from_all(TARGET_ABI);
     let devices = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::IoctlDev;
-    let mut created = Ruleset::default()
+    let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)
-        .map_err(fail)?
-        .handle_access(AccessNet::from_all(TARGET_ABI))
-        .map_err(fail)?
+        .map_err(fail)?;
+    if rules.network == Network::Off {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(TARGET_ABI))
+            .map_err(fail)?;
+    }
+    let mut created = ruleset
         .scope(Scope::from_all(TARGET_ABI))
         .map_err(fail)?
         .create()

@@ -37,7 +37,7 @@ pub use helper::{HELPER_MARKER, helper_main, is_helper_invocation};
 pub use output::{Event, Stream};
 pub use probe::{LayerState, Policy, Refusal, SandboxReport, probe};
 pub use run::{RunHandle, RunResult, Sandbox};
-pub use spec::{CommandSpec, Identity, Isolation, Layers, Limits};
+pub use spec::{CommandSpec, Identity, Isolation, Layers, Limits, Network};
 
 /// Everything that can go wrong starting or supervising a sandboxed command.
 #[derive(Debug, thiserror::Error)]

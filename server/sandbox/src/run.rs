@@ -21,7 +21,8 @@ use crate::helper::{
 use crate::output::{Event, Stream, StreamTotals, pump};
 use crate::probe::{SandboxReport, effective_identity, find_bubblewrap};
 use crate::spec::{
-    CommandSpec, HOME_IN_WORKTREE, Identity, Isolation, Layers, SANDBOX_PATH, TMP_IN_WORKTREE,
+    CommandSpec, HOME_IN_WORKTREE, Identity, Isolation, Layers, Network, SANDBOX_PATH,
+    TMP_IN_WORKTREE,
 };
 use crate::sys::{self, ChildSetup, Rlimit};
 
@@ -209,6 +210,7 @@ impl Sandbox {
             toolchains: spec.read_only_paths.clone(),
             program: spec.program.clone(),
             args: spec.args.clone(),
+            network: spec.network,
         };
         let config_text = serde_json::to_string(&config)?;
         let helper_path = format!("/proc/self/fd/{HELPER_DESCRIPTOR}");
@@ -219,6 +221,7 @@ impl Sandbox {
                     self.identity,
                     &worktree,
                     &spec.read_only_paths,
+                    spec.network,
                 ));
                 command.arg("--").arg(&helper_path);
                 command
@@ -417,6 +420,7 @@ fn bubblewrap_arguments(
     identity: Identity,
     worktree: &Path,
     toolchains: &[PathBuf],
+    network: Network,
 ) -> Vec<String> {
     let mut arguments: Vec<String> = [
         "--unshare-all",
@@ -434,6 +438,10 @@ fn bubblewrap_arguments(
     .map(|argument| (*argument).to_owned())
     .collect();
     let mut push = |items: &[&str]| arguments.extend(items.iter().map(|item| (*item).to_owned()));
+    if network == Network::Host {
+        // Every namespace but the network's stays unshared.
+        push(&["--share-net"]);
+    }
     push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
     for path in system_read_only() {
         let text = path.to_string_lossy().into_owned();

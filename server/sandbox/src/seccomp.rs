@@ -17,6 +17,8 @@ use seccompiler::{
     SeccompRule, TargetArch, sock_filter,
 };
 
+use crate::spec::Network;
+
 /// The namespace flags `clone` may not carry.
 const NAMESPACE_FLAGS: [libc::c_int; 7] = [
     libc::CLONE_NEWNS,
@@ -86,24 +88,27 @@ fn condition(argument: u8, operator: SeccompCmpOp, value: u64) -> Result<Seccomp
     SeccompCondition::new(argument, SeccompCmpArgLen::Qword, operator, value).map_err(failed)
 }
 
-/// The compiled filter for this machine's architecture.
-pub fn program() -> Result<BpfProgram, String> {
+/// The compiled filter for this machine's architecture. With [`Network::Host`] sockets of any
+/// family are allowed (the command shares the host's network); everything else is denied alike.
+pub fn program(network: Network) -> Result<BpfProgram, String> {
     let permission_denied = u32::try_from(libc::EPERM).map_err(failed)?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for &call in DENIED {
         rules.insert(call, Vec::new());
     }
-    let unix = u64::try_from(libc::AF_UNIX).map_err(failed)?;
-    rules.insert(
-        libc::SYS_socket,
-        vec![
-            SeccompRule::new(vec![
-                SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, unix)
-                    .map_err(failed)?,
-            ])
-            .map_err(failed)?,
-        ],
-    );
+    if network == Network::Off {
+        let unix = u64::try_from(libc::AF_UNIX).map_err(failed)?;
+        rules.insert(
+            libc::SYS_socket,
+            vec![
+                SeccompRule::new(vec![
+                    SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, unix)
+                        .map_err(failed)?,
+                ])
+                .map_err(failed)?,
+            ],
+        );
+    }
     let mut clone_rules = Vec::new();
     for flag in NAMESPACE_FLAGS {
         let flag = u64::try_from(flag).map_err(failed)?;
@@ -179,9 +184,19 @@ pub fn install(program: &BpfProgram) -> Result<(), String> {
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+    use crate::spec::Network;
+
     #[test]
     fn the_filter_compiles_for_this_machine() {
-        let program = super::program().unwrap();
+        let program = super::program(Network::Off).unwrap();
         assert!(program.len() > 20, "{} instructions", program.len());
+        // With the host's network the socket rule is left out, nothing else.
+        let with_network = super::program(Network::Host).unwrap();
+        assert!(
+            with_network.len() < program.len(),
+            "{} instructions with the network, {} without",
+            with_network.len(),
+            program.len()
+        );
     }
 }

@@ -85,6 +85,20 @@ impl Default for Layers {
     }
 }
 
+/// Whether a command may use the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// None but its own loopback: a network namespace of its own, TCP denied by Landlock (ABI
+    /// 4 and later) and sockets other than Unix ones by the seccomp filter. Every command.
+    #[default]
+    Off,
+    /// The host's network, for a project's setup that downloads its dependencies (an
+    /// administrator's choice, off by default): the host's network namespace (its loopback
+    /// included), TCP and IP sockets allowed. Files, processes and resources stay confined as
+    /// with [`Network::Off`].
+    Host,
+}
+
 /// Resource limits of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -142,6 +156,8 @@ pub struct CommandSpec {
     pub read_only_paths: Vec<PathBuf>,
     /// Limits.
     pub limits: Limits,
+    /// The network it may use.
+    pub network: Network,
 }
 
 impl CommandSpec {
@@ -154,6 +170,7 @@ impl CommandSpec {
             env: Vec::new(),
             read_only_paths: Vec::new(),
             limits: Limits::default(),
+            network: Network::Off,
         }
     }
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sandbox::{
-    CommandSpec, Error, Event, Identity, Isolation, Layers, Limits, RunResult, Sandbox, Stream,
+    CommandSpec, Error, Event, Identity, Isolation, Layers, Limits, Network, RunResult, Sandbox,
+    Stream,
 };
 
 const HELPER: &str = env!("CARGO_BIN_EXE_sandbox-helper");
@@ -310,6 +311,53 @@ async fn tcp_to_the_host_fails_under_each_layer() {
             "{layers:?}: errno {errno}, expected one of {errors:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_host_network_given_to_a_setup_connects_and_nothing_else_is_opened() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = CONNECT.replace("PORT", &port.to_string());
+    let place = Place::new("setup-network", 62017);
+    for layers in [
+        Layers::all(),
+        only(Isolation::Bubblewrap),
+        only(Isolation::Namespaces),
+        landlock_only(),
+        seccomp_only(),
+    ] {
+        let mut spec = place.spec(&format!(
+            "{script}; {}",
+            place.script("cat SECRET; echo changed > OUTSIDE/canary; touch OUTSIDE/new")
+        ));
+        spec.network = Network::Host;
+        let outcome = run(layers, place.identity, spec).await;
+        assert!(
+            outcome.stdout.contains(&format!("connected {port}")),
+            "{layers:?}: {} {}",
+            outcome.stdout,
+            outcome.stderr
+        );
+        // Only the network is shared: the file system stays confined (by the layers that
+        // confine it: bubblewrap's view and Landlock).
+        if [Layers::all(), only(Isolation::Bubblewrap), landlock_only()].contains(&layers) {
+            assert!(
+                !outcome.stdout.contains(SECRET),
+                "{layers:?}: {}",
+                outcome.stdout
+            );
+            place.assert_canaries_intact();
+        }
+    }
+    // The same command without it (every command but an allowed setup) does not connect.
+    let mut spec = place.spec(&script);
+    spec.network = Network::Off;
+    let outcome = run(Layers::all(), place.identity, spec).await;
+    assert!(
+        !outcome.stdout.contains("connected") && outcome.stdout.contains(&format!("failed {port}")),
+        "{}",
+        outcome.stdout
+    );
 }
 
 #[tokio::test]

@@ -575,6 +575,15 @@ struct Ending {
     failure: Option<String>,
 }
 
+/// One command of a run: the setup or the command itself.
+struct Step<'a> {
+    command_line: &'a str,
+    /// The time it may take.
+    timeout: Duration,
+    /// The network it may use (only a setup's may be the host's).
+    network: sandbox::Network,
+}
+
 impl Job {
     async fn run(
         self,
@@ -689,6 +698,11 @@ impl Job {
         let mut stop_requested = false;
         // The setup runs when it changed or the files did since it last succeeded here.
         if let Some(setup) = &self.setup {
+            let setup_network = if self.services.runner.settings().setup_network {
+                sandbox::Network::Host
+            } else {
+                sandbox::Network::Off
+            };
             let marker = worktrees.setup_marker(self.project);
             let due = std::fs::read_to_string(&marker).ok() != Some(format!("{revision}\n{setup}"));
             if due {
@@ -702,11 +716,14 @@ impl Job {
                 match self
                     .execute(
                         writer,
-                        setup,
+                        Step {
+                            command_line: setup,
+                            timeout: self.timeout,
+                            network: setup_network,
+                        },
                         &materialised.root,
                         &mut stopped,
                         &mut stop_requested,
-                        self.timeout,
                     )
                     .await
                 {
@@ -742,11 +759,15 @@ impl Job {
         match self
             .execute(
                 writer,
-                &self.command_line,
+                Step {
+                    command_line: &self.command_line,
+                    timeout: remaining,
+                    // The command itself never has the network.
+                    network: sandbox::Network::Off,
+                },
                 &materialised.root,
                 &mut stopped,
                 &mut stop_requested,
-                remaining,
             )
             .await
         {
@@ -771,13 +792,18 @@ impl Job {
     async fn execute(
         &self,
         writer: &RunWriter<CommandRunEvent>,
-        command_line: &str,
+        step: Step<'_>,
         worktree: &std::path::Path,
         stopped: &mut tokio::sync::oneshot::Receiver<()>,
         stop_requested: &mut bool,
-        timeout: Duration,
     ) -> Result<RunOutcome, String> {
+        let Step {
+            command_line,
+            timeout,
+            network,
+        } = step;
         let mut spec = sandbox::CommandSpec::shell(command_line, worktree);
+        spec.network = network;
         spec.read_only_paths = self.services.runner.settings().toolchains.clone();
         // Python trusts a cached module whose source has the same size and modification second:
         // a fix saved within a second of the last run would not be seen. No cache, no stale one.

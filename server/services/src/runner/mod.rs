@@ -142,11 +142,14 @@ pub struct RunnerSettings {
     pub toolchains: Vec<PathBuf>,
     /// The longest any run may last, whatever the tier says.
     pub max_timeout: std::time::Duration,
+    /// Whether a project's `setup` may use the host's network (an administrator's choice, off
+    /// by default); the commands themselves never have it.
+    pub setup_network: bool,
 }
 
 impl RunnerSettings {
     /// Settings with worktrees under `worktrees` and the defaults otherwise (uid 65534, the
-    /// default policy, no toolchains, 30 minutes at most).
+    /// default policy, no toolchains, 30 minutes at most, no network for the setup).
     pub fn new(worktrees: PathBuf) -> Self {
         Self {
             worktrees,
@@ -154,6 +157,7 @@ impl RunnerSettings {
             policy: sandbox::Policy::default(),
             toolchains: Vec::new(),
             max_timeout: std::time::Duration::from_secs(30 * 60),
+            setup_network: false,
         }
     }
 }
@@ -171,6 +175,8 @@ pub struct RunnerStatus {
     pub report: Option<sandbox::SandboxReport>,
     /// The layers runs get.
     pub layers: Option<sandbox::Layers>,
+    /// Whether a project's `setup` may use the host's network (`--sandbox-setup-network`).
+    pub setup_network: bool,
 }
 
 /// A run this process supervises.
@@ -219,6 +225,7 @@ impl Runner {
                 fix: Some(fix.to_owned()),
                 report: None,
                 layers: None,
+                setup_network: false,
             },
             sandbox: None,
             active: Mutex::default(),
@@ -270,6 +277,7 @@ impl Runner {
             fix,
             layers: sandbox.as_ref().map(sandbox::Sandbox::layers),
             report: Some(report),
+            setup_network: settings.setup_network,
         };
         Self {
             settings,
