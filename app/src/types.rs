@@ -755,8 +755,6 @@ pub struct RunnerInfo {
     pub isolation: Option<String>,
     /// Each layer, for administrators (empty for others).
     pub layers: Vec<SandboxLayer>,
-    /// Whether a project's `setup` may use this machine's network (commands never may).
-    pub setup_network: bool,
 }
 
 /// A command of a project: saved, or suggested by its files (never run unasked).

@@ -44,7 +44,6 @@ pub fn runner_info(status: &services::runner::RunnerStatus, with_layers: bool) -
             .as_ref()
             .map(|layers| format!("{:?}", layers.isolation)),
         layers,
-        setup_network: status.setup_network,
     }
 }
 

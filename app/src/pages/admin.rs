@@ -133,13 +133,6 @@ fn SandboxCard(info: crate::types::RunnerInfo) -> impl IntoView {
         <Card title="Command sandbox" description="Each layer as the server found it at start.">
             <p id="sandbox-status" role=if info.available { "status" } else { "alert" }>{status}</p>
             {info.fix.clone().map(|fix| view! { <p id="sandbox-fix">"Fix: " {fix}</p> })}
-            <p id="sandbox-setup-network">
-                {if info.setup_network {
-                    "A project's setup command may use this machine's network (started with --sandbox-setup-network); its other commands never do."
-                } else {
-                    "No command has network access, a project's setup included (start the server with --sandbox-setup-network to let setups download dependencies)."
-                }}
-            </p>
             <table class="table" id="sandbox-layers">
                 <thead>
                     <tr>
